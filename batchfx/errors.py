@@ -1,0 +1,69 @@
+"""Errors raised by batchfx.
+
+    BatchfxError                  base of everything batchfx raises on purpose
+    ├── SpecError                 a job spec was refused; ``problems`` lists one message per problem
+    ├── JobNotFoundError          no job has the given id
+    ├── JobStateError             the job is in a state that does not allow the operation
+    ├── StorageError              an Azure Storage call failed (raised ``from`` the SDK error)
+    │   └── StorageNotFoundError  the container, blob, queue or table does not exist
+    ├── ScriptError               the scoring script could not be loaded (no ``run``, syntax error…)
+    ├── OutputError               the results could not be assembled (schema mismatch between mini-batches…)
+    └── AzuriteError              the local Azurite emulator could not be started
+
+An exception raised by the user's ``init()``/``run()`` is not an error of batchfx: it is
+recorded as a failed try of the mini-batch (data, not a crash).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AzuriteError",
+    "BatchfxError",
+    "JobNotFoundError",
+    "JobStateError",
+    "OutputError",
+    "ScriptError",
+    "SpecError",
+    "StorageError",
+    "StorageNotFoundError",
+]
+
+
+class BatchfxError(Exception):
+    """Base of every error batchfx raises on purpose."""
+
+
+class SpecError(BatchfxError):
+    """A job spec was refused; one message per problem, each naming field, value and fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid job spec:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class JobNotFoundError(BatchfxError):
+    """No job has the given id."""
+
+
+class JobStateError(BatchfxError):
+    """The job's state does not allow the operation."""
+
+
+class StorageError(BatchfxError):
+    """An Azure Storage call failed."""
+
+
+class StorageNotFoundError(StorageError):
+    """The container, blob, queue or table does not exist."""
+
+
+class ScriptError(BatchfxError):
+    """The scoring script could not be loaded or does not follow the contract."""
+
+
+class OutputError(BatchfxError):
+    """The job's results could not be assembled."""
+
+
+class AzuriteError(BatchfxError):
+    """The local Azurite emulator could not be started."""
