@@ -5,7 +5,8 @@
     ├── JobNotFoundError          no job has the given id
     ├── JobStateError             the job is in a state that does not allow the operation
     ├── StorageError              an Azure Storage call failed (raised ``from`` the SDK error)
-    │   └── StorageNotFoundError  the container, blob, queue or table does not exist
+    │   ├── StorageNotFoundError  the container, blob, queue or table does not exist
+    │   └── ConflictError         a conditional write lost to a concurrent writer (ETag mismatch)
     ├── ScriptError               the scoring script could not be loaded (no ``run``, syntax error…)
     ├── OutputError               the results could not be assembled (schema mismatch between mini-batches…)
     └── AzuriteError              the local Azurite emulator could not be started
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "AzuriteError",
+    "ConflictError",
     "BatchfxError",
     "JobNotFoundError",
     "JobStateError",
@@ -55,6 +57,10 @@ class StorageError(BatchfxError):
 
 class StorageNotFoundError(StorageError):
     """The container, blob, queue or table does not exist."""
+
+
+class ConflictError(StorageError):
+    """A conditional write lost to a concurrent writer."""
 
 
 class ScriptError(BatchfxError):

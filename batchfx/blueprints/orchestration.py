@@ -1,0 +1,73 @@
+"""The job orchestrator and its activities: partition, check progress, finalize."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from batchfx import app_context
+from batchfx.finalize import finalize_job, write_progress_overview
+from batchfx.jobs import get_job, job_progress
+from batchfx.partitioner import partition_job
+from batchfx.progress import Action, Thresholds, decide
+from batchfx.records import JobState
+
+bp = df.Blueprint()
+
+_OUTCOMES = {Action.FINALIZE: JobState.COMPLETED, Action.ABORT: JobState.ABORTED,
+             Action.FAIL: JobState.FAILED}
+
+
+@bp.orchestration_trigger(context_name="context")
+def watch_job(context: df.DurableOrchestrationContext) -> Any:
+    """Partition, then poll progress until pure rules say finalize, abort or fail.
+
+    Each poll ends in continue_as_new so the history stays small however long the job.
+    """
+    state = dict(context.get_input() or {})
+    job_id = state["job_id"]
+    if not state.get("partitioned"):
+        result = yield context.call_activity("partition_inputs", job_id)
+        state["partitioned"] = bool(result["done"])
+    check = yield context.call_activity("check_job", job_id)
+    if check["action"] == Action.WAIT.value:
+        if state["partitioned"]:
+            due = context.current_utc_datetime + timedelta(seconds=float(state.get("poll_s", 5)))
+            yield context.create_timer(due)
+        context.continue_as_new(state)
+        return None
+    final = yield context.call_activity(
+        "end_job", {"job_id": job_id, "outcome": check["outcome"], "reason": check["reason"]})
+    return {"job_id": job_id, "state": final}
+
+
+@bp.activity_trigger(input_name="jobid")
+def partition_inputs(jobid: str) -> dict[str, Any]:
+    """List inputs for a while and enqueue their mini-batches; ``done`` when all are out."""
+    result = partition_job(app_context.storage(), jobid)
+    return {"done": result.done, "mini_batches": result.mini_batches, "items": result.items}
+
+
+@bp.activity_trigger(input_name="jobid")
+def check_job(jobid: str) -> dict[str, Any]:
+    """Sum the mini-batch rows and decide: wait, or end the job as what, and why."""
+    storage = app_context.storage()
+    job = get_job(storage, jobid)
+    if job.state.is_final:  # canceled (or ended by an earlier execution)
+        return {"action": "end", "outcome": job.state.value, "reason": job.reason}
+    progress = job_progress(storage, job)
+    verdict = decide(progress, Thresholds.from_spec(job.spec))
+    if verdict.action is Action.WAIT:
+        write_progress_overview(storage, job)
+        return {"action": Action.WAIT.value, "outcome": "", "reason": ""}
+    return {"action": verdict.action.value, "outcome": _OUTCOMES[verdict.action].value,
+            "reason": verdict.reason}
+
+
+@bp.activity_trigger(input_name="request")
+def end_job(request: dict[str, Any]) -> str:
+    """Write the outputs and reports and set the job's final state."""
+    return finalize_job(app_context.storage(), request["job_id"],
+                        JobState(request["outcome"]), request.get("reason", ""))

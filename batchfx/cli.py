@@ -1,0 +1,258 @@
+"""The ``batchfx`` command: run a job locally, or talk to a running app."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from batchfx.client import ApiClient
+from batchfx.errors import BatchfxError
+from batchfx.records import JobState
+from batchfx.settings import Settings
+from batchfx.spec import load_job_spec
+from batchfx.storage import Storage
+from batchfx.upload import download_outputs, upload_local_paths
+
+console = Console(stderr=True)
+STATE_FILE = Path(".batchfx") / "serve.json"
+FINAL = {s.value for s in JobState if s.is_final}
+
+
+def _storage(connection_string: str | None) -> Storage:
+    settings = Settings.from_env(os.environ)
+    if connection_string:
+        settings = Settings(**{**settings.__dict__, "connection_string": connection_string})
+    return Storage.from_settings(settings)
+
+
+def _serve_state() -> dict[str, Any]:
+    return json.loads(STATE_FILE.read_text()) if STATE_FILE.is_file() else {}
+
+
+def _api(url: str | None, key: str | None) -> ApiClient:
+    state = _serve_state()
+    url = url or os.environ.get("BATCHFX_URL") or state.get("url")
+    if not url:
+        raise click.UsageError("no app to talk to: start `batchfx serve`, or give --url "
+                               "(or BATCHFX_URL) of a deployed app")
+    return ApiClient(url, key or os.environ.get("BATCHFX_KEY") or state.get("key"))
+
+
+def _connection(value: str | None) -> str | None:
+    return value or os.environ.get("AzureWebJobsStorage") or _serve_state().get(
+        "connection_string")
+
+
+def _watch(api: ApiClient, job_id: str, quiet: bool) -> dict[str, Any]:
+    """Poll a job with a progress bar until it ends."""
+    columns = [TextColumn("[bold]{task.fields[state]:<12}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("items  {task.fields[failed]} failed  {task.fields[rate]}/s  "
+                          "ETA {task.fields[eta]}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
+        task = bar.add_task(job_id, total=None, state="queued", failed=0, rate="-", eta="-")
+        while True:
+            view = api.get(job_id)
+            items = view.get("items", {})
+            eta = view.get("eta_seconds")
+            bar.update(task, total=items.get("total") or None,
+                       completed=items.get("succeeded", 0) + items.get("failed", 0),
+                       state=view["state"], failed=items.get("failed", 0),
+                       rate=view.get("items_per_second", "-"),
+                       eta="-" if eta is None else f"{eta:.0f}s")
+            if view["state"] in FINAL:
+                return view
+            time.sleep(0.5)
+
+
+def _report(view: dict[str, Any]) -> None:
+    items, batches = view.get("items", {}), view.get("mini_batches", {})
+    console.print(f"job [bold]{view['id']}[/] {view['state']}: {items.get('succeeded', 0)} of "
+                  f"{items.get('total', 0)} items succeeded, {items.get('failed', 0)} failed "
+                  f"({batches.get('failed', 0)} of {batches.get('total', 0)} mini-batches failed)")
+    if view.get("reason") and view["state"] != "completed":
+        console.print(f"reason: {view['reason']}")
+
+
+@click.group()
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def main(log_level: str) -> None:
+    """Azure-ML-style batch inference on Azure Functions (and on this machine)."""
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", "output_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder to download the results, summary and reports into.")
+@click.option("--connection-string", help="Storage to use (default: AzureWebJobsStorage, "
+              "else a private Azurite started for this run).")
+@click.option("--workers", type=int, help="Worker processes (default: process_count_per_node"
+              " × node_count of the spec).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(spec_file: Path, output_dir: Path, connection_string: str | None, workers: int | None,
+        quiet: bool) -> None:
+    """Run a job end to end on this machine and download its outputs."""
+    from batchfx.local.azurite import Azurite
+    from batchfx.local.runner import LocalRunner
+
+    spec, spec_dir = load_job_spec(spec_file)
+    connection = connection_string or os.environ.get("AzureWebJobsStorage")
+    with ExitStack() as stack:
+        if not connection:
+            azurite = stack.enter_context(Azurite())
+            connection = azurite.connection_string
+            console.print(f"started Azurite (blob port {azurite.blob_port})")
+        settings = Settings(**{**Settings.from_env(os.environ).__dict__,
+                               "connection_string": connection, "poll_interval_s": 1.0})
+        storage = Storage.from_settings(settings)
+        storage.ensure_resources()
+        record = upload_local_paths(storage, spec.to_record(), spec_dir)
+        count = workers or spec.process_count_per_node * spec.node_count
+        runner = stack.enter_context(LocalRunner(settings, workers=count))
+        api = ApiClient(runner.url, runner.function_key)
+        job = api.submit(record)
+        console.print(f"submitted job [bold]{job['id']}[/] ({count} worker processes)")
+        view = _watch(api, job["id"], quiet)
+        files = download_outputs(storage, view["output"]["location"], output_dir)
+    _report(view)
+    console.print(f"outputs ({len(files)} files) in {output_dir}/")
+    if view["output"].get("append_row_file") and view["state"] == "completed":
+        name = view["output"]["append_row_file"].rsplit("/", 1)[-1]
+        click.echo(str(output_dir / name))
+    sys.exit(0 if view["state"] == "completed" else 1)
+
+
+@main.command()
+@click.option("--port", default=7071, show_default=True, type=int)
+@click.option("--connection-string", help="Storage to use (default: AzureWebJobsStorage, "
+              "else Azurite with its data in .batchfx/azurite).")
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--key", help="Function key clients must send (default: a new random one).")
+def serve(port: int, connection_string: str | None, workers: int, key: str | None) -> None:
+    """Serve the app locally until Ctrl-C; jobs resume when it is started again."""
+    from batchfx.local.azurite import Azurite
+    from batchfx.local.runner import LocalRunner
+
+    connection = connection_string or os.environ.get("AzureWebJobsStorage")
+    with ExitStack() as stack:
+        if not connection:
+            azurite = stack.enter_context(Azurite(location=str(Path(".batchfx") / "azurite")))
+            connection = azurite.connection_string
+        settings = Settings(**{**Settings.from_env(os.environ).__dict__,
+                               "connection_string": connection, "poll_interval_s": 1.0})
+        runner = stack.enter_context(LocalRunner(settings, workers=workers, port=port,
+                                                 function_key=key or os.environ.get(
+                                                     "BATCHFX_KEY")))
+        STATE_FILE.parent.mkdir(exist_ok=True)
+        STATE_FILE.write_text(json.dumps({"url": runner.url, "key": runner.function_key,
+                                          "connection_string": connection}))
+        os.chmod(STATE_FILE, 0o600)
+        console.print(f"batchfx serving {runner.url}/api/jobs with {workers} workers "
+                      f"(key in {STATE_FILE}); Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            console.print("stopping")
+        finally:
+            STATE_FILE.unlink(missing_ok=True)
+
+
+_url = click.option("--url", help="App URL (default: BATCHFX_URL or the running serve).")
+_key = click.option("--key", help="Function key (default: BATCHFX_KEY or the running serve).")
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_url
+@_key
+@click.option("--connection-string", help="Storage for uploading local folders.")
+@click.option("--wait", is_flag=True, help="Show progress until the job ends.")
+def submit(spec_file: Path, url: str | None, key: str | None, connection_string: str | None,
+           wait: bool) -> None:
+    """Submit a job; local folders in the spec are uploaded first."""
+    spec, spec_dir = load_job_spec(spec_file)
+    api = _api(url, key)
+    record = spec.to_record()
+    connection = _connection(connection_string)
+    if connection:
+        record = upload_local_paths(_storage(connection), record, spec_dir)
+    job = api.submit(record)
+    click.echo(job["id"])
+    if wait:
+        view = _watch(api, job["id"], False)
+        _report(view)
+        sys.exit(0 if view["state"] == "completed" else 1)
+
+
+@main.command()
+@click.argument("job_id")
+@_url
+@_key
+def status(job_id: str, url: str | None, key: str | None) -> None:
+    """Show a job's state, counts, throughput and ETA as JSON."""
+    click.echo(json.dumps(_api(url, key).get(job_id), indent=2))
+
+
+@main.command(name="list")
+@_url
+@_key
+def list_(url: str | None, key: str | None) -> None:
+    """List recent jobs."""
+    for job in _api(url, key).list():
+        click.echo(f"{job['id']}\t{job['state']}\t{job['created']}")
+
+
+@main.command()
+@click.argument("job_id")
+@_url
+@_key
+def cancel(job_id: str, url: str | None, key: str | None) -> None:
+    """Cancel a job that has not ended."""
+    view = _api(url, key).cancel(job_id)
+    click.echo(f"{view['id']} {view['state']}")
+
+
+@main.command()
+@click.argument("job_id")
+@click.argument("dest", type=click.Path(path_type=Path))
+@_url
+@_key
+@click.option("--connection-string", help="Storage holding the outputs.")
+def download(job_id: str, dest: Path, url: str | None, key: str | None,
+             connection_string: str | None) -> None:
+    """Download a job's outputs (results, summary, reports, logs) into DEST."""
+    view = _api(url, key).get(job_id)
+    connection = _connection(connection_string)
+    if not connection:
+        raise click.UsageError("give --connection-string (or AzureWebJobsStorage) of the "
+                               "storage holding the outputs")
+    files = download_outputs(_storage(connection), view["output"]["location"], dest)
+    click.echo(f"{len(files)} files in {dest}")
+
+
+def entry() -> None:
+    """Console entry that prints batchfx errors without a traceback."""
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except BatchfxError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)

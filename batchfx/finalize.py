@@ -1,0 +1,149 @@
+"""Ending a job: the append_row file, the summary, the per-mini-batch report, the errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from batchfx.errors import JobStateError, OutputError
+from batchfx.jobs import get_job, job_progress, job_view, transition_job
+from batchfx.output_format import merge_parquet_parts
+from batchfx.partition import parse_manifest_line
+from batchfx.progress import Thresholds
+from batchfx.records import JobRecord, JobState, MiniBatchRecord, MiniBatchStatus
+from batchfx.reports import (
+    error_details,
+    errors_csv,
+    job_result_text,
+    processed_mini_batches_csv,
+)
+from batchfx.spec import JobSpec
+from batchfx.storage import Storage
+
+__all__ = ["finalize_job", "write_progress_overview"]
+
+logger = logging.getLogger(__name__)
+
+
+def _records(storage: Storage, job_id: str) -> list[MiniBatchRecord]:
+    rows = storage.tables.query(storage.settings.minibatches_table, job_id)
+    records = [MiniBatchRecord.from_entity(r) for r in rows]
+    records.sort(key=lambda r: r.index)
+    return records
+
+
+def _manifest_lines(storage: Storage, job: JobRecord) -> Iterator[tuple[int, list[str]]]:
+    """(index, item names) of every mini-batch, read page by page."""
+    container = storage.settings.jobs_container
+    for page in range(int(job.extra.get("pages", 0))):
+        blob = f"jobs/{job.job_id}/manifests/page-{page:06d}.jsonl"
+        if not storage.blobs.exists(container, blob):
+            continue  # a page that listed no files
+        for raw in storage.blobs.download(container, blob).splitlines():
+            if raw.strip():
+                line = parse_manifest_line(raw)
+                yield line.index, [f"{line.container}/{i.name}" for i in line.items]
+
+
+def _write_append_row(storage: Storage, job: JobRecord, spec: JobSpec,
+                      records: list[MiniBatchRecord]) -> int:
+    """Concatenate succeeded parts in mini-batch order; one part per mini-batch, never two."""
+    parts = [r for r in records if r.status is MiniBatchStatus.SUCCEEDED and r.part]
+    name = f"{job.output_prefix}/{spec.append_row_file_name}"
+    jobs_container = storage.settings.jobs_container
+    if spec.output_format == "parquet":
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "out.parquet")
+            rows = merge_parquet_parts(
+                ((r.index, storage.blobs.download(jobs_container, r.part)) for r in parts), path)
+            if rows:
+                storage.blobs.upload_file(job.output_container, name, path)
+            else:
+                storage.blobs.upload(job.output_container, name, b"")
+        return rows
+    writer = storage.blobs.block_writer(job.output_container, name)
+    header = next((r.header for r in parts if r.header), "")
+    if header and (spec.output_format == "csv" or spec.append_row_header):
+        writer.write(header.encode())
+    rows = 0
+    for r in parts:
+        writer.write(storage.blobs.download(jobs_container, r.part))
+        rows += r.rows
+    writer.close()
+    return rows
+
+
+def _write_reports(storage: Storage, job: JobRecord, records: list[MiniBatchRecord]) -> None:
+    items = dict(_manifest_lines(storage, job))
+    seen = {r.index for r in records}
+    never_run = {i: len(names) for i, names in items.items() if i not in seen}
+    failures = [(r, items.get(r.index, [])) for r in records if r.failed]
+    out = job.output_container
+    files: dict[str, str] = {
+        "processed_mini-batches.csv": processed_mini_batches_csv(records, never_run),
+        "errors.csv": errors_csv(failures),
+        "errors.txt": error_details(records),
+    }
+    for name, text in files.items():
+        storage.blobs.upload(out, f"{job.output_prefix}/{name}", text.encode())
+
+
+def _write_summary(storage: Storage, job: JobRecord) -> None:
+    progress = job_progress(storage, job)
+    text = job_result_text(job, progress, Thresholds.from_spec(job.spec))
+    storage.blobs.upload(job.output_container, f"{job.output_prefix}/job_result.txt",
+                         text.encode())
+    write_progress_overview(storage, job)
+
+
+def write_progress_overview(storage: Storage, job: JobRecord) -> dict[str, Any]:
+    """``progress_overview.json`` next to the output: the same view as ``GET /api/jobs/{id}``."""
+    import json
+
+    view = job_view(job, job_progress(storage, job))
+    storage.blobs.upload(job.output_container, f"{job.output_prefix}/progress_overview.json",
+                         json.dumps(view, indent=2).encode())
+    return view
+
+
+def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str = "") -> str:
+    """End a job as ``outcome``; for ``completed`` assemble the append_row file first.
+
+    A job already ended (canceled while running) keeps its state; its reports are
+    still written. Returns the final state.
+    """
+    job = get_job(storage, job_id)
+    active = [s for s in JobState if not s.is_final]
+    if outcome is JobState.COMPLETED and not job.state.is_final:
+        job = transition_job(storage, job_id, JobState.FINALIZING, allowed_from=active)
+        spec = JobSpec.from_record(job.spec)
+        records = _records(storage, job_id)
+        try:
+            if spec.output_action == "append_row":
+                rows = _write_append_row(storage, job, spec, records)
+                logger.info("job %s: wrote %d rows to %s", job_id, rows,
+                            spec.append_row_file_name)
+            final, why = JobState.COMPLETED, reason or "every mini-batch finished"
+        except OutputError as exc:
+            final, why = JobState.FAILED, f"assembling the output failed: {exc}"
+        try:
+            job = transition_job(storage, job_id, final, allowed_from=[JobState.FINALIZING],
+                                 reason=why)
+        except JobStateError:
+            job = get_job(storage, job_id)
+    elif not job.state.is_final:
+        try:
+            job = transition_job(storage, job_id, outcome, allowed_from=active, reason=reason,
+                                 error=reason if outcome is JobState.FAILED else job.error)
+        except JobStateError:
+            job = get_job(storage, job_id)
+        records = _records(storage, job_id)
+    else:
+        records = _records(storage, job_id)
+    _write_reports(storage, job, records)
+    _write_summary(storage, job)
+    logger.info("job %s: ended as %s (%s)", job_id, job.state.value, job.reason)
+    return job.state.value

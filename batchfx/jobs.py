@@ -1,0 +1,224 @@
+"""Job service: submit, look up, list and cancel jobs, and move them between states."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from batchfx.errors import ConflictError, JobNotFoundError, JobStateError, SpecError
+from batchfx.progress import Progress, summarize
+from batchfx.records import JobRecord, JobState
+from batchfx.spec import JobSpec, parse_job_spec, split_storage_path
+from batchfx.storage import Storage
+
+__all__ = [
+    "cancel_job",
+    "get_job",
+    "job_progress",
+    "job_view",
+    "list_jobs",
+    "new_job_id",
+    "submit_job",
+    "transition_job",
+    "utc_now",
+]
+
+logger = logging.getLogger(__name__)
+
+_ROW_COLUMNS = ["status", "succeeded", "failed", "rows", "error_phase", "error_type",
+                "error_message", "error_traceback", "worker", "tries"]
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC text."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def new_job_id(name: str, now: datetime | None = None) -> str:
+    """``<name>-<utc time>-<random>``: unique, sortable by submission time within a name."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dt%H%M%S")
+    return f"{name}-{stamp}-{secrets.token_hex(3)}"
+
+
+def _check_storage_paths(storage: Storage, spec: JobSpec) -> list[str]:
+    """Problems with the spec's storage locations: refused before anything is written."""
+    problems: list[str] = []
+    fields: list[tuple[str, str]] = [("inputs.path", spec.inputs.path),
+                                     ("source_directory", spec.source_directory)]
+    if spec.model:
+        fields.append(("model", spec.model))
+    fields += [(f"side_inputs.{k}", v) for k, v in spec.side_inputs.items()]
+    if spec.output:
+        fields.append(("output", spec.output))
+    for field, path in fields:
+        try:
+            container, prefix = split_storage_path(field, path)
+        except SpecError as exc:
+            problems += exc.problems
+            continue
+        if field == "output":
+            continue  # created on demand
+        if not storage.blobs.container_exists(container):
+            problems.append(f"{field}: container {container!r} does not exist in the app's "
+                            f"storage account — upload the data first or fix the path {path!r}")
+            continue
+        if field == "source_directory":
+            script = f"{prefix}/{spec.entry_script}" if prefix else spec.entry_script
+            if not storage.blobs.exists(container, script):
+                problems.append(f"entry_script: {spec.entry_script!r} not found in "
+                                f"source_directory {path!r} — upload the code folder with it")
+        elif field == "inputs.path" and spec.inputs.type == "uri_file":
+            if not storage.blobs.exists(container, prefix):
+                problems.append(f"inputs.path: file {path!r} does not exist")
+        elif not _any_blob(storage, container, prefix):
+            problems.append(f"{field}: nothing found under {path!r} — zero inputs to score")
+    return problems
+
+
+def _any_blob(storage: Storage, container: str, prefix: str) -> bool:
+    for refs, _ in storage.blobs.list_pages(container, f"{prefix}/" if prefix else "",
+                                            page_size=1):
+        return bool(refs)
+    return False
+
+
+def submit_job(storage: Storage, data: object, *, client_request_id: str = "") -> JobRecord:
+    """Validate a spec, check its storage paths and record the job (state ``queued``)."""
+    spec = parse_job_spec(data)
+    problems = _check_storage_paths(storage, spec)
+    if problems:
+        raise SpecError(problems)
+    job_id = new_job_id(spec.name)
+    if spec.output:
+        container, prefix = split_storage_path("output", spec.output)
+    else:
+        container, prefix = storage.settings.jobs_container, "outputs"
+    record = JobRecord(
+        job_id=job_id,
+        name=spec.name,
+        state=JobState.QUEUED,
+        spec=spec.to_record(),
+        created=utc_now(),
+        output_container=container,
+        output_prefix=f"{prefix}/{job_id}" if prefix else job_id,
+        client_request_id=client_request_id,
+    )
+    entity = record.to_entity()
+    if len(entity["spec"]) > 30_000:
+        raise SpecError([f"spec: {len(entity['spec'])} characters of settings once stored — "
+                         "keep arguments and environment_variables under 30,000 characters"])
+    storage.blobs.ensure_container(container)
+    storage.tables.insert(storage.settings.jobs_table, entity)
+    logger.info("job %s: submitted (%s)", job_id, spec.inputs.path)
+    return record
+
+
+def get_job(storage: Storage, job_id: str) -> JobRecord:
+    """The job's record; JobNotFoundError when there is none."""
+    found = storage.tables.get(storage.settings.jobs_table, JobRecord.PARTITION, job_id)
+    if found is None:
+        raise JobNotFoundError(f"no job with id {job_id!r}")
+    return JobRecord.from_entity(found.values)
+
+
+def list_jobs(storage: Storage, *, limit: int = 100) -> list[JobRecord]:
+    """The most recent jobs, newest first."""
+    rows = storage.tables.query(storage.settings.jobs_table, JobRecord.PARTITION)
+    jobs = [JobRecord.from_entity(r) for r in rows]
+    jobs.sort(key=lambda j: j.created, reverse=True)
+    return jobs[:limit]
+
+
+def transition_job(
+    storage: Storage,
+    job_id: str,
+    to: JobState,
+    *,
+    allowed_from: Iterable[JobState] | None = None,
+    **changes: Any,
+) -> JobRecord:
+    """Move a job to ``to`` (with other column changes) unless its state forbids it.
+
+    The write is conditional on the row's ETag, so a cancel and the orchestrator never
+    overwrite each other's decision; a lost race is read again and re-checked.
+    """
+    allowed = set(allowed_from) if allowed_from is not None else None
+    for _ in range(20):
+        found = storage.tables.get(storage.settings.jobs_table, JobRecord.PARTITION, job_id)
+        if found is None:
+            raise JobNotFoundError(f"no job with id {job_id!r}")
+        job = JobRecord.from_entity(found.values)
+        if job.state is to and not changes:
+            return job
+        if allowed is not None and job.state not in allowed:
+            raise JobStateError(f"job {job_id} is {job.state.value}; cannot become {to.value}")
+        job.state = to
+        for key, value in changes.items():
+            setattr(job, key, value)
+        if to.is_final and not job.ended:
+            job.ended = utc_now()
+        try:
+            storage.tables.replace(storage.settings.jobs_table, job.to_entity(), etag=found.etag)
+            return job
+        except ConflictError:
+            time.sleep(0.01)
+    raise ConflictError(f"job {job_id}: too many concurrent updates")
+
+
+def cancel_job(storage: Storage, job_id: str) -> JobRecord:
+    """Cancel a job that has not ended; scorers stop taking its mini-batches."""
+    active = [s for s in JobState if not s.is_final]
+    try:
+        job = transition_job(storage, job_id, JobState.CANCELED, allowed_from=active,
+                             reason="canceled by request")
+    except JobStateError:
+        job = get_job(storage, job_id)
+        raise JobStateError(f"job {job_id} already ended as {job.state.value}; "
+                            "nothing to cancel") from None
+    logger.info("job %s: canceled", job_id)
+    return job
+
+
+def _elapsed(job: JobRecord) -> float:
+    if not job.started:
+        return 0.0
+    start = datetime.fromisoformat(job.started)
+    end = datetime.fromisoformat(job.ended) if job.ended else datetime.now(UTC)
+    return max(0.0, (end - start).total_seconds())
+
+
+def job_progress(storage: Storage, job: JobRecord) -> Progress:
+    """Counts summed from the job's mini-batch rows."""
+    rows = storage.tables.query(storage.settings.minibatches_table, job.job_id,
+                                select=_ROW_COLUMNS)
+    return summarize(rows, items_total=job.items_total,
+                     mini_batches_total=job.mini_batches_total,
+                     partitioned=job.partitioned, elapsed_s=_elapsed(job))
+
+
+def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
+    """The JSON shape of a job for the HTTP API and the CLI."""
+    spec = job.spec
+    view: dict[str, Any] = {
+        "id": job.job_id,
+        "name": job.name,
+        "state": job.state.value,
+        "created": job.created,
+        "started": job.started or None,
+        "ended": job.ended or None,
+        "reason": job.reason or None,
+        "error": job.error or None,
+        "output": {
+            "location": job.output_location,
+            "append_row_file": (f"{job.output_location}/{spec.get('append_row_file_name')}"
+                                if spec.get("output_action") == "append_row" else None),
+            "summary": f"{job.output_location}/job_result.txt",
+        },
+    }
+    if progress is not None:
+        view.update(progress.to_dict())
+    return view

@@ -1,0 +1,187 @@
+"""Serving the app's HTTP functions the way the Functions host does (routes under /api)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import inspect
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+from batchfx.local.app_loader import app_functions
+
+__all__ = ["FunctionsHttpServer", "HttpRoute", "http_routes"]
+
+logger = logging.getLogger(__name__)
+
+ROUTE_PREFIX = "/api/"
+DURABLE_PREFIX = "/runtime/webhooks/durabletask/"
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    """One HTTP-triggered function: its route template as a regex, methods and auth level."""
+
+    name: str
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+    anonymous: bool
+    function: Callable[..., Any]
+    trigger_arg: str
+    client_arg: str | None
+
+
+def _route_regex(route: str) -> re.Pattern[str]:
+    # "jobs/{job_id}" -> ^jobs/(?P<job_id>[^/]+)$ (constraints like {id:int} ignored)
+    parts = re.split(r"(\{[^}]+\})", route.strip("/"))
+    regex = "".join(
+        f"(?P<{p[1:-1].split(':')[0].rstrip('?')}>[^/]+)" if p.startswith("{") else re.escape(p)
+        for p in parts)
+    return re.compile(f"^{regex}$")
+
+
+def http_routes(app: func.FunctionRegister) -> list[HttpRoute]:
+    """The app's HTTP functions, from the same metadata the host indexes."""
+    routes = []
+    for fn in app_functions(app):
+        trigger = fn.get_trigger()
+        if trigger is None or trigger.get_binding_name() != "httpTrigger":
+            continue
+        info = trigger.get_dict_repr()
+        client = next((b.name for b in fn.get_bindings() if b.type == "durableClient"), None)
+        methods = frozenset(str(getattr(m, "value", m)).upper() for m in info.get("methods") or
+                            ["GET", "POST", "PUT", "DELETE", "PATCH"])
+        level = str(getattr(info.get("authLevel"), "value", info.get("authLevel")))
+        routes.append(HttpRoute(fn.get_function_name(),
+                                _route_regex(info.get("route") or fn.get_function_name()),
+                                methods, level == "anonymous", fn.get_user_function(),
+                                info["name"], client))
+    return routes
+
+
+class FunctionsHttpServer:
+    """A threaded HTTP server calling the app's HTTP functions with real ``HttpRequest``s."""
+
+    def __init__(self, app: func.FunctionRegister, *, host: str = "127.0.0.1", port: int = 0,
+                 function_key: str | None = None,
+                 durable: Any | None = None) -> None:
+        self._routes = http_routes(app)
+        self._key = function_key
+        self._durable = durable
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                logger.debug("http: " + fmt, *args)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, headers, payload = server.dispatch(
+                    self.command, self.path, dict(self.headers.items()), body)
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+        # One long-lived loop for async functions: the Durable SDK's client keeps one
+        # aiohttp session per process, bound to the loop that first used it.
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever,
+                                             name="batchfx-http-loop", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Base URL such as ``http://127.0.0.1:7071``."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="batchfx-http",
+                                        daemon=True)
+        self._thread.start()
+        self._loop_thread.start()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._loop_thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join(timeout=5)
+
+    def _authorized(self, headers: dict[str, str], query: dict[str, str]) -> bool:
+        if not self._key:
+            return True
+        given = headers.get("x-functions-key") or headers.get("X-Functions-Key") \
+            or query.get("code", "")
+        return hmac.compare_digest(given.encode(), self._key.encode())
+
+    def dispatch(self, method: str, raw_path: str, headers: dict[str, str],
+                 body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Route one request; returns (status, headers, body)."""
+        parts = urlsplit(raw_path)
+        query = dict(parse_qsl(parts.query))
+        if parts.path.startswith(DURABLE_PREFIX) and self._durable is not None:
+            # The extension's RPC endpoint: the real host serves it to its own worker on
+            # localhost only, without a key; this server listens on loopback only too.
+            status, payload = self._durable.handle_http(method, parts.path, query, body)
+            data = b"" if payload is None else json.dumps(payload).encode()
+            return status, {"Content-Type": "application/json"}, data
+        if not parts.path.startswith(ROUTE_PREFIX):
+            return _error(404, f"no function at {parts.path}")
+        path = parts.path[len(ROUTE_PREFIX):].strip("/")
+        matched = [(r, m) for r in self._routes if (m := r.pattern.match(path))]
+        if not matched:
+            return _error(404, f"no function at {parts.path}")
+        allowed = [(r, m) for r, m in matched if method.upper() in r.methods]
+        if not allowed:
+            return _error(405, f"{method} is not allowed on {parts.path}")
+        route, match = allowed[0]
+        if not route.anonymous and not self._authorized(headers, query):
+            return _error(401, "missing or wrong function key: send it as the x-functions-key "
+                               "header or the code query parameter")
+        request = func.HttpRequest(method=method.upper(), url=f"{self.url}{raw_path}",
+                                   headers=headers, params=query,
+                                   route_params=match.groupdict(), body=body)
+        kwargs: dict[str, Any] = {route.trigger_arg: request}
+        if route.client_arg and self._durable is not None:
+            kwargs[route.client_arg] = self._durable.client_binding(self.url)
+        try:
+            result = route.function(**kwargs)
+            if inspect.isawaitable(result):
+                result = asyncio.run_coroutine_threadsafe(_await(result), self._loop).result()
+        except Exception:
+            logger.exception("function %s failed", route.name)
+            return _error(500, f"function {route.name} failed; see the runner's log")
+        response: func.HttpResponse = result
+        out_headers = dict(response.headers)
+        out_headers.setdefault("Content-Type", response.mimetype or "text/plain")
+        return response.status_code, out_headers, response.get_body()
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _error(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps({"error": message}).encode()

@@ -1,0 +1,194 @@
+"""A worker process pulling the app's queues with the Functions host's semantics.
+
+Visibility lease renewed while the function runs, dequeue count, retry delay
+(``visibilityTimeout``) and the poison queue after ``maxDequeueCount`` failures — the
+same contract the host gives ``@queue_trigger`` functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+
+from batchfx.local.app_loader import app_functions
+from azure.functions.queue import QueueMessage
+
+from batchfx.storage import QueueStore, ReceivedMessage
+
+__all__ = ["HostQueueOptions", "QueueTrigger", "poll_once", "queue_triggers", "worker_main"]
+
+logger = logging.getLogger(__name__)
+
+
+def _seconds(value: str | None, default: float) -> float:
+    if not value:
+        return default
+    h, m, s = value.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+@dataclass(frozen=True)
+class HostQueueOptions:
+    """``extensions.queues`` of host.json, plus how long a taken message stays hidden."""
+
+    max_dequeue_count: int = 5
+    retry_delay_s: float = 0.0
+    max_polling_interval_s: float = 2.0
+    message_lease_s: float = 30.0
+
+    @classmethod
+    def from_host_json(cls, path: Path, *, message_lease_s: float = 30.0) -> HostQueueOptions:
+        """Read the queue options the real host would use."""
+        queues = json.loads(path.read_text()).get("extensions", {}).get("queues", {}) \
+            if path.is_file() else {}
+        return cls(int(queues.get("maxDequeueCount", 5)),
+                   _seconds(queues.get("visibilityTimeout"), 0.0),
+                   _seconds(queues.get("maxPollingInterval"), 2.0),
+                   message_lease_s)
+
+
+@dataclass(frozen=True)
+class QueueTrigger:
+    """A queue-triggered function and the queue it listens to (settings resolved)."""
+
+    name: str
+    queue: str
+    arg: str
+    function: Callable[..., Any]
+
+
+def _resolve(value: str, env: Mapping[str, str]) -> str:
+    def repl(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in env:
+            raise KeyError(f"app setting {key} is not set (used in a queue name)")
+        return env[key]
+    return re.sub(r"%([^%]+)%", repl, value)
+
+
+def queue_triggers(app: func.FunctionRegister, env: Mapping[str, str]) -> list[QueueTrigger]:
+    """The app's queue-triggered functions with ``%SETTING%`` queue names resolved."""
+    triggers = []
+    for fn in app_functions(app):
+        trigger = fn.get_trigger()
+        if trigger is None or trigger.get_binding_name() != "queueTrigger":
+            continue
+        info = trigger.get_dict_repr()
+        triggers.append(QueueTrigger(fn.get_function_name(), _resolve(info["queueName"], env),
+                                     info["name"], fn.get_user_function()))
+    return triggers
+
+
+def _message(m: ReceivedMessage) -> QueueMessage:
+    def when(text: str | None) -> datetime | None:
+        return datetime.fromisoformat(text) if text else None
+    return QueueMessage(id=m.id, body=m.content.encode("utf-8"), pop_receipt=m.pop_receipt,
+                        dequeue_count=m.dequeue_count, insertion_time=when(m.insertion_time),
+                        expiration_time=when(m.expiration_time))
+
+
+class _Renewer:
+    """Keeps a message hidden while its function runs (as the host does)."""
+
+    def __init__(self, queues: QueueStore, queue: str, m: ReceivedMessage, lease: float) -> None:
+        self.receipt = m.pop_receipt
+        self._stop = threading.Event()
+        self._args = (queues, queue, m.id, lease)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        queues, queue, message_id, lease = self._args
+        while not self._stop.wait(lease / 3):
+            try:
+                self.receipt = queues.extend(queue, message_id, self.receipt, int(lease))
+            except Exception as exc:  # the message may be gone; the function goes on
+                logger.warning("could not renew message %s: %s", message_id, exc)
+
+    def stop(self) -> str:
+        self._stop.set()
+        self._thread.join()
+        return self.receipt
+
+
+def _to_poison(queues: QueueStore, trigger: QueueTrigger, m: ReceivedMessage,
+               receipt: str) -> None:
+    queues.ensure_queue(f"{trigger.queue}-poison")
+    queues.send(f"{trigger.queue}-poison", m.content)
+    queues.delete(trigger.queue, m.id, receipt)
+    logger.error("message %s moved to %s-poison after %d deliveries", m.id, trigger.queue,
+                 m.dequeue_count)
+
+
+def handle(queues: QueueStore, trigger: QueueTrigger, m: ReceivedMessage,
+           options: HostQueueOptions) -> bool:
+    """Run the function on one message; True when it succeeded."""
+    if m.dequeue_count > options.max_dequeue_count:
+        _to_poison(queues, trigger, m, m.pop_receipt)
+        return False
+    renewer = _Renewer(queues, trigger.queue, m, options.message_lease_s)
+    try:
+        trigger.function(**{trigger.arg: _message(m)})
+    except Exception:
+        receipt = renewer.stop()
+        logger.exception("function %s failed on message %s (delivery %d)", trigger.name, m.id,
+                         m.dequeue_count)
+        if m.dequeue_count >= options.max_dequeue_count:
+            _to_poison(queues, trigger, m, receipt)
+        else:
+            queues.extend(trigger.queue, m.id, receipt, int(options.retry_delay_s))
+        return False
+    queues.delete(trigger.queue, m.id, renewer.stop())
+    return True
+
+
+def poll_once(queues: QueueStore, triggers: list[QueueTrigger],
+              options: HostQueueOptions) -> int:
+    """Take and handle at most one message per queue; returns how many were handled."""
+    handled = 0
+    for trigger in triggers:
+        for m in queues.receive(trigger.queue, visibility_timeout=int(options.message_lease_s)):
+            handle(queues, trigger, m, options)
+            handled += 1
+    return handled
+
+
+def worker_main(env: dict[str, str], options: HostQueueOptions, log_level: str) -> None:
+    """Entry of a worker process: load the app, then pull queues until SIGTERM."""
+    from batchfx import app_context
+    from batchfx.local.app_loader import load_app
+    from batchfx.settings import Settings
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(processName)s %(name)s "
+                        "%(levelname)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    settings = Settings.from_env(env)
+    app_context.use_settings(settings)
+    triggers = queue_triggers(load_app(), env)
+    queues = app_context.storage().queues
+    idle = 0.05
+    while not stop.is_set():
+        try:
+            handled = poll_once(queues, triggers, options)
+        except Exception:
+            logger.exception("polling failed; trying again")
+            handled = 0
+        if handled:
+            idle = 0.05
+        else:
+            stop.wait(idle)
+            idle = min(idle * 2, options.max_polling_interval_s)
+    app_context.script_worker().close()

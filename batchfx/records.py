@@ -1,0 +1,207 @@
+"""Domain values of a job and its mini-batches, and their wire shapes (table rows, messages)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypedDict
+
+__all__ = [
+    "JobRecord",
+    "JobState",
+    "ManifestRef",
+    "MiniBatchMessage",
+    "MiniBatchRecord",
+    "MiniBatchStatus",
+    "decode_message",
+    "encode_message",
+]
+
+
+class JobState(str, Enum):
+    """Where a job is in its life: queued → partitioning → running → finalizing → an end."""
+
+    QUEUED = "queued"
+    PARTITIONING = "partitioning"
+    RUNNING = "running"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether nothing more will happen to the job's mini-batches."""
+        return self in _FINAL_JOB_STATES
+
+
+_FINAL_JOB_STATES = {JobState.COMPLETED, JobState.FAILED, JobState.ABORTED, JobState.CANCELED}
+
+
+class MiniBatchStatus(str, Enum):
+    """The state of one mini-batch row, overwritten by its own retries."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the mini-batch will not be tried again."""
+        return self is not MiniBatchStatus.RUNNING
+
+
+@dataclass(frozen=True)
+class ManifestRef:
+    """Where a mini-batch's item list lies: a byte range of a manifest page blob."""
+
+    blob: str
+    offset: int
+    length: int
+
+
+class MiniBatchMessage(TypedDict):
+    """The queue message for one mini-batch: references only, never data."""
+
+    job_id: str
+    index: int
+    manifest: str
+    offset: int
+    length: int
+
+
+def encode_message(job_id: str, index: int, ref: ManifestRef) -> str:
+    """The JSON text of a mini-batch message."""
+    body: MiniBatchMessage = {
+        "job_id": job_id,
+        "index": index,
+        "manifest": ref.blob,
+        "offset": ref.offset,
+        "length": ref.length,
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
+def decode_message(text: str) -> tuple[str, int, ManifestRef]:
+    """Parse a mini-batch message; ValueError names what is wrong."""
+    try:
+        body = json.loads(text)
+        return (
+            str(body["job_id"]),
+            int(body["index"]),
+            ManifestRef(str(body["manifest"]), int(body["offset"]), int(body["length"])),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a batchfx mini-batch message ({exc!s}): {text[:200]!r}") from exc
+
+
+def mini_batch_key(index: int) -> str:
+    """The RowKey of a mini-batch: zero-padded so rows sort in input order."""
+    return f"{index:07d}"
+
+
+@dataclass
+class MiniBatchRecord:
+    """One row per mini-batch (PartitionKey = job id, RowKey = index), replaced by each try."""
+
+    job_id: str
+    index: int
+    status: MiniBatchStatus
+    items: int = 0
+    tries: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    rows: int = 0
+    worker: str = ""
+    message_id: str = ""
+    started: str = ""
+    ended: str = ""
+    lease_until: float = 0.0
+    seconds: float = 0.0
+    part: str = ""
+    header: str = ""
+    error_phase: str = ""
+    error_type: str = ""
+    error_message: str = ""
+    error_traceback: str = ""
+    error_try: int = 0
+    manifest: str = ""
+    manifest_offset: int = 0
+    manifest_length: int = 0
+
+    def to_entity(self) -> dict[str, Any]:
+        """The table row."""
+        values = {k: v for k, v in self.__dict__.items() if k not in ("job_id", "index")}
+        values["status"] = self.status.value
+        values["PartitionKey"] = self.job_id
+        values["RowKey"] = mini_batch_key(self.index)
+        # Table properties hold at most 64 KiB; a traceback is cut, keeping its end.
+        values["error_traceback"] = _tail(self.error_traceback, 24_000)
+        values["error_message"] = _tail(self.error_message, 8_000)
+        return values
+
+    @classmethod
+    def from_entity(cls, row: dict[str, Any]) -> MiniBatchRecord:
+        """Read a table row back."""
+        known = {k: row[k] for k in cls.__dataclass_fields__ if k in row}
+        known["status"] = MiniBatchStatus(row["status"])
+        known["job_id"] = row["PartitionKey"]
+        known["index"] = int(row["RowKey"])
+        return cls(**known)
+
+
+def _tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+@dataclass
+class JobRecord:
+    """One row per job (PartitionKey ``job``, RowKey = job id)."""
+
+    job_id: str
+    name: str
+    state: JobState
+    spec: dict[str, Any]
+    created: str
+    output_container: str
+    output_prefix: str
+    client_request_id: str = ""
+    started: str = ""
+    ended: str = ""
+    items_total: int = 0
+    mini_batches_total: int = 0
+    partitioned: bool = False
+    continuation: str = ""
+    reason: str = ""
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    PARTITION = "job"
+
+    def to_entity(self) -> dict[str, Any]:
+        """The table row (the spec is stored as JSON text)."""
+        values = {k: v for k, v in self.__dict__.items() if k not in ("job_id", "spec", "extra")}
+        values["state"] = self.state.value
+        values["spec"] = json.dumps(self.spec, separators=(",", ":"))
+        values["extra"] = json.dumps(self.extra, separators=(",", ":"))
+        values["error"] = _tail(self.error, 24_000)
+        values["PartitionKey"] = self.PARTITION
+        values["RowKey"] = self.job_id
+        return values
+
+    @classmethod
+    def from_entity(cls, row: dict[str, Any]) -> JobRecord:
+        """Read a table row back."""
+        known = {k: row[k] for k in cls.__dataclass_fields__ if k in row and k != "PARTITION"}
+        known["job_id"] = row["RowKey"]
+        known["state"] = JobState(row["state"])
+        known["spec"] = json.loads(row["spec"])
+        known["extra"] = json.loads(row.get("extra") or "{}")
+        return cls(**known)
+
+    @property
+    def output_location(self) -> str:
+        """``container/prefix`` where the job writes its results and logs."""
+        return f"{self.output_container}/{self.output_prefix}"

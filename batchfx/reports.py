@@ -1,0 +1,111 @@
+"""Pure text of the job's reports: summary, per-mini-batch report, errors file."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from batchfx.progress import Progress, Thresholds
+from batchfx.records import JobRecord, MiniBatchRecord, mini_batch_key
+
+__all__ = ["error_details", "errors_csv", "job_result_text", "processed_mini_batches_csv"]
+
+REPORT_COLUMNS = ["mini_batch_id", "tries", "worker", "start", "total", "succeeded", "failed",
+                  "seconds", "status", "error"]
+ERROR_COLUMNS = ["item", "mini_batch_id", "tries", "error_type", "error", "reason"]
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0][:500]
+
+
+def _error(record: MiniBatchRecord) -> str:
+    if not record.error_type:
+        return ""
+    return f"{record.error_type}: {_first_line(record.error_message)}"
+
+
+def processed_mini_batches_csv(records: Iterable[MiniBatchRecord],
+                               never_run: Mapping[int, int]) -> str:
+    """``processed_mini-batches.csv``: one line per mini-batch, in input order."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(REPORT_COLUMNS)
+    rows: list[tuple[int, list[Any]]] = []
+    for r in records:
+        error = _error(r) if r.status.value == "failed" or r.failed else ""
+        rows.append((r.index, [mini_batch_key(r.index), r.tries, r.worker, r.started, r.items,
+                               r.succeeded, r.failed, r.seconds, r.status.value, error]))
+    for index, items in never_run.items():
+        rows.append((index, [mini_batch_key(index), 0, "", "", items, 0, 0, 0, "not run", ""]))
+    for _, row in sorted(rows, key=lambda pair: pair[0]):
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def errors_csv(failures: Iterable[tuple[MiniBatchRecord, list[str]]]) -> str:
+    """``errors.csv``: each failed item and why (partial failures named per mini-batch)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ERROR_COLUMNS)
+    for record, items in failures:
+        key = mini_batch_key(record.index)
+        if record.status.value == "failed":
+            reason = f"the mini-batch failed after {record.tries} tries"
+            for item in items:
+                writer.writerow([item, key, record.tries, record.error_type,
+                                 _first_line(record.error_message), reason])
+        elif record.failed:
+            reason = (f"run() returned {record.rows} results for {record.items} items; "
+                      f"{record.failed} items count as failed")
+            writer.writerow(["", key, record.tries, "MissingResults", "", reason])
+    return out.getvalue()
+
+
+def error_details(records: Iterable[MiniBatchRecord]) -> str:
+    """Full tracebacks of every failed mini-batch (``errors.txt``)."""
+    blocks = []
+    for r in records:
+        if r.status.value != "failed":
+            continue
+        blocks.append(
+            f"=== mini-batch {mini_batch_key(r.index)}: failed after {r.tries} tries "
+            f"(last error in try {r.error_try}, phase {r.error_phase or '?'}, "
+            f"worker {r.worker or '?'})\n{r.error_type}: {r.error_message}\n"
+            f"{r.error_traceback}".rstrip() + "\n")
+    return "\n".join(blocks)
+
+
+def job_result_text(job: JobRecord, progress: Progress, limits: Thresholds) -> str:
+    """``job_result.txt``: status, counts, thresholds and why the job ended as it did."""
+    p = progress
+    lines = [
+        f"status: {job.state.value}",
+        f"reason: {job.reason or job.state.value}",
+        f"job_id: {job.job_id}",
+        f"name: {job.name}",
+        f"created: {job.created}",
+        f"started: {job.started}",
+        f"ended: {job.ended}",
+        f"items_total: {p.items_total}",
+        f"items_succeeded: {p.items_succeeded}",
+        f"items_failed: {p.items_failed}",
+        f"items_not_run: {p.items_pending}",
+        f"mini_batches_total: {p.mini_batches_total}",
+        f"mini_batches_succeeded: {p.mini_batches_succeeded}",
+        f"mini_batches_failed: {p.mini_batches_failed}",
+        f"mini_batches_not_run: {p.mini_batches_pending}",
+        f"rows_written: {p.rows}",
+        f"error_threshold: {limits.error_threshold}",
+        f"allowed_failed_count: {limits.allowed_failed_count}",
+        f"allowed_failed_percent: {limits.allowed_failed_percent:g}",
+        f"elapsed_seconds: {p.elapsed_s:.1f}",
+        f"items_per_second: {p.items_per_second:.2f}",
+        f"output: {job.output_location}",
+    ]
+    if job.error:
+        lines.append("error: |")
+        lines += ["  " + line for line in job.error.splitlines()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,263 @@
+"""Scoring one mini-batch: claim its row, run the script with retries, record the outcome.
+
+The mini-batch row (PartitionKey = job, RowKey = index) is the single source of truth:
+each try overwrites it under an ETag condition, so a redelivered message never counts
+twice and a worker that lost its claim cannot overwrite the winner's result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+from enum import Enum
+
+from batchfx.errors import ConflictError, JobNotFoundError
+from batchfx.jobs import get_job, utc_now
+from batchfx.partition import parse_manifest_line
+from batchfx.records import (
+    JobRecord,
+    JobState,
+    MiniBatchRecord,
+    MiniBatchStatus,
+    decode_message,
+    mini_batch_key,
+)
+from batchfx.scoring.contract import MiniBatchContext, ScriptConfig, TryError, TryOutcome
+from batchfx.scoring.worker import ScriptWorker
+from batchfx.spec import JobSpec, split_storage_path
+from batchfx.staging import download_items, stage_folder
+from batchfx.storage import Storage
+from batchfx.worker_outputs import sync_worker_outputs
+
+__all__ = ["ScoreResult", "record_poison_message", "score_mini_batch"]
+
+logger = logging.getLogger(__name__)
+
+PART_EXTENSIONS = {"text": "txt", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
+
+
+class ScoreResult(str, Enum):
+    """What happened to a message."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
+    SUPERSEDED = "superseded"
+    DEFERRED = "deferred"
+
+
+def worker_name() -> str:
+    """``host:pid`` of this worker process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def score_mini_batch(
+    storage: Storage, worker: ScriptWorker, text: str, *, message_id: str, dequeue_count: int
+) -> ScoreResult:
+    """Handle one queue message; raises only for infrastructure errors (the queue retries)."""
+    try:
+        job_id, index, ref = decode_message(text)
+    except ValueError as exc:
+        logger.error("dropping a malformed message %s: %s", message_id, exc)
+        return ScoreResult.SKIPPED
+    try:
+        job = get_job(storage, job_id)
+    except JobNotFoundError:
+        logger.warning("job %s: unknown, dropping mini-batch %d", job_id, index)
+        return ScoreResult.SKIPPED
+    if job.state.is_final or job.state is JobState.FINALIZING:
+        logger.info("job %s: %s, skipping mini-batch %d", job_id, job.state.value, index)
+        return ScoreResult.SKIPPED
+    spec = JobSpec.from_record(job.spec)
+    table = storage.settings.minibatches_table
+    found = storage.tables.get(table, job_id, mini_batch_key(index))
+    record = MiniBatchRecord.from_entity(found.values) if found else None
+    if record is not None and record.status.is_final:
+        logger.info("job %s: mini-batch %d already %s (redelivery %d)", job_id, index,
+                    record.status.value, dequeue_count)
+        return ScoreResult.DUPLICATE
+    if record is not None:
+        wait = record.lease_until - time.time()
+        if record.message_id != message_id and wait > 0:
+            # A duplicate message while another worker holds a live claim: look again when
+            # the claim runs out (a fresh copy, so the retry does not count toward poison).
+            storage.queues.send(storage.settings.queue_name, text,
+                                visibility_timeout=min(int(wait) + 1, 7 * 24 * 3600))
+            logger.info("job %s: mini-batch %d is held by %s; deferred %ds", job_id, index,
+                        record.worker, int(wait) + 1)
+            return ScoreResult.DEFERRED
+        _note_dead_try(record)
+    line = parse_manifest_line(storage.blobs.download(
+        storage.settings.jobs_container, ref.blob, offset=ref.offset, length=ref.length))
+    if record is None:
+        record = MiniBatchRecord(job_id, index, MiniBatchStatus.RUNNING, items=len(line.items),
+                                 manifest=ref.blob, manifest_offset=ref.offset,
+                                 manifest_length=ref.length)
+    etag = found.etag if found else None
+    if record.tries >= spec.run_max_try:
+        return _finish(storage, record, etag, None, spec)
+    work_dir = os.path.join(storage.settings.work_dir, "minibatches", f"{job_id}-{index}")
+    try:
+        etag = _claim(storage, record, etag, message_id, spec)
+        config, context_inputs = _prepare_script(storage, job, spec)
+        paths = download_items(storage, line.container, line.prefix, line.items, work_dir)
+        outcome: TryOutcome | None = None
+        while True:
+            context = MiniBatchContext(job_id, mini_batch_key(index), index, record.tries,
+                                       side_inputs=context_inputs)
+            outcome = worker.run_mini_batch(config, paths, context,
+                                            float(spec.run_invocation_timeout))
+            sync_worker_outputs(storage, job, config)
+            if outcome.ok or record.tries >= spec.run_max_try or _job_ended(storage, job_id):
+                break
+            _set_error(record, outcome.error, record.tries)
+            logger.warning("job %s: mini-batch %d try %d failed: %s", job_id, index,
+                           record.tries, outcome.error)
+            etag = _claim(storage, record, etag, message_id, spec)
+        return _finish(storage, record, etag, outcome, spec)
+    except ConflictError:
+        logger.warning("job %s: mini-batch %d was taken over by another worker", job_id, index)
+        return ScoreResult.SUPERSEDED
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _job_ended(storage: Storage, job_id: str) -> bool:
+    return get_job(storage, job_id).state.is_final
+
+
+def _note_dead_try(record: MiniBatchRecord) -> None:
+    """The worker that started the last try died: that try counts, with this explanation."""
+    record.error_phase = "crash"
+    record.error_type = "WorkerLost"
+    record.error_message = (
+        f"worker {record.worker or '?'} stopped during try {record.tries} without reporting "
+        "(process killed, out of memory, or host restarted)")
+    record.error_traceback = ""
+    record.error_try = record.tries
+
+
+def _set_error(record: MiniBatchRecord, error: TryError | None, try_number: int) -> None:
+    if error is None:
+        return
+    record.error_phase = error.phase.value
+    record.error_type = error.type
+    record.error_message = error.message
+    record.error_traceback = error.traceback
+    record.error_try = try_number
+
+
+def _claim(storage: Storage, record: MiniBatchRecord, etag: str | None, message_id: str,
+           spec: JobSpec) -> str:
+    """Start the next try: count it and stamp this worker on the row before any work."""
+    record.status = MiniBatchStatus.RUNNING
+    record.tries += 1
+    record.worker = worker_name()
+    record.message_id = message_id
+    record.started = utc_now()
+    record.lease_until = (time.time() + spec.run_invocation_timeout
+                          + storage.settings.lease_margin_s)
+    table = storage.settings.minibatches_table
+    if etag is None:
+        return storage.tables.insert(table, record.to_entity())
+    return storage.tables.replace(table, record.to_entity(), etag=etag)
+
+
+def _finish(storage: Storage, record: MiniBatchRecord, etag: str | None,
+            outcome: TryOutcome | None, spec: JobSpec) -> ScoreResult:
+    """Write the part blob (if any rows) and the final row, conditional on our claim."""
+    record.ended = utc_now()
+    record.lease_until = 0.0
+    if outcome is not None and outcome.ok:
+        record.status = MiniBatchStatus.SUCCEEDED
+        record.succeeded, record.failed, record.rows = (outcome.succeeded, outcome.failed,
+                                                        outcome.rows)
+        record.seconds = round(outcome.seconds, 3)
+        record.header = (outcome.header or b"").decode("utf-8", "replace")
+        record.worker = outcome.worker or record.worker
+        if outcome.rows:
+            ext = PART_EXTENSIONS[spec.output_format]
+            record.part = (f"jobs/{record.job_id}/results/"
+                           f"{mini_batch_key(record.index)}-t{record.tries}.{ext}")
+            storage.blobs.upload(storage.settings.jobs_container, record.part, outcome.part)
+    else:
+        record.status = MiniBatchStatus.FAILED
+        record.succeeded, record.failed, record.rows = 0, record.items, 0
+        if outcome is not None:
+            record.seconds = round(outcome.seconds, 3)
+            _set_error(record, outcome.error, record.tries)
+    table = storage.settings.minibatches_table
+    if etag is None:
+        storage.tables.insert(table, record.to_entity())
+    else:
+        storage.tables.replace(table, record.to_entity(), etag=etag)
+    logger.info("job %s: mini-batch %d %s after %d tries (%d/%d items)", record.job_id,
+                record.index, record.status.value, record.tries, record.succeeded, record.items)
+    return (ScoreResult.SUCCEEDED if record.status is MiniBatchStatus.SUCCEEDED
+            else ScoreResult.FAILED)
+
+
+def _prepare_script(storage: Storage, job: JobRecord,
+                    spec: JobSpec) -> tuple[ScriptConfig, dict[str, str]]:
+    """Stage code, model and side inputs (cached per content version) and build the config."""
+    cache = os.path.join(storage.settings.work_dir, "snapshots")
+    code_dir = stage_folder(storage, *split_storage_path("source_directory",
+                                                         spec.source_directory), cache)
+    model_dir = (stage_folder(storage, *split_storage_path("model", spec.model), cache)
+                 if spec.model else None)
+    side = {name: stage_folder(storage, *split_storage_path(f"side_inputs.{name}", path), cache)
+            for name, path in spec.side_inputs.items()}
+    name = worker_name().replace(":", "-")
+    root = os.path.join(storage.settings.work_dir, "workers", job.job_id, name)
+    env = dict(spec.environment_variables)
+    env.update({f"AZUREML_BI_SIDE_INPUT_{k.upper()}": v for k, v in side.items()})
+    config = ScriptConfig(
+        code_dir=code_dir,
+        entry_script=spec.entry_script,
+        model_dir=model_dir,
+        output_dir=os.path.join(root, "outputs"),
+        arguments=tuple(spec.arguments),
+        environment_variables=tuple(sorted(env.items())),
+        logging_level=spec.logging_level,
+        output_format=spec.output_format,
+        append_row_header=spec.append_row_header,
+        log_path=os.path.join(root, "logs", f"{name}.log"),
+    )
+    return config, side
+
+
+def record_poison_message(storage: Storage, text: str, *, dequeue_count: int) -> ScoreResult:
+    """A message the host gave up on becomes a failed mini-batch, never silence."""
+    try:
+        job_id, index, ref = decode_message(text)
+    except ValueError as exc:
+        logger.error("poison queue: dropping a malformed message: %s", exc)
+        return ScoreResult.SKIPPED
+    table = storage.settings.minibatches_table
+    found = storage.tables.get(table, job_id, mini_batch_key(index))
+    if found is not None and MiniBatchStatus(found.values["status"]).is_final:
+        return ScoreResult.DUPLICATE
+    if found is not None:
+        record = MiniBatchRecord.from_entity(found.values)
+    else:
+        line = parse_manifest_line(storage.blobs.download(
+            storage.settings.jobs_container, ref.blob, offset=ref.offset, length=ref.length))
+        record = MiniBatchRecord(job_id, index, MiniBatchStatus.FAILED, items=len(line.items),
+                                 manifest=ref.blob, manifest_offset=ref.offset,
+                                 manifest_length=ref.length)
+    record.status = MiniBatchStatus.FAILED
+    record.succeeded, record.failed, record.rows = 0, record.items, 0
+    record.error_phase = "crash"
+    record.error_type = "PoisonMessage"
+    record.error_message = (f"the queue gave up after {dequeue_count} deliveries: every worker "
+                            f"that took this mini-batch stopped without reporting "
+                            f"(last: {record.worker or 'none'})")
+    record.error_try = record.tries
+    record.ended = utc_now()
+    storage.tables.replace(table, record.to_entity(), etag=found.etag if found else None)
+    logger.error("job %s: mini-batch %d failed from the poison queue", job_id, index)
+    return ScoreResult.FAILED

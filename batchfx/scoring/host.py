@@ -1,0 +1,283 @@
+"""The child process that runs a user's scoring script: ``python -m batchfx.scoring.host``.
+
+Started by ``ScriptWorker`` with two pipe descriptors (``--fd-in``, ``--fd-out``) so that
+whatever the script prints to stdout/stderr (the worker log) cannot corrupt the protocol.
+Frames are length-prefixed pickles (``multiprocessing.connection.Connection``).
+
+    parent -> child                     child -> parent
+    ("init", ScriptConfig)              ("ready", worker_id) | ("error", TryError)
+    ("run", paths, MiniBatchContext)    ("done", rows, succeeded, failed, part, header)
+                                        | ("error", TryError)
+    ("shutdown",)                       ("bye", TryError | None), then the child exits
+
+After an init error the child exits by itself. It also exits (taking its process group
+along) when the parent goes away: EOF on the pipe when idle, a watchdog thread otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import faulthandler
+import importlib.util
+import inspect
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from types import ModuleType
+from typing import Any, cast
+
+from batchfx.output_format import Rows, format_rows
+from batchfx.scoring.contract import (
+    MiniBatchContext,
+    ScriptConfig,
+    TryError,
+    TryPhase,
+    evaluate_result,
+)
+
+__all__ = ["main"]
+
+_PARENT_POLL_SECONDS = 0.5
+_FALLBACK_MODULE_NAME = "batchfx_entry_script"
+_log = logging.getLogger("batchfx.scoring.host")  # __name__ is "__main__" under -m
+
+
+def _is_internal(filename: str) -> bool:
+    return filename == __file__ or filename.startswith("<frozen importlib")
+
+
+def _trim(te: traceback.TracebackException, seen: set[int]) -> None:
+    """Drop this module's and importlib's frames: the user should see their own code."""
+    seen.add(id(te))
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack if not _is_internal(f.filename)]
+    )
+    for chained in (te.__cause__, te.__context__):
+        if chained is not None and id(chained) not in seen:
+            _trim(chained, seen)
+
+
+def script_error(phase: TryPhase, exc: BaseException, where: str) -> TryError:
+    """A TryError with the script's own traceback; SystemExit is named with its code."""
+    te = traceback.TracebackException.from_exception(exc)
+    _trim(te, set())
+    if isinstance(exc, SystemExit):
+        message = f"{where} called sys.exit({exc.code!r})"
+    else:
+        message = str(exc) or type(exc).__name__
+    return TryError(
+        phase=phase, type=type(exc).__qualname__, message=message, traceback="".join(te.format())
+    )
+
+
+def _load_error(type_: str, message: str) -> TryError:
+    return TryError(phase=TryPhase.LOAD, type=type_, message=message, traceback=message)
+
+
+def _wants_context(run: Callable[..., Any]) -> bool:
+    """True when run() takes a second positional parameter: run(mini_batch, context)."""
+    try:
+        params = inspect.signature(run).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in kinds for p in params) >= 2
+
+
+def _prepare(config: ScriptConfig, script_path: str) -> None:
+    """What Azure ML does before importing the entry script."""
+    code_dir = os.path.abspath(config.code_dir)
+    os.chdir(code_dir)
+    script_dir = os.path.dirname(script_path)
+    sys.path[:0] = [code_dir] if script_dir == code_dir else [code_dir, script_dir]
+    os.environ.update(dict(config.environment_variables))
+    if config.model_dir is not None:
+        os.environ["AZUREML_MODEL_DIR"] = os.path.abspath(config.model_dir)
+    output_dir = os.path.abspath(config.output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = output_dir
+    sys.argv = [script_path, *config.arguments]
+    level = logging.getLevelNamesMapping().get(config.logging_level.upper(), logging.INFO)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _import_script(path: str) -> ModuleType:
+    # Imported under its own name (not __main__), as Azure ML does, so that pickling and
+    # dataclasses defined in the script work.
+    name = os.path.splitext(os.path.basename(path))[0]
+    if not name.isidentifier() or name in sys.modules:
+        name = _FALLBACK_MODULE_NAME
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+class ScriptHost:
+    """Loads one scoring script and serves init/run/shutdown requests for it."""
+
+    def __init__(self) -> None:
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._config: ScriptConfig | None = None
+        self._module: ModuleType | None = None
+        self._run: Callable[..., Any] | None = None
+        self._with_context = False
+
+    def init(self, config: ScriptConfig) -> tuple[Any, ...]:
+        """Prepare the process, import the entry script and call its init()."""
+        self._config = config
+        script_path = os.path.abspath(os.path.join(config.code_dir, config.entry_script))
+        if not os.path.isfile(script_path):
+            return "error", _load_error(
+                "FileNotFoundError",
+                f"entry_script {config.entry_script!r} not found in source_directory "
+                f"{config.code_dir!r} (looked for {script_path})",
+            )
+        try:
+            _prepare(config, script_path)
+            module = _import_script(script_path)
+        except BaseException as exc:
+            return "error", script_error(TryPhase.LOAD, exc, f"importing {config.entry_script}")
+        run = getattr(module, "run", None)
+        if not callable(run):
+            return "error", _load_error(
+                "ScriptError",
+                f"{script_path} has no run() function; define run(mini_batch)",
+            )
+        init = getattr(module, "init", None)
+        if callable(init):
+            _log.info("Worker %s: calling init() of %s", self.worker_id, config.entry_script)
+            try:
+                init()
+            except BaseException as exc:
+                return "error", script_error(TryPhase.INIT, exc, "init()")
+        self._module, self._run = module, run
+        self._with_context = _wants_context(run)
+        return "ready", self.worker_id
+
+    def run(self, paths: list[str], context: MiniBatchContext) -> tuple[Any, ...]:
+        """Call run() for one mini-batch and format what it returned."""
+        if self._run is None or self._config is None:
+            raise RuntimeError("run requested before a successful init")
+        started = time.monotonic()
+        try:
+            args = (list(paths), context) if self._with_context else (list(paths),)
+            result = self._run(*args)
+        except BaseException as exc:
+            return "error", script_error(TryPhase.RUN, exc, "run()")
+        finally:
+            _log.debug(
+                "Worker %s: run() of mini-batch %s took %.3fs",
+                self.worker_id,
+                context.mini_batch_id,
+                time.monotonic() - started,
+            )
+        counts = evaluate_result(result, len(paths))
+        if isinstance(counts, TryError):
+            return "error", counts
+        fmt = self._config.output_format
+        try:
+            part, header = format_rows(cast(Rows, result), fmt, self._config.append_row_header)
+        except Exception as exc:
+            error = script_error(TryPhase.RETURN, exc, "run()")
+            message = f"run()'s result cannot be written as {fmt}: {error.message}"
+            return "error", TryError(TryPhase.RETURN, error.type, message, error.traceback)
+        return "done", counts.rows, counts.succeeded, counts.failed, part, header
+
+    def shutdown(self) -> tuple[Any, ...]:
+        """Call the script's shutdown() when it has one."""
+        hook = getattr(self._module, "shutdown", None)
+        if not callable(hook):
+            return "bye", None
+        try:
+            hook()
+        except BaseException as exc:
+            _log.exception("Worker %s: shutdown() raised", self.worker_id)
+            return "bye", script_error(TryPhase.RUN, exc, "shutdown()")
+        return "bye", None
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Watchdog: once the parent is gone, kill this process and its process group."""
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_POLL_SECONDS)
+    if os.getpgid(0) == os.getpid():  # our own group: takes the script's subprocesses along
+        os.killpg(0, signal.SIGKILL)
+    os._exit(1)
+
+
+def serve(conn_in: Connection, conn_out: Connection) -> int:
+    """Answer the parent's requests until shutdown, an init error or EOF."""
+    host = ScriptHost()
+    while True:
+        try:
+            message = conn_in.recv()
+        except EOFError:  # the parent closed the pipe or died
+            return 0
+        kind = message[0]
+        if kind == "init":
+            reply = host.init(message[1])
+            conn_out.send(reply)
+            if reply[0] == "error":
+                return 1
+        elif kind == "run":
+            conn_out.send(host.run(message[1], message[2]))
+        elif kind == "shutdown":
+            conn_out.send(host.shutdown())
+            return 0
+        else:
+            raise RuntimeError(f"unknown request {kind!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the child process."""
+    parser = argparse.ArgumentParser(prog="python -m batchfx.scoring.host")
+    parser.add_argument("--fd-in", type=int, required=True)
+    parser.add_argument("--fd-out", type=int, required=True)
+    parser.add_argument("--parent-pid", type=int, default=None)
+    args = parser.parse_args(argv)
+    # Subprocesses of the script must not hold the pipes open after this process dies.
+    os.set_inheritable(args.fd_in, False)
+    os.set_inheritable(args.fd_out, False)
+    parent_pid = args.parent_pid if args.parent_pid is not None else os.getppid()
+    threading.Thread(
+        target=_die_with_parent, args=(parent_pid,), name="parent-watchdog", daemon=True
+    ).start()
+    faulthandler.enable()  # a segfault in native code leaves a traceback in the worker log
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks of a hung run()
+    conn_in = Connection(args.fd_in, writable=False)
+    conn_out = Connection(args.fd_out, readable=False)
+    return serve(conn_in, conn_out)
+
+
+def _exit(code: int) -> None:
+    # os._exit: non-daemon threads the script started must not keep the process alive.
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    _exit(main())

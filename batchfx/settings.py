@@ -1,0 +1,79 @@
+"""App settings, read from a mapping (the process environment in production, a dict in tests)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["Settings"]
+
+_DEFAULT_WORK_DIR = os.path.join(tempfile.gettempdir(), "batchfx")
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"setting {key}: got {raw!r} — expected a number of seconds") from None
+    if value <= 0:
+        raise ValueError(f"setting {key}: got {raw!r} — expected a number greater than 0")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where batchfx keeps its state and how often it looks at it."""
+
+    connection_string: str | None = None
+    account_name: str | None = None
+    jobs_container: str = "batchfx"
+    queue_name: str = "batchfx-minibatches"
+    jobs_table: str = "batchfxjobs"
+    minibatches_table: str = "batchfxminibatches"
+    poll_interval_s: float = 5.0
+    lease_margin_s: float = 60.0
+    work_dir: str = _DEFAULT_WORK_DIR
+
+    @property
+    def poison_queue_name(self) -> str:
+        """The queue the Functions host moves a message to after maxDequeueCount failures."""
+        return f"{self.queue_name}-poison"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read settings from a mapping such as ``os.environ``."""
+        connection_string = env.get("AzureWebJobsStorage") or None
+        account_name = env.get("AzureWebJobsStorage__accountName") or None
+        return cls(
+            connection_string=connection_string,
+            account_name=account_name,
+            jobs_container=env.get("BATCHFX_JOBS_CONTAINER") or cls.jobs_container,
+            queue_name=env.get("BATCHFX_QUEUE_NAME") or cls.queue_name,
+            jobs_table=env.get("BATCHFX_JOBS_TABLE") or cls.jobs_table,
+            minibatches_table=env.get("BATCHFX_MINIBATCHES_TABLE") or cls.minibatches_table,
+            poll_interval_s=_float(env, "BATCHFX_POLL_INTERVAL_S", cls.poll_interval_s),
+            lease_margin_s=_float(env, "BATCHFX_LEASE_MARGIN_S", cls.lease_margin_s),
+            work_dir=env.get("BATCHFX_WORK_DIR") or _DEFAULT_WORK_DIR,
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes ``from_env`` give these settings back (for worker processes)."""
+        env = {
+            "BATCHFX_JOBS_CONTAINER": self.jobs_container,
+            "BATCHFX_QUEUE_NAME": self.queue_name,
+            "BATCHFX_JOBS_TABLE": self.jobs_table,
+            "BATCHFX_MINIBATCHES_TABLE": self.minibatches_table,
+            "BATCHFX_POLL_INTERVAL_S": str(self.poll_interval_s),
+            "BATCHFX_LEASE_MARGIN_S": str(self.lease_margin_s),
+            "BATCHFX_WORK_DIR": self.work_dir,
+        }
+        if self.connection_string:
+            env["AzureWebJobsStorage"] = self.connection_string
+        if self.account_name:
+            env["AzureWebJobsStorage__accountName"] = self.account_name
+        return env

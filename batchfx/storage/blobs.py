@@ -1,0 +1,164 @@
+"""Blob storage: the only place batchfx calls azure-storage-blob."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
+
+from batchfx.settings import Settings
+from batchfx.storage.clients import credential_for, sdk_errors, service_url
+
+__all__ = ["BlobRef", "BlobStore", "BlockWriter"]
+
+logger = logging.getLogger(__name__)
+
+_BLOCK_SIZE = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """One listed blob: enough to download it and to tell whether it changed."""
+
+    name: str
+    size: int
+    etag: str
+
+
+class BlobStore:
+    """Blob operations batchfx needs, with SDK errors turned into batchfx errors."""
+
+    def __init__(self, service: BlobServiceClient) -> None:
+        self._service = service
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BlobStore:
+        """Connect with the connection string, or with a managed identity."""
+        if settings.connection_string:
+            return cls(BlobServiceClient.from_connection_string(settings.connection_string))
+        url = service_url(settings, "blob")
+        return cls(BlobServiceClient(url, credential=credential_for(settings)))
+
+    def container(self, name: str) -> ContainerClient:
+        """The SDK container client (for the local durable store)."""
+        return self._service.get_container_client(name)
+
+    def ensure_container(self, name: str) -> None:
+        """Create the container if it does not exist."""
+        client = self._service.get_container_client(name)
+        with sdk_errors(f"checking container {name!r}"):
+            if not client.exists():
+                try:
+                    client.create_container()
+                except Exception as exc:  # created meanwhile by another worker
+                    if "ContainerAlreadyExists" not in str(exc):
+                        raise
+                    logger.debug("container %s was created concurrently", name)
+
+    def container_exists(self, name: str) -> bool:
+        """Whether the container exists."""
+        with sdk_errors(f"checking container {name!r}"):
+            return bool(self._service.get_container_client(name).exists())
+
+    def exists(self, container: str, name: str) -> bool:
+        """Whether the blob exists."""
+        with sdk_errors(f"checking blob {container}/{name}"):
+            return bool(self._service.get_blob_client(container, name).exists())
+
+    def upload(self, container: str, name: str, data: bytes | Any, *, overwrite: bool = True) -> None:
+        """Upload bytes or a readable stream as one blob."""
+        with sdk_errors(f"uploading {container}/{name}"):
+            self._service.get_blob_client(container, name).upload_blob(data, overwrite=overwrite)
+
+    def upload_file(self, container: str, name: str, path: str) -> None:
+        """Upload a local file."""
+        with open(path, "rb") as stream:
+            self.upload(container, name, stream)
+
+    def download(
+        self, container: str, name: str, *, offset: int | None = None, length: int | None = None
+    ) -> bytes:
+        """Download a blob, or ``length`` bytes of it from ``offset``."""
+        with sdk_errors(f"downloading {container}/{name}"):
+            client = self._service.get_blob_client(container, name)
+            return bytes(client.download_blob(offset=offset, length=length).readall())
+
+    def download_to_file(self, container: str, name: str, path: str) -> None:
+        """Download a blob into a local file, creating its folder."""
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with sdk_errors(f"downloading {container}/{name}"), open(path, "wb") as stream:
+            self._service.get_blob_client(container, name).download_blob().readinto(stream)
+
+    def list_pages(
+        self, container: str, prefix: str, *, continuation: str | None = None, page_size: int = 5000
+    ) -> Iterator[tuple[list[BlobRef], str | None]]:
+        """Yield one listing page at a time with the token that resumes after it."""
+        client = self._service.get_container_client(container)
+        with sdk_errors(f"listing {container}/{prefix}"):
+            pages = client.list_blobs(name_starts_with=prefix or None, results_per_page=page_size)
+            paged = pages.by_page(continuation_token=continuation)
+            for page in paged:
+                refs = [BlobRef(b.name, int(b.size or 0), str(b.etag)) for b in page]
+                yield refs, paged.continuation_token
+
+    def list_names(self, container: str, prefix: str) -> Iterator[BlobRef]:
+        """Every blob under a prefix (for small trees such as code snapshots)."""
+        for refs, _ in self.list_pages(container, prefix):
+            yield from refs
+
+    def delete_prefix(self, container: str, prefix: str) -> int:
+        """Delete every blob under a prefix; returns how many."""
+        client = self._service.get_container_client(container)
+        count = 0
+        for ref in self.list_names(container, prefix):
+            with sdk_errors(f"deleting {container}/{ref.name}"):
+                client.delete_blob(ref.name)
+            count += 1
+        return count
+
+    def block_writer(self, container: str, name: str) -> BlockWriter:
+        """A writer that buffers into large blocks and commits them as one blob."""
+        return BlockWriter(self, container, name)
+
+    def _stage(self, container: str, name: str, block_id: str, data: bytes) -> None:
+        with sdk_errors(f"writing {container}/{name}"):
+            self._service.get_blob_client(container, name).stage_block(block_id, data)
+
+    def _commit(self, container: str, name: str, block_ids: list[str]) -> None:
+        with sdk_errors(f"committing {container}/{name}"):
+            blocks = [BlobBlock(block_id=b) for b in block_ids]
+            self._service.get_blob_client(container, name).commit_block_list(blocks)
+
+
+class BlockWriter:
+    """Buffer writes into 8 MiB blocks; ``close()`` commits them (appending per row is slow)."""
+
+    def __init__(self, store: BlobStore, container: str, name: str) -> None:
+        self._store, self._container, self._name = store, container, name
+        self._buffer = bytearray()
+        self._block_ids: list[str] = []
+        self.bytes_written = 0
+
+    def write(self, data: bytes) -> None:
+        """Append bytes to the blob."""
+        self._buffer += data
+        self.bytes_written += len(data)
+        if len(self._buffer) >= _BLOCK_SIZE:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        block_id = f"{len(self._block_ids):08d}".encode().hex()
+        self._store._stage(self._container, self._name, block_id, bytes(self._buffer))
+        self._block_ids.append(block_id)
+        self._buffer.clear()
+
+    def close(self) -> None:
+        """Commit every block written so far (an empty blob when nothing was written)."""
+        self._flush()
+        self._store._commit(self._container, self._name, self._block_ids)

@@ -1,0 +1,106 @@
+"""Table storage: the only place batchfx calls azure-data-tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableServiceClient, UpdateMode
+
+from batchfx.settings import Settings
+from batchfx.storage.clients import credential_for, sdk_errors, service_url
+
+__all__ = ["Entity", "TableStore"]
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A table row and the ETag that conditional updates must match."""
+
+    values: dict[str, Any]
+    etag: str
+
+
+class TableStore:
+    """Table operations batchfx needs, with SDK errors turned into batchfx errors."""
+
+    def __init__(self, service: TableServiceClient) -> None:
+        self._service = service
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TableStore:
+        """Connect with the connection string, or with a managed identity."""
+        if settings.connection_string:
+            return cls(TableServiceClient.from_connection_string(settings.connection_string))
+        url = service_url(settings, "table")
+        return cls(TableServiceClient(url, credential=credential_for(settings)))  # type: ignore[arg-type]
+
+    def ensure_table(self, name: str) -> None:
+        """Create the table if it does not exist."""
+        with sdk_errors(f"creating table {name!r}"):
+            try:
+                self._service.create_table(name)
+            except ResourceExistsError:
+                pass
+
+    def get(self, table: str, partition: str, row: str) -> Entity | None:
+        """One row, or None when it does not exist."""
+        from batchfx.errors import StorageNotFoundError
+
+        try:
+            with sdk_errors(f"reading {table}/{partition}/{row}"):
+                found = self._service.get_table_client(table).get_entity(partition, row)
+        except StorageNotFoundError:
+            return None
+        return Entity(dict(found), str(found.metadata["etag"]))
+
+    def insert(self, table: str, values: Mapping[str, Any]) -> str:
+        """Create a row; ConflictError when it exists already. Returns the new ETag."""
+        with sdk_errors(f"creating a row in {table}"):
+            meta = self._service.get_table_client(table).create_entity(dict(values))
+        return str(meta["etag"])
+
+    def replace(self, table: str, values: Mapping[str, Any], *, etag: str | None) -> str:
+        """Overwrite a row; with ``etag``, only if nobody changed it since (else ConflictError)."""
+        client = self._service.get_table_client(table)
+        with sdk_errors(f"writing a row in {table}"):
+            if etag is None:
+                meta = client.upsert_entity(dict(values), mode=UpdateMode.REPLACE)
+            else:
+                meta = client.update_entity(
+                    dict(values),
+                    mode=UpdateMode.REPLACE,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        return str(meta["etag"])
+
+    def merge(self, table: str, values: Mapping[str, Any], *, etag: str | None = None) -> str:
+        """Update some columns of an existing row (conditionally with ``etag``)."""
+        client = self._service.get_table_client(table)
+        with sdk_errors(f"updating a row in {table}"):
+            if etag is None:
+                meta = client.update_entity(dict(values), mode=UpdateMode.MERGE)
+            else:
+                meta = client.update_entity(
+                    dict(values),
+                    mode=UpdateMode.MERGE,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        return str(meta["etag"])
+
+    def query(
+        self, table: str, partition: str, *, select: list[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every row of one partition, page by page."""
+        client = self._service.get_table_client(table)
+        with sdk_errors(f"querying {table}/{partition}"):
+            rows = client.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": partition}, select=select
+            )
+            for row in rows:
+                yield dict(row)

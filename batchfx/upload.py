@@ -1,0 +1,116 @@
+"""Uploading a spec's local folders (code, model, inputs) as content-addressed snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from batchfx.errors import SpecError
+from batchfx.storage import Storage
+
+__all__ = ["download_outputs", "upload_local_paths"]
+
+logger = logging.getLogger(__name__)
+
+_THREADS = 8
+_SKIP_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints"}
+
+
+def _files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+        found += [Path(folder) / n for n in sorted(names) if not n.endswith(".pyc")]
+    return found
+
+
+def _digest(root: Path, files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in files:
+        h.update(str(path.relative_to(root if root.is_dir() else root.parent)).encode() + b"\0")
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()[:40]
+
+
+def upload_folder(storage: Storage, local: Path, kind: str) -> str:
+    """Upload a folder (or one file) once per content; returns its ``container/prefix``."""
+    files = _files(local)
+    base = local if local.is_dir() else local.parent
+    prefix = f"uploads/{kind}/{_digest(local, files)}"
+    container = storage.settings.jobs_container
+    marker = f"{prefix}/.complete"
+    if storage.blobs.exists(container, marker):
+        logger.info("%s %s already uploaded as %s", kind, local, prefix)
+    else:
+        def put(path: Path) -> None:
+            relative = path.relative_to(base).as_posix()
+            storage.blobs.upload_file(container, f"{prefix}/files/{relative}", str(path))
+        with ThreadPoolExecutor(_THREADS) as pool:
+            list(pool.map(put, files))
+        storage.blobs.upload(container, marker, b"")
+        logger.info("uploaded %d files of %s to %s/%s", len(files), local, container, prefix)
+    files_prefix = f"{container}/{prefix}/files"
+    if local.is_file():
+        return f"{files_prefix}/{local.name}"
+    return files_prefix
+
+
+def upload_local_paths(storage: Storage, record: dict[str, Any], spec_dir: Path) -> dict[str, Any]:
+    """Replace local paths in a spec record with uploaded storage paths.
+
+    A path that exists on this machine (relative to the spec file) is local; anything
+    else is taken as ``container/prefix`` in the app's storage account.
+    """
+    out = dict(record)
+
+    def local(value: str | None) -> Path | None:
+        if not value:
+            return None
+        path = Path(value) if os.path.isabs(value) else spec_dir / value
+        return path if path.exists() else None
+
+    problems = []
+    code = local(out["source_directory"])
+    if code is not None:
+        if not (code / out["entry_script"]).is_file():
+            problems.append(f"entry_script: {out['entry_script']!r} not found in "
+                            f"source_directory {str(code)!r}")
+        out["source_directory"] = upload_folder(storage, code, "code")
+    model = local(out.get("model"))
+    if model is not None:
+        out["model"] = upload_folder(storage, model, "model")
+    inputs = dict(out["inputs"])
+    data = local(inputs["path"])
+    if data is not None:
+        if data.is_dir() and not any(data.iterdir()):
+            problems.append(f"inputs.path: folder {str(data)!r} is empty — zero inputs to score")
+        inputs["path"] = upload_folder(storage, data, "inputs")
+        if data.is_file():
+            inputs["type"] = "uri_file"
+    out["inputs"] = inputs
+    out["side_inputs"] = {name: (upload_folder(storage, p, "side") if (p := local(v)) else v)
+                          for name, v in out.get("side_inputs", {}).items()}
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
+def download_outputs(storage: Storage, location: str, dest: Path) -> list[Path]:
+    """Download every blob under ``container/prefix`` into ``dest``; returns the files."""
+    container, _, prefix = location.partition("/")
+    written = []
+    refs = list(storage.blobs.list_names(container, f"{prefix}/"))
+    for ref in refs:
+        target = dest / ref.name[len(prefix) + 1:]
+        storage.blobs.download_to_file(container, ref.name, str(target))
+        written.append(target)
+    return written
