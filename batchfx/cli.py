@@ -69,7 +69,7 @@ def _watch(api: ApiClient, job_id: str, quiet: bool) -> dict[str, Any]:
                        state=view["state"], failed=items.get("failed", 0),
                        rate=view.get("items_per_second", "-"),
                        eta="-" if eta is None else f"{eta:.0f}s")
-            if view["state"] in FINAL:
+            if view["state"] in FINAL and view.get("outputs_ready"):
                 return view
             time.sleep(0.5)
 

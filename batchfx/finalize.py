@@ -145,5 +145,7 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
         records = _records(storage, job_id)
     _write_reports(storage, job, records)
     _write_summary(storage, job)
+    # Clients wait for this flag, not only the state: the reports exist once it is set.
+    job = transition_job(storage, job_id, job.state, extra=dict(job.extra, outputs_ready=True))
     logger.info("job %s: ended as %s (%s)", job_id, job.state.value, job.reason)
     return job.state.value

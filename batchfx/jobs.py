@@ -212,6 +212,7 @@ def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
         "ended": job.ended or None,
         "reason": job.reason or None,
         "error": job.error or None,
+        "outputs_ready": bool(job.extra.get("outputs_ready")),
         "output": {
             "location": job.output_location,
             "append_row_file": (f"{job.output_location}/{spec.get('append_row_file_name')}"

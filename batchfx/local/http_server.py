@@ -102,11 +102,7 @@ class FunctionsHttpServer:
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
-        # One long-lived loop for async functions: the Durable SDK's client keeps one
-        # aiohttp session per process, bound to the loop that first used it.
-        self._loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(target=self._loop.run_forever,
-                                             name="batchfx-http-loop", daemon=True)
+        self._loop = _shared_loop()
 
     @property
     def url(self) -> str:
@@ -119,15 +115,12 @@ class FunctionsHttpServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="batchfx-http",
                                         daemon=True)
         self._thread.start()
-        self._loop_thread.start()
 
     def stop(self) -> None:
         """Stop serving."""
         self._httpd.shutdown()
         self._httpd.server_close()
-        if self._loop_thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop_thread.join(timeout=5)
+
 
     def _authorized(self, headers: dict[str, str], query: dict[str, str]) -> bool:
         if not self._key:
@@ -177,6 +170,25 @@ class FunctionsHttpServer:
         out_headers = dict(response.headers)
         out_headers.setdefault("Content-Type", response.mimetype or "text/plain")
         return response.status_code, out_headers, response.get_body()
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _shared_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per process for async functions, as the host's worker has.
+
+    The Durable SDK's client keeps one aiohttp session per process, bound to the loop
+    that first used it, so every server in the process must share the loop.
+    """
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="batchfx-async",
+                             daemon=True).start()
+        return _loop
 
 
 async def _await(awaitable: Any) -> Any:
