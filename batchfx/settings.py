@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"setting {key}: got {raw!r} — expected a number of seconds") from None
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:  # nan would pass `<= 0`, then break sleep()
         raise ValueError(f"setting {key}: got {raw!r} — expected a number greater than 0")
     return value
 

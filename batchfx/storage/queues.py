@@ -73,8 +73,12 @@ class QueueStore:
     ]:
         """Take up to ``max_messages`` messages, hiding them for ``visibility_timeout`` seconds."""
         with sdk_errors(f"receiving from queue {queue!r}"):
+            # Without messages_per_page the SDK asks for one message per page, and only
+            # the first page is read here: max_messages would never be more than 1.
             pager = self._queue(queue).receive_messages(
-                max_messages=max_messages, visibility_timeout=visibility_timeout
+                messages_per_page=max_messages,
+                max_messages=max_messages,
+                visibility_timeout=visibility_timeout,
             )
             try:
                 messages = list(next(pager.by_page()))

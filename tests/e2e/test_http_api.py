@@ -1,0 +1,104 @@
+"""The HTTP functions as a client sees them: keys, status codes, messages."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from conftest import App
+
+from batchfx.client import ApiClient
+from batchfx.errors import JobNotFoundError, JobStateError, SpecError
+
+
+def _post(url: str, body: bytes, key: str | None) -> tuple[int, dict]:  # type: ignore[type-arg]
+    request = urllib.request.Request(url, data=body, method="POST")
+    if key:
+        request.add_header("x-functions-key", key)
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_submit_answers_202_with_a_status_url(app: App) -> None:
+    assert app.runner is not None
+    spec = app.spec("echo.py", {"a.txt": "x"})
+    status, body = _post(f"{app.runner.url}/api/jobs", json.dumps(spec).encode(),
+                         app.runner.function_key)
+    assert status == 202
+    assert body["status_url"].endswith(f"/api/jobs/{body['id']}")
+    assert body["state"] == "queued"
+    assert app.wait(body["id"])["state"] == "completed"
+
+
+def test_requests_without_the_function_key_are_refused(app: App) -> None:
+    assert app.runner is not None
+    status, body = _post(f"{app.runner.url}/api/jobs", b"{}", None)
+    assert status == 401
+    assert "function key" in body["error"]
+    with pytest.raises(Exception, match="401"):
+        ApiClient(app.runner.url, "wrong-key").list()
+
+
+def test_bad_json_is_a_400_naming_the_problem(app: App) -> None:
+    assert app.runner is not None
+    status, body = _post(f"{app.runner.url}/api/jobs", b"{not json",
+                         app.runner.function_key)
+    assert status == 400
+    assert "not valid JSON" in body["error"]
+
+
+def test_oversized_body_is_a_413(app: App) -> None:
+    assert app.runner is not None
+    status, body = _post(f"{app.runner.url}/api/jobs", b" " * (1024 * 1024 + 1),
+                         app.runner.function_key)
+    assert status == 413
+
+
+def test_invalid_spec_lists_every_problem_and_records_nothing(app: App) -> None:
+    assert app.api is not None
+    spec = app.spec("echo.py", {"a.txt": "x"}, name="Bad Name", mini_batch_size="ten",
+                    colour="red")
+    with pytest.raises(SpecError) as caught:
+        app.api.submit(spec)
+    text = "\n".join(caught.value.problems)
+    assert "name:" in text and "mini_batch_size:" in text and "colour:" in text
+    assert app.api.list() == []
+
+
+def test_missing_inputs_and_entry_script_are_refused_before_anything_is_written(
+        app: App) -> None:
+    assert app.api is not None
+    spec = app.spec("echo.py", {"a.txt": "x"}, inputs="nosuchcontainer/data",
+                    entry_script="missing.py")
+    with pytest.raises(SpecError) as caught:
+        app.api.submit(spec)
+    text = "\n".join(caught.value.problems)
+    assert "nosuchcontainer" in text
+    assert "missing.py" in text
+    assert app.api.list() == []
+
+
+def test_unknown_job_is_a_404(app: App) -> None:
+    assert app.api is not None
+    with pytest.raises(JobNotFoundError):
+        app.api.get("no-such-job")
+    with pytest.raises(JobNotFoundError):
+        app.api.cancel("no-such-job")
+
+
+def test_job_view_has_counts_throughput_eta_and_outputs(app: App) -> None:
+    assert app.api is not None
+    job = app.submit(app.spec("echo.py", {f"{i}.txt": "x" for i in range(4)}))
+    view = app.wait(job)
+    assert view["mini_batches"]["total"] == 2
+    assert view["items_per_second"] > 0
+    assert view["eta_seconds"] == 0
+    assert view["output"]["append_row_file"].endswith("/parallel_run_step.txt")
+    assert [j["id"] for j in app.api.list()] == [job]
+    with pytest.raises(JobStateError):
+        app.api.cancel(job)

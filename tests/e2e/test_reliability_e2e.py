@@ -1,0 +1,110 @@
+"""Killed workers, redelivered messages, cancel and restart: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import time
+from pathlib import Path
+
+from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+from conftest import App, lines
+
+
+def _files(n: int) -> dict[str, str]:
+    return {f"item-{i:03d}.txt": str(i) for i in range(n)}
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.1)
+
+
+def _slow_spec(app: App, n: int, marker: Path, seconds: float, **extra: object) -> dict:  # type: ignore[type-arg]
+    marker.mkdir(exist_ok=True)
+    return app.spec("slow.py", _files(n), mini_batch_size=1,
+                    environment_variables={"SLOW_MARKER_DIR": str(marker),
+                                           "SLOW_SECONDS": str(seconds)}, **extra)
+
+
+def test_worker_killed_mid_mini_batch_loses_nothing(app: App, tmp_path: Path) -> None:
+    marker = tmp_path / "markers"
+    job = app.submit(_slow_spec(app, 6, marker, 2.0))
+    _wait_for(lambda: any(marker.iterdir()))
+    assert app.runner is not None
+    victim = app.runner.worker_pids[0]
+    os.kill(victim, signal.SIGKILL)
+    view = app.wait(job)
+    assert view["state"] == "completed"
+    assert view["items"]["succeeded"] == 6
+    out = app.outputs(view)
+    assert lines(out["parallel_run_step.txt"]) == [f"item-{i:03d}.txt ok" for i in range(6)]
+    assert app.runner.worker_restarts >= 1
+
+
+def test_mini_batch_that_keeps_killing_workers_ends_failed(app: App) -> None:
+    spec = app.spec("crash.py", {"a.txt": "1", "crash.txt": "2", "z.txt": "3"},
+                    mini_batch_size=1, run_max_try=2)
+    view = app.wait(app.submit(spec))
+    assert view["state"] == "completed"
+    assert view["items"]["failed"] == 1
+    out = app.outputs(view)
+    assert lines(out["parallel_run_step.txt"]) == ["a.txt", "z.txt"]
+    assert "exited with code 3" in out["errors.txt"]
+
+
+def test_redelivered_messages_never_duplicate_rows(app: App, tmp_path: Path) -> None:
+    marker = tmp_path / "markers"
+    job = app.submit(_slow_spec(app, 6, marker, 0.5, process_count_per_node=1))
+    queue = QueueClient.from_connection_string(
+        app.settings.connection_string or "", app.settings.queue_name,
+        message_encode_policy=TextBase64EncodePolicy())
+    # Send every mini-batch message a second time while the job runs (a partition retry,
+    # or a queue redelivery, looks exactly like this to the scorers).
+    sent: set[str] = set()
+
+    def copy_messages() -> bool:
+        for m in queue.peek_messages(max_messages=32):
+            import base64
+            text = base64.b64decode(m.content).decode()
+            if text not in sent:
+                queue.send_message(text)
+                sent.add(text)
+        return len(sent) >= 6
+    _wait_for(copy_messages, timeout=30)
+    view = app.wait(job)
+    assert view["state"] == "completed"
+    out = app.outputs(view)
+    assert lines(out["parallel_run_step.txt"]) == [f"item-{i:03d}.txt ok" for i in range(6)]
+    report = list(csv.DictReader(io.StringIO(out["processed_mini-batches.csv"])))
+    assert [r["tries"] for r in report] == ["1"] * 6
+
+
+def test_cancel_stops_the_job_and_writes_its_summary(app: App, tmp_path: Path) -> None:
+    marker = tmp_path / "markers"
+    job = app.submit(_slow_spec(app, 30, marker, 0.5))
+    _wait_for(lambda: any(marker.iterdir()))
+    assert app.api is not None
+    assert app.api.cancel(job)["state"] == "canceled"
+    view = app.wait(job)
+    assert view["state"] == "canceled"
+    assert view["mini_batches"]["succeeded"] < 30
+    out = app.outputs(view)
+    assert "status: canceled" in out["job_result.txt"]
+    assert "not run" in out["processed_mini-batches.csv"]
+
+
+def test_restarted_runner_resumes_the_job(app: App, tmp_path: Path) -> None:
+    marker = tmp_path / "markers"
+    job = app.submit(_slow_spec(app, 8, marker, 0.5))
+    _wait_for(lambda: any(marker.iterdir()))
+    app.stop()
+    app.start()
+    view = app.wait(job)
+    assert view["state"] == "completed"
+    out = app.outputs(view)
+    assert lines(out["parallel_run_step.txt"]) == [f"item-{i:03d}.txt ok" for i in range(8)]

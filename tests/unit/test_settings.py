@@ -1,0 +1,93 @@
+"""Settings read from a mapping, and written back for worker processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from batchfx.settings import Settings
+
+_CONN = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+
+
+def test_from_env_of_an_empty_mapping_gives_the_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.connection_string is None and settings.account_name is None
+    assert settings.jobs_container == "batchfx"
+    assert settings.queue_name == "batchfx-minibatches"
+    assert settings.jobs_table == "batchfxjobs"
+    assert settings.minibatches_table == "batchfxminibatches"
+    assert (settings.poll_interval_s, settings.lease_margin_s) == (5.0, 60.0)
+
+
+def test_from_env_treats_empty_values_as_unset() -> None:
+    env = {key: "" for key in Settings(connection_string="x").to_env()}
+    env["AzureWebJobsStorage__accountName"] = ""
+    assert Settings.from_env(env) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("key", "attribute", "value", "expected"),
+    [
+        ("AzureWebJobsStorage", "connection_string", _CONN, _CONN),
+        ("AzureWebJobsStorage__accountName", "account_name", "prodacct", "prodacct"),
+        ("BATCHFX_JOBS_CONTAINER", "jobs_container", "jobs2", "jobs2"),
+        ("BATCHFX_QUEUE_NAME", "queue_name", "q2", "q2"),
+        ("BATCHFX_JOBS_TABLE", "jobs_table", "jobs2", "jobs2"),
+        ("BATCHFX_MINIBATCHES_TABLE", "minibatches_table", "mb2", "mb2"),
+        ("BATCHFX_POLL_INTERVAL_S", "poll_interval_s", "0.5", 0.5),
+        ("BATCHFX_LEASE_MARGIN_S", "lease_margin_s", "120", 120.0),
+        ("BATCHFX_WORK_DIR", "work_dir", "/srv/batchfx", "/srv/batchfx"),
+    ],
+)
+def test_from_env_reads_each_override(key: str, attribute: str, value: str,
+                                      expected: object) -> None:
+    assert getattr(Settings.from_env({key: value}), attribute) == expected
+
+
+def test_from_env_ignores_unrelated_variables() -> None:
+    assert Settings.from_env({"PATH": "/bin", "BATCHFX_UNKNOWN": "x"}) == Settings()
+
+
+@pytest.mark.parametrize("key", ["BATCHFX_POLL_INTERVAL_S", "BATCHFX_LEASE_MARGIN_S"])
+@pytest.mark.parametrize(("raw", "expected"), [("soon", "a number"), ("0", "greater than 0"),
+                                               ("-5", "greater than 0"),
+                                               ("nan", "greater than 0"),
+                                               ("inf", "greater than 0")])
+def test_bad_number_gives_a_message_naming_the_setting_and_value(key: str, raw: str,
+                                                                 expected: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Settings.from_env({key: raw})
+    message = str(info.value)
+    assert key in message
+    assert repr(raw) in message
+    assert expected in message
+
+
+def test_poison_queue_is_named_after_the_queue() -> None:
+    assert Settings(queue_name="work").poison_queue_name == "work-poison"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        Settings(),
+        Settings(connection_string=_CONN, jobs_container="c1", queue_name="q1", jobs_table="t1",
+                 minibatches_table="t2", poll_interval_s=0.25, lease_margin_s=7.5,
+                 work_dir="/tmp/x"),
+        Settings(account_name="prodacct"),
+    ],
+)
+def test_to_env_round_trips_through_from_env(settings: Settings) -> None:
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_to_env_leaves_out_unset_connection_settings() -> None:
+    env = Settings().to_env()
+    assert "AzureWebJobsStorage" not in env
+    assert "AzureWebJobsStorage__accountName" not in env
+
+
+def test_to_env_values_are_all_strings() -> None:
+    env = Settings(connection_string=_CONN).to_env()
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
