@@ -201,15 +201,24 @@ def _finish(storage: Storage, record: MiniBatchRecord, etag: str | None,
             else ScoreResult.FAILED)
 
 
+_staged: dict[tuple[str, str], str] = {}
+
+
+def _stage(storage: Storage, job_id: str, field: str, path: str) -> str:
+    """A job's folder on local disk, listed and fetched once per worker process and job."""
+    key = (job_id, path)
+    if key not in _staged:
+        cache = os.path.join(storage.settings.work_dir, "snapshots")
+        _staged[key] = stage_folder(storage, *split_storage_path(field, path), cache)
+    return _staged[key]
+
+
 def _prepare_script(storage: Storage, job: JobRecord,
                     spec: JobSpec) -> tuple[ScriptConfig, dict[str, str]]:
     """Stage code, model and side inputs (cached per content version) and build the config."""
-    cache = os.path.join(storage.settings.work_dir, "snapshots")
-    code_dir = stage_folder(storage, *split_storage_path("source_directory",
-                                                         spec.source_directory), cache)
-    model_dir = (stage_folder(storage, *split_storage_path("model", spec.model), cache)
-                 if spec.model else None)
-    side = {name: stage_folder(storage, *split_storage_path(f"side_inputs.{name}", path), cache)
+    code_dir = _stage(storage, job.job_id, "source_directory", spec.source_directory)
+    model_dir = _stage(storage, job.job_id, "model", spec.model) if spec.model else None
+    side = {name: _stage(storage, job.job_id, f"side_inputs.{name}", path)
             for name, path in spec.side_inputs.items()}
     name = worker_name().replace(":", "-")
     root = os.path.join(storage.settings.work_dir, "workers", job.job_id, name)

@@ -18,6 +18,16 @@ logger = logging.getLogger(__name__)
 
 _DOWNLOAD_THREADS = 8
 _lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _downloads() -> ThreadPoolExecutor:
+    """One download pool per process: starting threads per mini-batch costs more than I/O."""
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_DOWNLOAD_THREADS, thread_name_prefix="batchfx-download")
+        return _pool
 
 
 def local_name(prefix: str, blob_name: str) -> str:
@@ -70,6 +80,5 @@ def download_items(
     if len(items) == 1:
         fetch((items[0], paths[0]))
     elif items:
-        with ThreadPoolExecutor(min(_DOWNLOAD_THREADS, len(items))) as pool:
-            list(pool.map(fetch, zip(items, paths, strict=True)))
+        list(_downloads().map(fetch, zip(items, paths, strict=True)))
     return paths

@@ -26,7 +26,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "digits"
-SCORE_SCRIPT = EXAMPLE / "score.py"
+SCORE_SCRIPT = EXAMPLE / "code" / "score.py"
 ARGUMENTS = ["--confidence", "0.0"]  # as in examples/digits/job.yml
 WORKERS = 2  # process_count_per_node in the spec; the baseline pool gets the same number
 RESULT_FILE = "parallel_run_step.txt"
@@ -122,7 +122,7 @@ def write_spec(folder: Path, data: Path, mini_batch_size: int) -> Path:
     spec = folder / "job.yml"
     spec.write_text(
         SPEC_TEMPLATE.format(
-            source=EXAMPLE,
+            source=EXAMPLE / "code",
             model=data / "model",
             inputs=data / "inputs",
             mini_batch_size=mini_batch_size,

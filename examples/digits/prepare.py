@@ -28,7 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 HERE = Path(__file__).resolve().parent
-SCORE_SCRIPT = HERE / "score.py"
+SCORE_SCRIPT = HERE / "code" / "score.py"
 DEFAULT_OUT = HERE / "generated"
 DEFAULT_COUNT = 300
 MINI_BATCH_SIZE = 10  # as in job.yml

@@ -48,7 +48,7 @@ def azureml_environment(model_dir: Path, arguments: Sequence[str]) -> Iterator[N
 
 def score(out_dir: Path, arguments: Sequence[str]) -> list[str]:
     """Call a fresh score.py's init() then run() over all inputs as one mini-batch."""
-    script = load_by_path(EXAMPLE_DIR / "score.py", "digits_score_under_test")
+    script = load_by_path(EXAMPLE_DIR / "code" / "score.py", "digits_score_under_test")
     paths = sorted(str(p) for p in (out_dir / "inputs").iterdir())
     with azureml_environment(out_dir / "model", arguments):
         script.init()
