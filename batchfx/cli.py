@@ -49,7 +49,7 @@ def _api(url: str | None, key: str | None) -> ApiClient:
 
 
 def _connection(value: str | None) -> str | None:
-    return value or os.environ.get("AzureWebJobsStorage") or _serve_state().get(
+    return value or Settings.from_env(os.environ).connection_string or _serve_state().get(
         "connection_string")
 
 
@@ -98,7 +98,7 @@ def main(log_level: str) -> None:
 @click.option("--connection-string", help="Storage to use (default: AzureWebJobsStorage, "
               "else a private Azurite started for this run).")
 @click.option("--workers", type=int, help="Worker processes (default: process_count_per_node"
-              " × node_count of the spec).")
+              " x node_count of the spec).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(spec_file: Path, output_dir: Path, connection_string: str | None, workers: int | None,
         quiet: bool) -> None:
@@ -107,7 +107,7 @@ def run(spec_file: Path, output_dir: Path, connection_string: str | None, worker
     from batchfx.local.runner import LocalRunner
 
     spec, spec_dir = load_job_spec(spec_file)
-    connection = connection_string or os.environ.get("AzureWebJobsStorage")
+    connection = connection_string or Settings.from_env(os.environ).connection_string
     with ExitStack() as stack:
         if not connection:
             azurite = stack.enter_context(Azurite())
@@ -144,7 +144,7 @@ def serve(port: int, connection_string: str | None, workers: int, key: str | Non
     from batchfx.local.azurite import Azurite
     from batchfx.local.runner import LocalRunner
 
-    connection = connection_string or os.environ.get("AzureWebJobsStorage")
+    connection = connection_string or Settings.from_env(os.environ).connection_string
     with ExitStack() as stack:
         if not connection:
             azurite = stack.enter_context(Azurite(location=str(Path(".batchfx") / "azurite")))

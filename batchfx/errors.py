@@ -6,9 +6,9 @@
     ├── JobStateError             the job is in a state that does not allow the operation
     ├── StorageError              an Azure Storage call failed (raised ``from`` the SDK error)
     │   ├── StorageNotFoundError  the container, blob, queue or table does not exist
-    │   └── ConflictError         a conditional write lost to a concurrent writer (ETag mismatch)
+    │   └── ConflictError         a conditional write lost to a concurrent writer (ETag)
     ├── ScriptError               the scoring script could not be loaded (no ``run``, syntax error…)
-    ├── OutputError               the results could not be assembled (schema mismatch between mini-batches…)
+    ├── OutputError               the results could not be assembled (mini-batch schemas differ…)
     └── AzuriteError              the local Azurite emulator could not be started
 
 An exception raised by the user's ``init()``/``run()`` is not an error of batchfx: it is
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 __all__ = [
     "AzuriteError",
-    "ConflictError",
     "BatchfxError",
+    "ConflictError",
     "JobNotFoundError",
     "JobStateError",
     "OutputError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["Action", "Progress", "Thresholds", "Verdict", "decide", "summarize"]
@@ -158,7 +158,7 @@ def _init_error_text(row: dict[str, Any]) -> str:
     )
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What the orchestrator does next."""
 
     WAIT = "wait"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, TypedDict
 
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     """Where a job is in its life: queued → partitioning → running → finalizing → an end."""
 
     QUEUED = "queued"
@@ -40,7 +40,7 @@ class JobState(str, Enum):
 _FINAL_JOB_STATES = {JobState.COMPLETED, JobState.FAILED, JobState.ABORTED, JobState.CANCELED}
 
 
-class MiniBatchStatus(str, Enum):
+class MiniBatchStatus(StrEnum):
     """The state of one mini-batch row, overwritten by its own retries."""
 
     RUNNING = "running"

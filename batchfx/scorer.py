@@ -12,7 +12,7 @@ import os
 import shutil
 import socket
 import time
-from enum import Enum
+from enum import StrEnum
 
 from batchfx.errors import ConflictError, JobNotFoundError
 from batchfx.jobs import get_job, utc_now
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 PART_EXTENSIONS = {"text": "txt", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 
 
-class ScoreResult(str, Enum):
+class ScoreResult(StrEnum):
     """What happened to a message."""
 
     SUCCEEDED = "succeeded"

@@ -63,7 +63,7 @@ class Settings:
         )
 
     def to_env(self) -> dict[str, str]:
-        """The environment that makes ``from_env`` give these settings back (for worker processes)."""
+        """The environment that makes ``from_env`` give these settings back (worker processes)."""
         env = {
             "BATCHFX_JOBS_CONTAINER": self.jobs_container,
             "BATCHFX_QUEUE_NAME": self.queue_name,

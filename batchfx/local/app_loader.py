@@ -40,9 +40,9 @@ def app_functions(app: func.FunctionRegister) -> list[Any]:
     key = id(app)
     if key not in _indexed:
         saved = getattr(app, "functions_bindings", None)
-        app.functions_bindings = None  # type: ignore[attr-defined]
+        app.functions_bindings = None
         try:
             _indexed[key] = list(app.get_functions())
         finally:
-            app.functions_bindings = saved  # type: ignore[attr-defined]
+            app.functions_bindings = saved
     return _indexed[key]

@@ -12,7 +12,6 @@ import logging
 import re
 import signal
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
-
-from batchfx.local.app_loader import app_functions
 from azure.functions.queue import QueueMessage
 
+from batchfx.local.app_loader import app_functions
 from batchfx.storage import QueueStore, ReceivedMessage
 
 __all__ = ["HostQueueOptions", "QueueTrigger", "poll_once", "queue_triggers", "worker_main"]
@@ -93,9 +91,10 @@ def queue_triggers(app: func.FunctionRegister, env: Mapping[str, str]) -> list[Q
 def _message(m: ReceivedMessage) -> QueueMessage:
     def when(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text) if text else None
-    return QueueMessage(id=m.id, body=m.content.encode("utf-8"), pop_receipt=m.pop_receipt,
-                        dequeue_count=m.dequeue_count, insertion_time=when(m.insertion_time),
-                        expiration_time=when(m.expiration_time))
+    return QueueMessage(  # type: ignore[no-untyped-call]
+        id=m.id, body=m.content.encode("utf-8"), pop_receipt=m.pop_receipt,
+        dequeue_count=m.dequeue_count, insertion_time=when(m.insertion_time),
+        expiration_time=when(m.expiration_time))
 
 
 class _Renewer:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
 
 from batchfx.settings import Settings
@@ -50,14 +52,10 @@ class BlobStore:
     def ensure_container(self, name: str) -> None:
         """Create the container if it does not exist."""
         client = self._service.get_container_client(name)
-        with sdk_errors(f"checking container {name!r}"):
+        # Another worker may create it between the check and the call: that is fine.
+        with sdk_errors(f"creating container {name!r}"), suppress(ResourceExistsError):
             if not client.exists():
-                try:
-                    client.create_container()
-                except Exception as exc:  # created meanwhile by another worker
-                    if "ContainerAlreadyExists" not in str(exc):
-                        raise
-                    logger.debug("container %s was created concurrently", name)
+                client.create_container()
 
     def container_exists(self, name: str) -> bool:
         """Whether the container exists."""
@@ -69,7 +67,9 @@ class BlobStore:
         with sdk_errors(f"checking blob {container}/{name}"):
             return bool(self._service.get_blob_client(container, name).exists())
 
-    def upload(self, container: str, name: str, data: bytes | Any, *, overwrite: bool = True) -> None:
+    def upload(
+        self, container: str, name: str, data: bytes | Any, *, overwrite: bool = True
+    ) -> None:
         """Upload bytes or a readable stream as one blob."""
         with sdk_errors(f"uploading {container}/{name}"):
             self._service.get_blob_client(container, name).upload_blob(data, overwrite=overwrite)
@@ -100,7 +100,7 @@ class BlobStore:
         client = self._service.get_container_client(container)
         with sdk_errors(f"listing {container}/{prefix}"):
             pages = client.list_blobs(name_starts_with=prefix or None, results_per_page=page_size)
-            paged = pages.by_page(continuation_token=continuation)
+            paged: Any = pages.by_page(continuation_token=continuation)
             for page in paged:
                 refs = [BlobRef(b.name, int(b.size or 0), str(b.etag)) for b in page]
                 yield refs, paged.continuation_token

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     AzureError,
     ResourceExistsError,
@@ -15,7 +16,7 @@ from azure.core.exceptions import (
 from batchfx.errors import ConflictError, StorageError, StorageNotFoundError
 from batchfx.settings import Settings
 
-__all__ = ["credential_for", "service_url", "sdk_errors"]
+__all__ = ["credential_for", "sdk_errors", "service_url"]
 
 
 def service_url(settings: Settings, service: str) -> str:
@@ -28,16 +29,17 @@ def service_url(settings: Settings, service: str) -> str:
     return f"https://{settings.account_name}.{service}.core.windows.net"
 
 
-def credential_for(settings: Settings) -> object:
+def credential_for(settings: Settings) -> TokenCredential:
     """A token credential for identity-based connections (azure-identity, imported lazily)."""
     try:
-        from azure.identity import DefaultAzureCredential  # type: ignore[import-not-found]
+        from azure.identity import DefaultAzureCredential
     except ImportError as exc:  # pragma: no cover - depends on an optional package
         raise StorageError(
             "AzureWebJobsStorage__accountName needs the azure-identity package: "
             "pip install azure-identity"
         ) from exc
-    return DefaultAzureCredential()
+    credential: TokenCredential = DefaultAzureCredential()
+    return credential
 
 
 @contextmanager

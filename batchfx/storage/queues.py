@@ -5,6 +5,7 @@ Messages are base64 text (``TextBase64EncodePolicy``), as the Functions host exp
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -57,11 +58,8 @@ class QueueStore:
 
     def ensure_queue(self, name: str) -> None:
         """Create the queue if it does not exist."""
-        with sdk_errors(f"creating queue {name!r}"):
-            try:
-                self._queue(name).create_queue()
-            except ResourceExistsError:
-                pass
+        with sdk_errors(f"creating queue {name!r}"), contextlib.suppress(ResourceExistsError):
+            self._queue(name).create_queue()
 
     def send(self, queue: str, content: str, *, visibility_timeout: int | None = None) -> None:
         """Send one text message."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,15 +37,12 @@ class TableStore:
         if settings.connection_string:
             return cls(TableServiceClient.from_connection_string(settings.connection_string))
         url = service_url(settings, "table")
-        return cls(TableServiceClient(url, credential=credential_for(settings)))  # type: ignore[arg-type]
+        return cls(TableServiceClient(url, credential=credential_for(settings)))
 
     def ensure_table(self, name: str) -> None:
         """Create the table if it does not exist."""
-        with sdk_errors(f"creating table {name!r}"):
-            try:
-                self._service.create_table(name)
-            except ResourceExistsError:
-                pass
+        with sdk_errors(f"creating table {name!r}"), contextlib.suppress(ResourceExistsError):
+            self._service.create_table(name)
 
     def get(self, table: str, partition: str, row: str) -> Entity | None:
         """One row, or None when it does not exist."""
