@@ -252,10 +252,9 @@ def test_partition_by_bytes_packs_by_size_with_a_big_file_alone(storage: Storage
     names = upload_inputs(storage, data, [400, 400, 400, 5000, 100, 100])
     job = submit_job(storage, spec_for(data, mini_batch_size="1KB"))
     result = partition_job(storage, job.job_id)
-    assert result.mini_batches == 3
+    assert (result.mini_batches, result.items) == (4, 6)
     groups = [manifest_items(storage, m[2]) for m in drain_messages(storage)]
-    assert groups == [names[0:2], names[2:3], names[3:4], names[4:6]][:0] + groups
-    assert groups == [names[0:2], [names[2]], [names[3]], names[4:6]] or groups == []
+    assert groups == [names[0:2], [names[2]], [names[3]], names[4:6]]
 
 
 def test_partition_applies_the_glob(storage: Storage, data: str) -> None:
@@ -386,23 +385,23 @@ def test_racing_transitions_let_exactly_one_win(storage: Storage, data: str) -> 
     assert stored.reason == f"by {winners[0].value}"
 
 
-def test_racing_unconditional_changes_all_land_after_retries(storage: Storage,
-                                                             data: str) -> None:
+def test_racing_transitions_without_a_state_check_all_succeed_after_retries(
+    storage: Storage, data: str
+) -> None:
     upload_inputs(storage, data, [1])
     job = submit_job(storage, spec_for(data))
-    keys = [f"k{i}" for i in range(6)]
-    barrier = threading.Barrier(len(keys))
+    reasons = [f"writer {i}" for i in range(6)]
+    barrier = threading.Barrier(len(reasons))
 
-    def attempt(key: str) -> None:
+    def attempt(reason: str) -> str:
         barrier.wait()
-        # each writer reads the row again after losing, so nobody's key is overwritten
-        current = get_job(storage, job.job_id)
-        transition_job(storage, job.job_id, JobState.QUEUED,
-                       extra={**current.extra, key: True})
+        # a lost ETag race is read again and retried, never raised to the caller
+        return transition_job(storage, job.job_id, JobState.RUNNING, reason=reason).reason
 
-    with ThreadPoolExecutor(len(keys)) as pool:
-        list(pool.map(attempt, keys))
-    assert get_job(storage, job.job_id).state is JobState.QUEUED
+    with ThreadPoolExecutor(len(reasons)) as pool:
+        written = list(pool.map(attempt, reasons))
+    assert written == reasons
+    assert get_job(storage, job.job_id).reason in reasons
 
 
 def test_transition_to_a_final_state_sets_ended(storage: Storage, data: str) -> None:
