@@ -19,7 +19,7 @@ import azure.functions as func
 
 from batchfx.local.app_loader import app_functions
 
-__all__ = ["FunctionsHttpServer", "HttpRoute", "http_routes"]
+__all__ = ["FunctionsHttpServer", "HttpRoute", "http_routes", "shared_loop"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class FunctionsHttpServer:
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
-        self._loop = _shared_loop()
+        self._loop = shared_loop()
 
     @property
     def url(self) -> str:
@@ -176,7 +176,7 @@ _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
 
 
-def _shared_loop() -> asyncio.AbstractEventLoop:
+def shared_loop() -> asyncio.AbstractEventLoop:
     """One event loop per process for async functions, as the host's worker has.
 
     The Durable SDK's client keeps one aiohttp session per process, bound to the loop

@@ -57,6 +57,7 @@ def test_oversized_body_is_a_413(app: App) -> None:
     status, body = _post(f"{app.runner.url}/api/jobs", b" " * (1024 * 1024 + 1),
                          app.runner.function_key)
     assert status == 413
+    assert "at most 1048576" in body["error"]
 
 
 def test_invalid_spec_lists_every_problem_and_records_nothing(app: App) -> None:

@@ -57,10 +57,11 @@ def storage(settings: Settings) -> Storage:
 
 @pytest.fixture
 def data(storage: Storage, unique_name: str) -> str:
-    """A container holding the job's code folder (``code/score.py``); inputs go under ``inputs/``."""
+    """A container with the job's code folder (``code/score.py``); inputs go in ``inputs/``."""
     container = unique_name + "data"
     storage.blobs.ensure_container(container)
-    storage.blobs.upload(container, "code/score.py", b"def run(mini_batch):\n    return mini_batch\n")
+    script = b"def run(mini_batch):\n    return mini_batch\n"
+    storage.blobs.upload(container, "code/score.py", script)
     return container
 
 

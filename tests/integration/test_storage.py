@@ -87,7 +87,7 @@ def test_blob_upload_overwrites_by_default(storage: Storage, container: str) -> 
 
 def test_blob_upload_without_overwrite_raises_conflict(storage: Storage, container: str) -> None:
     storage.blobs.upload(container, "a.txt", b"first")
-    with pytest.raises(ConflictError, match="a.txt"):
+    with pytest.raises(ConflictError, match=r"a\.txt"):
         storage.blobs.upload(container, "a.txt", b"second", overwrite=False)
     assert storage.blobs.download(container, "a.txt") == b"first"
 
@@ -117,7 +117,7 @@ def test_blob_exists(storage: Storage, container: str) -> None:
 
 
 def test_download_of_a_missing_blob_raises_not_found(storage: Storage, container: str) -> None:
-    with pytest.raises(StorageNotFoundError, match="gone.txt"):
+    with pytest.raises(StorageNotFoundError, match=r"gone\.txt"):
         storage.blobs.download(container, "gone.txt")
 
 

@@ -16,11 +16,11 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 import pytest
-from azure.durable_functions.models.utils import http_utils
 
 from batchfx.local import durable_history as h
 from batchfx.local.durable import LocalDurableRuntime
 from batchfx.local.durable_store import MemoryInstanceStore
+from batchfx.local.http_server import shared_loop
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 CALLS: Counter[str] = Counter()  # activity calls and orchestrator replays, by name
@@ -348,14 +348,9 @@ def served(runtime: LocalDurableRuntime) -> Iterator[str]:
 
 
 def _client_run(main: Any) -> Any:
-    async def wrapper() -> Any:
-        try:
-            return await main()
-        finally:
-            # The SDK keeps one aiohttp session per process, bound to the first event loop.
-            await http_utils._close_session()
-
-    return asyncio.run(wrapper())
+    # The SDK keeps one aiohttp session per process, bound to the loop that first used it:
+    # run on the process's shared loop, as the local runner's HTTP server does.
+    return asyncio.run_coroutine_threadsafe(main(), shared_loop()).result(timeout=60)
 
 
 async def _wait_done(client: df.DurableOrchestrationClient, instance_id: str) -> Any:

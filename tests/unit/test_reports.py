@@ -45,7 +45,7 @@ def test_processed_mini_batches_has_azure_ml_columns_in_order() -> None:
     text = processed_mini_batches_csv([succeeded(0)], {})
     assert text.splitlines()[0] == ("mini_batch_id,tries,worker,start,total,succeeded,failed,"
                                     "seconds,status,error")
-    assert REPORT_COLUMNS == text.splitlines()[0].split(",")
+    assert text.splitlines()[0].split(",") == REPORT_COLUMNS
 
 
 def test_processed_mini_batches_lists_one_line_per_mini_batch_in_input_order() -> None:

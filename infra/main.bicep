@@ -1,0 +1,434 @@
+// batchfx in Azure: the storage account (queues, tables, blob containers), Log Analytics and
+// Application Insights, the Functions app on a Flex Consumption plan, an Event Grid system
+// topic for blob drops (and, once the function exists, its subscription), and optionally
+// the GPU scorer on Azure Container Apps.
+//
+// Not yet deployed against a live subscription: see infra/README.md, "Not verified here".
+//
+//   az deployment group create -g <resource-group> -f infra/main.bicep -p namePrefix=batchfx
+
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------------------------
+
+@description('Region for everything except the GPU scorer. It must offer the Flex Consumption plan.')
+param location string = resourceGroup().location
+
+@description('Short prefix for resource names: lowercase letters, digits, hyphens.')
+@minLength(2)
+@maxLength(12)
+param namePrefix string = 'batchfx'
+
+@description('Suffix that makes the names globally unique.')
+param resourceToken string = toLower(uniqueString(subscription().id, resourceGroup().id, namePrefix))
+
+@description('Tags put on every resource.')
+param tags object = {}
+
+@description('Storage account name (3-24 lowercase letters and digits).')
+@maxLength(24)
+param storageAccountName string = take(toLower('st${replace(namePrefix, '-', '')}${resourceToken}'), 24)
+
+@description('Function app name (also the first label of its host name).')
+param functionAppName string = 'func-${namePrefix}-${resourceToken}'
+
+@description('Allow shared-key (connection string) access to the storage account. The apps never use it: they connect with their managed identities. Keep it on to run the batchfx CLI with a connection string; turn it off to require Entra ID everywhere.')
+param allowSharedKeyAccess bool = true
+
+@description('Object id of a user or group to give the same storage data roles as the apps, for example for the batchfx CLI signed in with az login. Empty: nobody.')
+param principalId string = ''
+
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param principalType string = 'User'
+
+// batchfx app settings (batchfx/settings.py). The queue-trigger bindings read
+// %BATCHFX_QUEUE_NAME% and %BATCHFX_QUEUE_NAME%-poison, so the setting is always written.
+
+@description('BATCHFX_QUEUE_NAME: the mini-batch queue (its poison queue is <name>-poison).')
+@minLength(3)
+@maxLength(56)
+param queueName string = 'batchfx-minibatches'
+
+@description('BATCHFX_JOBS_CONTAINER: blob container for job inputs, staged code and outputs.')
+param jobsContainerName string = 'batchfx'
+
+@description('BATCHFX_JOBS_TABLE: table of jobs.')
+param jobsTableName string = 'batchfxjobs'
+
+@description('BATCHFX_MINIBATCHES_TABLE: table of mini-batches.')
+param minibatchesTableName string = 'batchfxminibatches'
+
+@description('BATCHFX_POLL_INTERVAL_S: seconds between the orchestrator\'s progress checks.')
+param pollIntervalSeconds string = '5'
+
+@description('BATCHFX_LEASE_MARGIN_S: seconds of slack on a mini-batch lease.')
+param leaseMarginSeconds string = '60'
+
+@description('BATCHFX_WORK_DIR: local scratch directory on each instance.')
+param workDir string = '/tmp/batchfx'
+
+// Flex Consumption scale.
+
+@description('Most instances the function app scales out to.')
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Memory of each Flex Consumption instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+// Blob drop.
+
+@description('Blob container watched for dropped job files.')
+param inboxContainerName string = 'inbox'
+
+@description('Create the Event Grid subscription for BlobCreated in the inbox container. Leave false until the blob-drop function has been published: the subscription needs the function\'s webhook and its blobs_extension key, which only exist then.')
+param deployEventGridSubscription bool = false
+
+@description('Name of the Event Grid-source blob trigger function the subscription calls.')
+param blobDropFunctionName string = 'submit_from_blob_drop'
+
+// GPU scorer on Azure Container Apps.
+
+@description('Deploy the GPU scorer (needs a pushed image in gpuImage and serverless GPU quota in gpuLocation).')
+param deployGpuScorer bool = false
+
+@description('Also run the queue scorer on the Flex app. Default: only when the GPU scorer is not deployed, so that GPU replicas get every mini-batch.')
+param scoreOnFunctionApp bool = !deployGpuScorer
+
+@description('Region of the GPU scorer\'s Container Apps environment; serverless GPUs are offered in some regions only.')
+param gpuLocation string = location
+
+@description('Serverless GPU workload profile: T4 (8 vCPU, 56 GiB) or A100 (24 vCPU, 220 GiB) per replica.')
+@allowed([
+  'Consumption-GPU-NC8as-T4'
+  'Consumption-GPU-NC24-A100'
+])
+param gpuWorkloadProfileType string = 'Consumption-GPU-NC8as-T4'
+
+@description('Image built from infra/gpu/Dockerfile, for example myacr.azurecr.io/batchfx-gpu:1. Required when deployGpuScorer is true.')
+param gpuImage string = ''
+
+@description('Existing container registry in this resource group that holds gpuImage; the scorer pulls with its identity. Empty: an image that needs no credentials.')
+param containerRegistryName string = ''
+
+@description('Fewest GPU replicas (0 scales to zero when the queue is empty).')
+@minValue(0)
+param gpuMinReplicas int = 0
+
+@description('Most GPU replicas (each holds one GPU).')
+@minValue(1)
+param gpuMaxReplicas int = 4
+
+@description('Container app name of the GPU scorer.')
+@maxLength(32)
+param gpuScorerName string = take('gpu-${namePrefix}-${resourceToken}', 32)
+
+@description('Functions turned off on the GPU scorer: every function of the app except score_mini_batch_queue. Add new functions here.')
+param gpuDisabledFunctions array = [
+  'submit_job_http'
+  'list_jobs_http'
+  'get_job_http'
+  'cancel_job_http'
+  'watch_job'
+  'partition_inputs'
+  'check_job'
+  'end_job'
+  'record_poison_mini_batch'
+  blobDropFunctionName
+]
+
+// ---------------------------------------------------------------------------------------------
+// Storage
+// ---------------------------------------------------------------------------------------------
+
+// Flex Consumption deploys the code package to this container (read with the app's identity).
+var deploymentContainerName = 'app-package-${resourceToken}'
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: storageAccountName
+  location: location
+  tags: tags
+  kind: 'StorageV2' // general-purpose v2: required for Event Grid blob events
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: allowSharedKeyAccess
+    defaultToOAuthAuthentication: true
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+var containerNames = [
+  jobsContainerName
+  inboxContainerName
+  deploymentContainerName
+]
+var queueNames = [
+  queueName
+  '${queueName}-poison'
+]
+var tableNames = [
+  jobsTableName
+  minibatchesTableName
+]
+
+resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+  for containerName in containerNames: {
+    parent: blobService
+    name: containerName
+    properties: {
+      publicAccess: 'None'
+    }
+  }
+]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for name in queueNames: {
+    parent: queueService
+    name: name
+  }
+]
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
+  for name in tableNames: {
+    parent: tableService
+    name: name
+  }
+]
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring
+// ---------------------------------------------------------------------------------------------
+
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-${namePrefix}-${resourceToken}'
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: 30
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: 'appi-${namePrefix}-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logAnalytics.id
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Function app
+// ---------------------------------------------------------------------------------------------
+
+// Flex Consumption rather than Elastic Premium: it scales to zero (no always-on instance to
+// pay for between jobs), scales out to 1000 instances, and scales per function, so the queue
+// scorer grows with the queue apart from the HTTP and Durable functions. It runs Durable
+// Functions on the Azure Storage provider, takes identity-based host storage, and is where
+// Linux Consumption apps are being moved. What it lacks (custom containers, GPUs) is what the
+// Container Apps scorer below is for. Its blob trigger only supports the Event Grid source,
+// which is the one batchfx uses.
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: 'plan-${namePrefix}-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true // Linux
+  }
+}
+
+var batchfxSettings = {
+  BATCHFX_QUEUE_NAME: queueName
+  BATCHFX_JOBS_CONTAINER: jobsContainerName
+  BATCHFX_JOBS_TABLE: jobsTableName
+  BATCHFX_MINIBATCHES_TABLE: minibatchesTableName
+  BATCHFX_POLL_INTERVAL_S: pollIntervalSeconds
+  BATCHFX_LEASE_MARGIN_S: leaseMarginSeconds
+  BATCHFX_WORK_DIR: workDir
+}
+
+// No FUNCTIONS_WORKER_RUNTIME (nor FUNCTIONS_EXTENSION_VERSION): Flex Consumption takes the
+// runtime from functionAppConfig.runtime and does not support those settings.
+var functionAppHostSettings = {
+  // Identity-based host storage with the app's system-assigned identity; batchfx reads the
+  // same setting and connects with azure-identity's DefaultAzureCredential.
+  AzureWebJobsStorage__accountName: storage.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+}
+var cpuScorerOff = {
+  AzureWebJobs_score_mini_batch_queue_Disabled: 'true'
+}
+var functionAppSettings = union(batchfxSettings, functionAppHostSettings, scoreOnFunctionApp ? {} : cpuScorerOff)
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: functionAppName
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: {
+      appSettings: map(items(functionAppSettings), s => {
+        name: s.key
+        value: s.value
+      })
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'SystemAssignedIdentity'
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+  dependsOn: [
+    containers
+    queues
+    tables
+  ]
+}
+
+module functionAppStorageRoles 'modules/storage-roles.bicep' = {
+  name: 'storage-roles-${functionAppName}'
+  params: {
+    storageAccountName: storage.name
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+module userStorageRoles 'modules/storage-roles.bicep' = if (!empty(principalId)) {
+  name: 'storage-roles-user'
+  params: {
+    storageAccountName: storage.name
+    principalId: principalId
+    principalType: principalType
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blob drop: Event Grid system topic on the storage account (one per account)
+// ---------------------------------------------------------------------------------------------
+
+resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
+  name: 'evgt-${storage.name}'
+  location: location
+  tags: tags
+  properties: {
+    source: storage.id
+    topicType: 'Microsoft.Storage.StorageAccounts'
+  }
+}
+
+// Needs the blob-drop function deployed first (see the parameter's description).
+module blobDropSubscription 'modules/blob-drop-subscription.bicep' = if (deployEventGridSubscription) {
+  name: 'blob-drop-subscription'
+  params: {
+    systemTopicName: systemTopic.name
+    functionAppName: functionApp.name
+    functionName: blobDropFunctionName
+    containerName: inboxContainerName
+  }
+  dependsOn: [
+    containers
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPU scorer: Azure Functions on Azure Container Apps, serverless GPU workload profile
+// ---------------------------------------------------------------------------------------------
+
+module gpuScorer 'modules/gpu-scorer.bicep' = if (deployGpuScorer) {
+  name: 'gpu-scorer'
+  params: {
+    location: gpuLocation
+    tags: tags
+    name: gpuScorerName
+    environmentName: 'cae-${namePrefix}-${resourceToken}'
+    identityName: 'id-${gpuScorerName}'
+    workloadProfileType: gpuWorkloadProfileType
+    image: gpuImage
+    containerRegistryName: containerRegistryName
+    minReplicas: gpuMinReplicas
+    maxReplicas: gpuMaxReplicas
+    storageAccountName: storage.name
+    logAnalyticsWorkspaceName: logAnalytics.name
+    appInsightsConnectionString: appInsights.properties.ConnectionString
+    settings: batchfxSettings
+    disabledFunctions: gpuDisabledFunctions
+  }
+  dependsOn: [
+    queues
+    tables
+    containers
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs
+// ---------------------------------------------------------------------------------------------
+
+output functionAppName string = functionApp.name
+output functionAppUrl string = 'https://${functionApp.properties.defaultHostName}'
+output storageAccountName string = storage.name
+output eventGridSystemTopicName string = systemTopic.name
+output applicationInsightsName string = appInsights.name
+output gpuScorerName string = deployGpuScorer ? gpuScorer.outputs.name : ''
+output gpuScorerFqdn string = deployGpuScorer ? gpuScorer.outputs.fqdn : ''

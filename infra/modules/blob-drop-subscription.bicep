@@ -1,0 +1,61 @@
+// Event Grid subscription: BlobCreated events in the inbox container go to the function app's
+// blob-extension webhook, which runs the Event Grid-source blob trigger named functionName.
+//
+// Deploy this only after the function exists in the deployed app: the `blobs_extension`
+// system key read below is created by the host once it has loaded an Event Grid blob
+// trigger, and Event Grid validates the webhook when the subscription is created.
+// main.bicep calls this module only when deployEventGridSubscription is true, so the key is
+// not looked up before then.
+
+@description('Name of the Event Grid system topic on the storage account.')
+param systemTopicName string
+
+@description('Name of the function app that hosts the blob trigger.')
+param functionAppName string
+
+@description('Name of the Event Grid-source blob trigger function.')
+param functionName string
+
+@description('Blob container whose new blobs are delivered.')
+param containerName string
+
+@description('Name of the event subscription.')
+param subscriptionName string = 'blob-drop-${containerName}'
+
+resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
+  name: systemTopicName
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
+  name: functionAppName
+}
+
+var blobsExtensionKey = listKeys('${functionApp.id}/host/default', '2024-04-01').systemKeys.blobs_extension
+
+resource blobCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
+  parent: systemTopic
+  name: subscriptionName
+  properties: {
+    destination: {
+      endpointType: 'WebHook'
+      properties: {
+        endpointUrl: 'https://${functionApp.properties.defaultHostName}/runtime/webhooks/blobs?functionName=Host.Functions.${functionName}&code=${blobsExtensionKey}'
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    filter: {
+      includedEventTypes: [
+        'Microsoft.Storage.BlobCreated'
+      ]
+      subjectBeginsWith: '/blobServices/default/containers/${containerName}/'
+    }
+    eventDeliverySchema: 'EventGridSchema'
+    retryPolicy: {
+      maxDeliveryAttempts: 30
+      eventTimeToLiveInMinutes: 1440
+    }
+  }
+}
+
+output name string = blobCreated.name
