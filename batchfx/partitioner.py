@@ -44,8 +44,11 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0) -> P
     if job.partitioned or job.state.is_final:
         return PartitionResult(True, job.mini_batches_total, job.items_total)
     if job.state is JobState.QUEUED:
-        job = transition_job(storage, job_id, JobState.PARTITIONING,
-                             allowed_from=[JobState.QUEUED], started=utc_now())
+        try:
+            job = transition_job(storage, job_id, JobState.PARTITIONING,
+                                 allowed_from=[JobState.QUEUED], started=utc_now())
+        except JobStateError:  # canceled between the read and the write
+            return PartitionResult(True, job.mini_batches_total, job.items_total)
     spec = JobSpec.from_record(job.spec)
     container, prefix = split_storage_path("inputs.path", spec.inputs.path)
     deadline = time.monotonic() + budget_s

@@ -59,5 +59,6 @@ def _reason(exc: AzureError) -> str:
     # The SDK's message can span many lines of XML; the first line says enough and,
     # unlike str(exc) on some errors, never echoes the request's credentials.
     code = getattr(exc, "error_code", None)
+    code = getattr(code, "value", code)  # the SDK gives an enum for some codes, text for others
     first = (str(exc.message or exc).splitlines() or [""])[0]
     return f"{code}: {first}" if code else first

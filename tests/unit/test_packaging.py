@@ -1,0 +1,35 @@
+"""What ships: the deploy requirements match the package, the public surface is stable."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import batchfx.errors
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_requirements_txt_matches_pyproject_dependencies() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    listed = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert listed == declared
+
+
+def test_error_tree_is_the_documented_one() -> None:
+    assert set(batchfx.errors.__all__) == {
+        "AzuriteError", "BatchfxError", "ConflictError", "JobNotFoundError", "JobStateError",
+        "OutputError", "ScriptError", "SpecError", "StorageError", "StorageNotFoundError"}
+    for name in batchfx.errors.__all__:
+        assert issubclass(getattr(batchfx.errors, name), batchfx.errors.BatchfxError)
+        assert name in (batchfx.errors.__doc__ or "")
+
+
+def test_function_app_registers_the_documented_functions() -> None:
+    from batchfx.local.app_loader import app_functions, load_app
+
+    names = {fn.get_function_name() for fn in app_functions(load_app())}
+    assert names == {"submit_job_http", "list_jobs_http", "get_job_http", "cancel_job_http",
+                     "score_mini_batch_queue", "record_poison_mini_batch", "watch_job",
+                     "partition_inputs", "check_job", "end_job"}
