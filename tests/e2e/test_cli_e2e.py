@@ -1,0 +1,115 @@
+"""The ``batchfx`` command as a user runs it, against the session's Azurite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SCRIPTS, lines
+
+BATCHFX = [sys.executable, "-m", "batchfx"]
+
+
+def _env(connection_string: str, unique_name: str, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "AzureWebJobsStorage": connection_string,
+            "BATCHFX_JOBS_CONTAINER": unique_name, "BATCHFX_QUEUE_NAME": unique_name,
+            "BATCHFX_JOBS_TABLE": f"{unique_name}jobs",
+            "BATCHFX_MINIBATCHES_TABLE": f"{unique_name}mb",
+            "BATCHFX_WORK_DIR": str(tmp_path / "work")}
+
+
+def _job_folder(tmp_path: Path, script: str, files: dict[str, str], **spec: object) -> Path:
+    code = tmp_path / "job" / "code"
+    code.mkdir(parents=True)
+    (code / "score.py").write_bytes((SCRIPTS / script).read_bytes())
+    inputs = tmp_path / "job" / "inputs"
+    inputs.mkdir()
+    for name, text in files.items():
+        (inputs / name).write_text(text)
+    body = {"name": "cli-job", "source_directory": "code", "entry_script": "score.py",
+            "inputs": "inputs", "output": "results/cli", "mini_batch_size": 2, **spec}
+    path = tmp_path / "job" / "job.yml"
+    path.write_text(json.dumps(body))  # JSON is YAML
+    return path
+
+
+def test_run_scores_local_folders_and_downloads_the_outputs(
+        connection_string: str, unique_name: str, tmp_path: Path) -> None:
+    spec = _job_folder(tmp_path, "echo.py", {f"f{i}.txt": f"line {i}" for i in range(5)})
+    out = tmp_path / "out"
+    done = subprocess.run([*BATCHFX, "run", str(spec), "--output", str(out), "--quiet"],
+                          env=_env(connection_string, unique_name, tmp_path),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(out / "parallel_run_step.txt")
+    assert lines((out / "parallel_run_step.txt").read_text()) == [
+        f"f{i}.txt line {i}" for i in range(5)]
+    assert (out / "job_result.txt").is_file()
+    assert (out / "processed_mini-batches.csv").is_file()
+    assert "completed: 5 of 5 items succeeded" in " ".join(done.stderr.split())
+
+
+def test_run_exits_non_zero_and_says_why_when_the_job_fails(
+        connection_string: str, unique_name: str, tmp_path: Path) -> None:
+    spec = _job_folder(tmp_path, "init_raises.py", {"a.txt": "1"}, run_max_try=1)
+    done = subprocess.run([*BATCHFX, "run", str(spec), "--output", str(tmp_path / "o"),
+                           "--quiet"], env=_env(connection_string, unique_name, tmp_path),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1
+    assert "failed" in done.stderr
+    assert "model file missing" in done.stderr
+
+
+def test_run_refuses_a_bad_spec_naming_the_field(tmp_path: Path) -> None:
+    spec = _job_folder(tmp_path, "echo.py", {"a.txt": "1"}, mini_batch_size="ten")
+    done = subprocess.run([*BATCHFX, "run", str(spec), "--output", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "mini_batch_size" in done.stderr and "'ten'" in done.stderr
+
+
+@pytest.fixture
+def served(connection_string: str, unique_name: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    env = _env(connection_string, unique_name, tmp_path)
+    workdir = tmp_path / "serve"
+    workdir.mkdir()
+    process = subprocess.Popen([*BATCHFX, "serve", "--port", "0", "--workers", "1"],
+                               cwd=workdir, env=env, stderr=subprocess.PIPE, text=True)
+    state = workdir / ".batchfx" / "serve.json"
+    deadline = time.monotonic() + 60
+    while not state.is_file():
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "batchfx serve did not start"
+        time.sleep(0.2)
+    yield workdir, env
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_serve_submit_status_list_download(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    workdir, env = served
+    spec = _job_folder(tmp_path, "echo.py", {"a.txt": "1", "b.txt": "2", "c.txt": "3"})
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*BATCHFX, *args], cwd=workdir, env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    submitted = cli("submit", str(spec), "--wait")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip().splitlines()[0]
+    status = json.loads(cli("status", job_id).stdout)
+    assert status["state"] == "completed"
+    assert status["items"]["succeeded"] == 3
+    assert job_id in cli("list").stdout
+    downloaded = cli("download", job_id, str(tmp_path / "dl"))
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert lines((tmp_path / "dl" / "parallel_run_step.txt").read_text()) == [
+        "a.txt 1", "b.txt 2", "c.txt 3"]
+    cancel = cli("cancel", job_id)
+    assert cancel.returncode == 2
+    assert "already ended as completed" in cancel.stderr
