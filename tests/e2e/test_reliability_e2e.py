@@ -108,3 +108,38 @@ def test_restarted_runner_resumes_the_job(app: App, tmp_path: Path) -> None:
     assert view["state"] == "completed"
     out = app.outputs(view)
     assert lines(out["parallel_run_step.txt"]) == [f"item-{i:03d}.txt ok" for i in range(8)]
+
+
+def test_mini_batch_whose_worker_is_killed_every_try_ends_failed_not_hung(
+        app: App, tmp_path: Path) -> None:
+    marker = tmp_path / "markers"
+    spec = _slow_spec(app, 1, marker, 60.0, run_max_try=2, run_invocation_timeout=120)
+    job = app.submit(spec)
+    assert app.runner is not None
+    killed: set[str] = set()
+    for _ in range(2):  # each try: wait until run() started, then kill every worker process
+        _wait_for(lambda: any(p.name not in killed for p in marker.iterdir()))
+        killed.update(p.name for p in marker.iterdir())
+        for pid in app.runner.worker_pids:
+            os.kill(pid, signal.SIGKILL)
+    view = app.wait(job, timeout=120)
+    assert view["state"] == "completed"
+    assert view["items"]["failed"] == 1
+    out = app.outputs(view)
+    assert "WorkerLost" in out["errors.csv"]
+    report = list(csv.DictReader(io.StringIO(out["processed_mini-batches.csv"])))
+    assert report[0]["status"] == "failed"
+    assert report[0]["tries"] == "2"
+
+
+def test_orchestrator_history_stays_small_with_continue_as_new(
+        app: App, tmp_path: Path) -> None:
+    marker = tmp_path / "markers"
+    job = app.submit(_slow_spec(app, 6, marker, 0.5, process_count_per_node=1))
+    app.wait(job)
+    assert app.runner is not None and app.runner.durable is not None
+    status = app.runner.durable.get_status(job, show_history=True)
+    assert status is not None
+    assert status["runtimeStatus"] == "Completed"
+    # Polled every 0.3 s for several seconds, yet one execution's history holds one poll.
+    assert len(status.get("historyEvents") or []) < 25

@@ -505,3 +505,39 @@ def test_new_job_id_starts_with_the_name_and_is_sortable_by_time() -> None:
     late = new_job_id("digits", datetime(2025, 1, 2, tzinfo=UTC))
     assert early.startswith("digits-20250101t000000-")
     assert early < late
+
+
+def test_poison_function_records_the_mini_batch_as_failed(connection_string: str,
+                                                          unique_name: str,
+                                                          tmp_path: Path) -> None:
+    from azure.functions.queue import QueueMessage
+
+    from batchfx import app_context
+    from batchfx.blueprints.scoring import record_poison_mini_batch
+    from batchfx.records import MiniBatchRecord, mini_batch_key
+
+    settings = Settings(connection_string=connection_string, jobs_container=unique_name,
+                        queue_name=unique_name, jobs_table=f"{unique_name}jobs",
+                        minibatches_table=f"{unique_name}mb", work_dir=str(tmp_path))
+    storage = Storage.from_settings(settings)
+    storage.ensure_resources()
+    storage.blobs.upload(unique_name, "code/score.py", b"def run(mb):\n    return mb\n")
+    for i in range(3):
+        storage.blobs.upload(unique_name, f"in/{i}.txt", b"x")
+    job = submit_job(storage, {"name": "poison-job", "entry_script": "score.py",
+                               "source_directory": f"{unique_name}/code",
+                               "inputs": f"{unique_name}/in", "output": f"{unique_name}/out"})
+    partition_job(storage, job.job_id)
+    message = next(storage.queues.receive(unique_name, visibility_timeout=30))
+    app_context.use_settings(settings)
+    try:
+        record_poison_mini_batch(QueueMessage(body=message.content.encode(), dequeue_count=6))
+    finally:
+        app_context.use_settings(None)
+    found = storage.tables.get(settings.minibatches_table, job.job_id, mini_batch_key(0))
+    assert found is not None
+    row = MiniBatchRecord.from_entity(found.values)
+    assert row.status.value == "failed"
+    assert row.failed == 3
+    assert row.error_type == "PoisonMessage"
+    assert "6 deliveries" in row.error_message
