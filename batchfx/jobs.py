@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
@@ -22,7 +23,9 @@ __all__ = [
     "job_view",
     "list_jobs",
     "new_job_id",
+    "prepare_job",
     "submit_job",
+    "submit_job_once",
     "transition_job",
     "utc_now",
 ]
@@ -86,8 +89,9 @@ def _any_blob(storage: Storage, container: str, prefix: str) -> bool:
     return False
 
 
-def submit_job(storage: Storage, data: object, *, client_request_id: str = "") -> JobRecord:
-    """Validate a spec, check its storage paths and record the job (state ``queued``)."""
+def prepare_job(storage: Storage, data: object, *, client_request_id: str = "",
+                tags: dict[str, str] | None = None) -> JobRecord:
+    """Validate a spec and its storage paths and build the job's record; writes nothing."""
     spec = parse_job_spec(data)
     problems = _check_storage_paths(storage, spec)
     if problems:
@@ -106,15 +110,67 @@ def submit_job(storage: Storage, data: object, *, client_request_id: str = "") -
         output_container=container,
         output_prefix=f"{prefix}/{job_id}" if prefix else job_id,
         client_request_id=client_request_id,
+        extra={"tags": dict(tags)} if tags else {},
     )
-    entity = record.to_entity()
-    if len(entity["spec"]) > 30_000:
-        raise SpecError([f"spec: {len(entity['spec'])} characters of settings once stored — "
-                         "keep arguments and environment_variables under 30,000 characters"])
-    storage.blobs.ensure_container(container)
-    storage.tables.insert(storage.settings.jobs_table, entity)
-    logger.info("job %s: submitted (%s)", job_id, spec.inputs.path)
+    size = len(record.to_entity()["spec"])
+    if size > 30_000:
+        raise SpecError([f"spec: {size} characters of settings once stored — keep arguments "
+                         "and environment_variables under 30,000 characters"])
     return record
+
+
+def _record_job(storage: Storage, record: JobRecord) -> None:
+    storage.blobs.ensure_container(record.output_container)
+    storage.tables.insert(storage.settings.jobs_table, record.to_entity())
+    logger.info("job %s: submitted (%s)", record.job_id, record.spec["inputs"]["path"])
+
+
+def submit_job(storage: Storage, data: object, *, client_request_id: str = "",
+               tags: dict[str, str] | None = None) -> JobRecord:
+    """Validate a spec, check its storage paths and record the job (state ``queued``)."""
+    record = prepare_job(storage, data, client_request_id=client_request_id, tags=tags)
+    _record_job(storage, record)
+    return record
+
+
+REQUEST_PARTITION = "request"
+
+
+def _request_key(client_request_id: str) -> str:
+    # RowKeys may not hold '/', '\\', '#' or '?': the id is hashed, and kept in a column.
+    return hashlib.sha256(client_request_id.encode()).hexdigest()
+
+
+def submit_job_once(storage: Storage, data: object, *, client_request_id: str,
+                    tags: dict[str, str] | None = None) -> tuple[JobRecord, bool]:
+    """Submit unless a job with this client request id exists; returns (job, created).
+
+    The request row is written before the job row, so two racing submits of one id
+    create one job: the loser reads the winner's job id.
+    """
+    table = storage.settings.jobs_table
+    key = _request_key(client_request_id)
+    found = storage.tables.get(table, REQUEST_PARTITION, key)
+    if found is not None:
+        try:
+            return get_job(storage, str(found.values["job_id"])), False
+        except JobNotFoundError:  # a submit that stopped between the two writes
+            pass
+    record = prepare_job(storage, data, client_request_id=client_request_id, tags=tags)
+    row = {"PartitionKey": REQUEST_PARTITION, "RowKey": key, "job_id": record.job_id,
+           "client_request_id": client_request_id[:1000], "created": record.created}
+    try:
+        if found is None:
+            storage.tables.insert(table, row)
+        else:
+            storage.tables.replace(table, row, etag=found.etag)
+    except ConflictError:
+        winner = storage.tables.get(table, REQUEST_PARTITION, key)
+        if winner is None:
+            raise
+        return get_job(storage, str(winner.values["job_id"])), False
+    _record_job(storage, record)
+    return record, True
 
 
 def get_job(storage: Storage, job_id: str) -> JobRecord:

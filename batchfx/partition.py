@@ -14,11 +14,16 @@ __all__ = ["ManifestEntry", "ManifestPage", "build_manifest_page", "pack_files",
 
 
 def select_files(refs: Iterable[BlobRef], prefix: str, glob: str | None) -> Iterator[BlobRef]:
-    """Files under ``prefix`` whose name relative to it matches ``glob`` (all when None)."""
+    """Files under ``prefix`` whose name relative to it matches ``glob`` (all when None).
+
+    Names starting with ``_`` or ``.`` are markers, not data (``_SUCCESS``), and are skipped.
+    """
     base = f"{prefix}/" if prefix else ""
     for ref in refs:
         if ref.name.endswith("/") or (base and not ref.name.startswith(base)):
             continue  # folder markers, and siblings such as "inputs2/" under prefix "inputs"
+        if ref.name.rsplit("/", 1)[-1].startswith(("_", ".")):
+            continue  # hidden files as Spark/Hadoop write them: _SUCCESS, _committed, .crc
         if glob is None or fnmatch.fnmatchcase(ref.name[len(base) :], glob):
             yield ref
 

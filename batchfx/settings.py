@@ -36,6 +36,7 @@ class Settings:
     queue_name: str = "batchfx-minibatches"
     jobs_table: str = "batchfxjobs"
     minibatches_table: str = "batchfxminibatches"
+    inbox_container: str = "inbox"
     poll_interval_s: float = 5.0
     lease_margin_s: float = 60.0
     work_dir: str = _DEFAULT_WORK_DIR
@@ -57,6 +58,7 @@ class Settings:
             queue_name=env.get("BATCHFX_QUEUE_NAME") or cls.queue_name,
             jobs_table=env.get("BATCHFX_JOBS_TABLE") or cls.jobs_table,
             minibatches_table=env.get("BATCHFX_MINIBATCHES_TABLE") or cls.minibatches_table,
+            inbox_container=env.get("BATCHFX_INBOX_CONTAINER") or cls.inbox_container,
             poll_interval_s=_float(env, "BATCHFX_POLL_INTERVAL_S", cls.poll_interval_s),
             lease_margin_s=_float(env, "BATCHFX_LEASE_MARGIN_S", cls.lease_margin_s),
             work_dir=env.get("BATCHFX_WORK_DIR") or _DEFAULT_WORK_DIR,
@@ -69,6 +71,7 @@ class Settings:
             "BATCHFX_QUEUE_NAME": self.queue_name,
             "BATCHFX_JOBS_TABLE": self.jobs_table,
             "BATCHFX_MINIBATCHES_TABLE": self.minibatches_table,
+            "BATCHFX_INBOX_CONTAINER": self.inbox_container,
             "BATCHFX_POLL_INTERVAL_S": str(self.poll_interval_s),
             "BATCHFX_LEASE_MARGIN_S": str(self.lease_margin_s),
             "BATCHFX_WORK_DIR": self.work_dir,

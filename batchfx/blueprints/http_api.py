@@ -10,14 +10,14 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from batchfx import app_context
+from batchfx.blueprints.starting import start_job
 from batchfx.errors import JobNotFoundError, JobStateError, SpecError
-from batchfx.jobs import cancel_job, get_job, job_progress, job_view, list_jobs, submit_job
+from batchfx.jobs import cancel_job, get_job, job_progress, job_view, list_jobs
 
 bp = df.Blueprint()
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
-ORCHESTRATOR = "watch_job"
 
 
 def _json(status: int, body: Any) -> func.HttpResponse:
@@ -41,20 +41,19 @@ async def submit_job_http(req: func.HttpRequest, client: df.DurableOrchestration
         spec = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return _problem(400, f"request body is not valid JSON: {exc}")
-    storage = app_context.storage()
+    request_id = req.headers.get("x-ms-client-request-id", "")
+    if len(request_id) > 200:
+        return _problem(400, "x-ms-client-request-id: at most 200 characters")
     try:
-        job = submit_job(storage, spec,
-                         client_request_id=req.headers.get("x-ms-client-request-id", ""))
+        job, created = await start_job(client, app_context.storage(), spec,
+                                       client_request_id=request_id)
     except SpecError as exc:
         return _problem(400, "invalid job spec", problems=exc.problems)
-    poll = app_context.settings().poll_interval_s
-    await client.start_new(ORCHESTRATOR, instance_id=job.job_id,
-                           client_input={"job_id": job.job_id, "poll_s": poll})
     status_url = req.url.split("?")[0].rstrip("/") + f"/{job.job_id}"
     logger.info("job %s: accepted", job.job_id)
     return func.HttpResponse(
         json.dumps({"id": job.job_id, "state": job.state.value, "status_url": status_url,
-                    "output": job.output_location}, indent=2),
+                    "output": job.output_location, "created": created}, indent=2),
         status_code=202, mimetype="application/json", headers={"Location": status_url})
 
 

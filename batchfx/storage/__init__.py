@@ -44,6 +44,7 @@ class Storage:
         """Create the app's container, queues and tables when they are missing."""
         s = self.settings
         self.blobs.ensure_container(s.jobs_container)
+        self.blobs.ensure_container(s.inbox_container)
         self.queues.ensure_queue(s.queue_name)
         self.queues.ensure_queue(s.poison_queue_name)
         self.tables.ensure_table(s.jobs_table)

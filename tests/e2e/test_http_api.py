@@ -103,3 +103,17 @@ def test_job_view_has_counts_throughput_eta_and_outputs(app: App) -> None:
     assert [j["id"] for j in app.api.list()] == [job]
     with pytest.raises(JobStateError):
         app.api.cancel(job)
+
+
+def test_submit_with_a_client_request_id_is_idempotent(app: App) -> None:
+    assert app.api is not None
+    spec = app.spec("echo.py", {"a.txt": "x", "b.txt": "y"})
+    first = app.api.submit(spec, client_request_id="nightly-2026-11-23")
+    again = app.api.submit(spec, client_request_id="nightly-2026-11-23")
+    assert first["created"] is True
+    assert again["created"] is False
+    assert again["id"] == first["id"]
+    other = app.api.submit(spec, client_request_id="nightly-2026-11-24")
+    assert other["id"] != first["id"]
+    assert app.wait(first["id"])["state"] == "completed"
+    assert len(app.api.list()) == 2
