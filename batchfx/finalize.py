@@ -20,6 +20,7 @@ from batchfx.reports import (
     job_result_text,
     processed_mini_batches_csv,
 )
+from batchfx.reuse import copy_outputs, remember_result
 from batchfx.spec import JobSpec
 from batchfx.storage import Storage
 
@@ -109,6 +110,25 @@ def write_progress_overview(storage: Storage, job: JobRecord) -> dict[str, Any]:
     return view
 
 
+def _finish_reused(storage: Storage, job: JobRecord) -> str:
+    """Complete a job by copying the results of the earlier identical job it reuses."""
+    earlier = get_job(storage, str(job.extra["reused_from"]))
+    job = transition_job(storage, job.job_id, JobState.FINALIZING,
+                         allowed_from=[JobState.RUNNING])
+    copy_outputs(storage, earlier, job)
+    reason = (f"reused the results of job {earlier.job_id}: same inputs (ETags), code, model "
+              "and settings (allow_reuse)")
+    try:
+        job = transition_job(storage, job.job_id, JobState.COMPLETED,
+                             allowed_from=[JobState.FINALIZING], reason=reason)
+    except JobStateError:
+        job = get_job(storage, job.job_id)
+    _write_summary(storage, job)
+    job = transition_job(storage, job.job_id, job.state,
+                         extra=dict(job.extra, outputs_ready=True))
+    return job.state.value
+
+
 def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str = "") -> str:
     """End a job as ``outcome``; for ``completed`` assemble the append_row file first.
 
@@ -117,6 +137,8 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
     """
     job = get_job(storage, job_id)
     active = [s for s in JobState if not s.is_final]
+    if outcome is JobState.COMPLETED and not job.state.is_final and job.extra.get("reused_from"):
+        return _finish_reused(storage, job)
     if outcome is JobState.COMPLETED and not job.state.is_final:
         job = transition_job(storage, job_id, JobState.FINALIZING, allowed_from=active)
         spec = JobSpec.from_record(job.spec)
@@ -147,5 +169,7 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
     _write_summary(storage, job)
     # Clients wait for this flag, not only the state: the reports exist once it is set.
     job = transition_job(storage, job_id, job.state, extra=dict(job.extra, outputs_ready=True))
+    if job.state is JobState.COMPLETED and job.extra.get("reuse_key"):
+        remember_result(storage, str(job.extra["reuse_key"]), job)
     logger.info("job %s: ended as %s (%s)", job_id, job.state.value, job.reason)
     return job.state.value

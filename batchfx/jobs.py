@@ -249,7 +249,9 @@ def _elapsed(job: JobRecord) -> float:
 
 def job_progress(storage: Storage, job: JobRecord) -> Progress:
     """Counts summed from the job's mini-batch rows."""
-    rows = storage.tables.query(storage.settings.minibatches_table, job.job_id,
+    # A job that reuses an earlier one's results shows that job's counts.
+    source = str(job.extra.get("reused_from") or job.job_id)
+    rows = storage.tables.query(storage.settings.minibatches_table, source,
                                 select=_ROW_COLUMNS)
     return summarize(rows, items_total=job.items_total,
                      mini_batches_total=job.mini_batches_total,
@@ -269,6 +271,7 @@ def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
         "reason": job.reason or None,
         "error": job.error or None,
         "outputs_ready": bool(job.extra.get("outputs_ready")),
+        "reused_from": job.extra.get("reused_from"),
         "output": {
             "location": job.output_location,
             "append_row_file": (f"{job.output_location}/{spec.get('append_row_file_name')}"

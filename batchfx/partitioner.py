@@ -11,6 +11,7 @@ from batchfx.errors import JobStateError
 from batchfx.jobs import get_job, transition_job, utc_now
 from batchfx.partition import build_manifest_page, pack_files, select_files
 from batchfx.records import JobRecord, JobState, ManifestRef, encode_message
+from batchfx.reuse import find_reusable, reuse_key
 from batchfx.spec import JobSpec, split_storage_path
 from batchfx.storage import BlobRef, Storage
 
@@ -50,6 +51,11 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0) -> P
         except JobStateError:  # canceled between the read and the write
             return PartitionResult(True, job.mini_batches_total, job.items_total)
     spec = JobSpec.from_record(job.spec)
+    if spec.allow_reuse and "reuse_key" not in job.extra:
+        reused = _check_reuse(storage, job, spec)
+        if reused is not None:
+            return reused
+        job = get_job(storage, job_id)
     container, prefix = split_storage_path("inputs.path", spec.inputs.path)
     deadline = time.monotonic() + budget_s
     if spec.inputs.type == "uri_file":
@@ -68,6 +74,28 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0) -> P
         if time.monotonic() > deadline:
             return PartitionResult(False, job.mini_batches_total, job.items_total)
     return _finish(storage, job)
+
+
+def _check_reuse(storage: Storage, job: JobRecord, spec: JobSpec) -> PartitionResult | None:
+    """With allow_reuse, point the job at an earlier identical job's results, if any."""
+    key = reuse_key(storage, spec)
+    earlier = find_reusable(storage, key)
+    extra = dict(job.extra, reuse_key=key)
+    try:
+        if earlier is None:
+            transition_job(storage, job.job_id, JobState.PARTITIONING,
+                           allowed_from=[JobState.PARTITIONING], extra=extra)
+            return None
+        extra["reused_from"] = earlier.job_id
+        transition_job(storage, job.job_id, JobState.RUNNING,
+                       allowed_from=[JobState.PARTITIONING], extra=extra, partitioned=True,
+                       items_total=earlier.items_total,
+                       mini_batches_total=earlier.mini_batches_total)
+    except JobStateError:  # canceled meanwhile
+        return PartitionResult(True, job.mini_batches_total, job.items_total)
+    logger.info("job %s: same inputs, code, model and settings as job %s: reusing its results",
+                job.job_id, earlier.job_id)
+    return PartitionResult(True, earlier.mini_batches_total, earlier.items_total)
 
 
 def _write_page(

@@ -33,7 +33,6 @@ V2_ALIASES = {
     "instance_count": "node_count",
 }
 _RETRY_KEYS = {"max_retries": "run_max_try", "timeout": "run_invocation_timeout"}
-_NO_REUSE = "reuse is not supported yet; remove allow_reuse or set it to false"
 _TABULAR = "tabular inputs are not supported yet; use uri_folder or uri_file"
 _OUTPUT_REQUIRED = (
     "output: missing — required when output_action is append_row (the default), "
@@ -66,7 +65,7 @@ _EXPECTED = {
     "arguments": "expected a list of strings, or one string split like a shell command line",
     "environment_variables": "expected a mapping of variable name to string",
     "logging_level": "expected DEBUG, INFO, WARNING, ERROR or CRITICAL",
-    "allow_reuse": "expected false",
+    "allow_reuse": "expected true or false",
 }
 
 
@@ -257,7 +256,7 @@ class JobSpec(BaseModel):
     arguments: Annotated[list[str], BeforeValidator(_split_arguments)] = Field(default_factory=list)
     environment_variables: Annotated[dict[str, str], _ENVIRONMENT] = Field(default_factory=dict)
     logging_level: Annotated[_Level, BeforeValidator(_logging_level)] = "INFO"
-    allow_reuse: Annotated[bool, _rule(lambda v: not v or _NO_REUSE)] = False
+    allow_reuse: bool = True
 
     @property
     def mini_batch_limit(self) -> MiniBatchSize:

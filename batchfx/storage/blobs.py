@@ -29,6 +29,7 @@ class BlobRef:
     name: str
     size: int
     etag: str
+    content_md5: str = ""  # set by the service for blobs uploaded in one request
 
 
 class BlobStore:
@@ -79,6 +80,13 @@ class BlobStore:
         with open(path, "rb") as stream:
             self.upload(container, name, stream)
 
+    def copy(self, container: str, name: str, to_container: str, to_name: str) -> None:
+        """Copy a blob by streaming it through this process (no cross-container SAS needed)."""
+        with sdk_errors(f"copying {container}/{name} to {to_container}/{to_name}"):
+            source = self._service.get_blob_client(container, name).download_blob()
+            target = self._service.get_blob_client(to_container, to_name)
+            target.upload_blob(source.chunks(), overwrite=True)
+
     def download(
         self, container: str, name: str, *, offset: int | None = None, length: int | None = None
     ) -> bytes:
@@ -102,7 +110,7 @@ class BlobStore:
             pages = client.list_blobs(name_starts_with=prefix or None, results_per_page=page_size)
             paged: Any = pages.by_page(continuation_token=continuation)
             for page in paged:
-                refs = [BlobRef(b.name, int(b.size or 0), str(b.etag)) for b in page]
+                refs = [BlobRef(b.name, int(b.size or 0), str(b.etag), _md5(b)) for b in page]
                 yield refs, paged.continuation_token
 
     def list_names(self, container: str, prefix: str) -> Iterator[BlobRef]:
@@ -132,6 +140,11 @@ class BlobStore:
         with sdk_errors(f"committing {container}/{name}"):
             blocks = [BlobBlock(block_id=b) for b in block_ids]
             self._service.get_blob_client(container, name).commit_block_list(blocks)
+
+
+def _md5(blob: Any) -> str:
+    digest = getattr(getattr(blob, "content_settings", None), "content_md5", None)
+    return bytes(digest).hex() if digest else ""
 
 
 class BlockWriter:

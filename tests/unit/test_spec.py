@@ -59,7 +59,7 @@ def the_problem(**changes: Any) -> str:
         ("arguments", []),
         ("environment_variables", {}),
         ("logging_level", "INFO"),
-        ("allow_reuse", False),
+        ("allow_reuse", True),
     ],
 )
 def test_defaults_are_azure_mls(field: str, default: object) -> None:
@@ -247,7 +247,6 @@ def test_bad_value_message_names_field_and_value(field: str, value: object) -> N
 @pytest.mark.parametrize(
     ("changes", "start", "fragment"),
     [
-        ({"allow_reuse": True}, "allow_reuse: got True", "not supported yet"),
         ({"partition_keys": ["day"]}, "partition_keys: not supported yet", "remove it"),
         ({"inputs": {"path": "d", "type": "tabular"}}, "inputs.type: got 'tabular'", "tabular"),
         ({"inputs": {"path": "d", "format": "csv"}}, "inputs.format: got 'csv'", "uri_folder"),
@@ -413,7 +412,8 @@ def test_model_refuses_append_row_without_output_when_validated_directly() -> No
         JobSpec.model_validate({k: v for k, v in BASE.items() if k != "output"})
 
 
-def test_allow_reuse_false_is_accepted() -> None:
+def test_allow_reuse_defaults_to_true_and_false_is_accepted() -> None:
+    assert parse_job_spec(BASE).allow_reuse is True
     assert parse_job_spec({**BASE, "allow_reuse": False}).allow_reuse is False
 
 
