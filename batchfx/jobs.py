@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from batchfx.access import access_problem
 from batchfx.errors import ConflictError, JobNotFoundError, JobStateError, SpecError
 from batchfx.progress import Progress, summarize
 from batchfx.records import JobRecord, JobState
@@ -62,6 +63,10 @@ def _check_storage_paths(storage: Storage, spec: JobSpec) -> list[str]:
             container, prefix = split_storage_path(field, path)
         except SpecError as exc:
             problems += exc.problems
+            continue
+        refused = access_problem(storage.settings, field, container, prefix)
+        if refused:
+            problems.append(refused)
             continue
         if field == "output":
             continue  # created on demand

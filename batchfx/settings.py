@@ -6,7 +6,7 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Settings"]
 
@@ -30,13 +30,14 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
 class Settings:
     """Where batchfx keeps its state and how often it looks at it."""
 
-    connection_string: str | None = None
+    connection_string: str | None = field(default=None, repr=False)  # holds the account key
     account_name: str | None = None
     jobs_container: str = "batchfx"
     queue_name: str = "batchfx-minibatches"
     jobs_table: str = "batchfxjobs"
     minibatches_table: str = "batchfxminibatches"
     inbox_container: str = "inbox"
+    allowed_containers: tuple[str, ...] = ()  # empty: any container of the account
     poll_interval_s: float = 5.0
     lease_margin_s: float = 60.0
     work_dir: str = _DEFAULT_WORK_DIR
@@ -59,6 +60,9 @@ class Settings:
             jobs_table=env.get("BATCHFX_JOBS_TABLE") or cls.jobs_table,
             minibatches_table=env.get("BATCHFX_MINIBATCHES_TABLE") or cls.minibatches_table,
             inbox_container=env.get("BATCHFX_INBOX_CONTAINER") or cls.inbox_container,
+            allowed_containers=tuple(
+                c.strip() for c in env.get("BATCHFX_ALLOWED_CONTAINERS", "").split(",")
+                if c.strip()),
             poll_interval_s=_float(env, "BATCHFX_POLL_INTERVAL_S", cls.poll_interval_s),
             lease_margin_s=_float(env, "BATCHFX_LEASE_MARGIN_S", cls.lease_margin_s),
             work_dir=env.get("BATCHFX_WORK_DIR") or _DEFAULT_WORK_DIR,
@@ -72,6 +76,7 @@ class Settings:
             "BATCHFX_JOBS_TABLE": self.jobs_table,
             "BATCHFX_MINIBATCHES_TABLE": self.minibatches_table,
             "BATCHFX_INBOX_CONTAINER": self.inbox_container,
+            "BATCHFX_ALLOWED_CONTAINERS": ",".join(self.allowed_containers),
             "BATCHFX_POLL_INTERVAL_S": str(self.poll_interval_s),
             "BATCHFX_LEASE_MARGIN_S": str(self.lease_margin_s),
             "BATCHFX_WORK_DIR": self.work_dir,
