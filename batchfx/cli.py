@@ -242,6 +242,19 @@ def download(job_id: str, dest: Path, url: str | None, key: str | None,
     click.echo(f"{len(files)} files in {dest}")
 
 
+def _add_commands() -> None:
+    # Imported here: these modules import helpers from this one.
+    from batchfx.cli_deployments import deployment, pipeline
+    from batchfx.cli_drops import drops
+    from batchfx.cli_schedules import schedule
+
+    for command in (deployment, pipeline, schedule, drops):
+        main.add_command(command)
+
+
+_add_commands()
+
+
 def entry() -> None:
     """Console entry that prints batchfx errors without a traceback."""
     try:

@@ -8,6 +8,7 @@
     │   ├── StorageNotFoundError  the container, blob, queue or table does not exist
     │   └── ConflictError         a conditional write lost to a concurrent writer (ETag)
     ├── ScriptError               the scoring script could not be loaded (no ``run``, syntax error…)
+    ├── InputError                the inputs cannot be partitioned or read as the spec says
     ├── OutputError               the results could not be assembled (mini-batch schemas differ…)
     └── AzuriteError              the local Azurite emulator could not be started
 
@@ -21,6 +22,7 @@ __all__ = [
     "AzuriteError",
     "BatchfxError",
     "ConflictError",
+    "InputError",
     "JobNotFoundError",
     "JobStateError",
     "OutputError",
@@ -65,6 +67,11 @@ class ConflictError(StorageError):
 
 class ScriptError(BatchfxError):
     """The scoring script could not be loaded or does not follow the contract."""
+
+
+class InputError(BatchfxError):
+    """The inputs cannot be partitioned or read as the spec says (not Parquet, a line break
+    inside a quoted CSV field, a file without the key=value folder of a partition key…)."""
 
 
 class OutputError(BatchfxError):

@@ -12,6 +12,7 @@ from typing import Any
 
 from batchfx.access import access_problem
 from batchfx.errors import ConflictError, JobNotFoundError, JobStateError, SpecError
+from batchfx.partition import select_files
 from batchfx.progress import Progress, summarize
 from batchfx.records import JobRecord, JobState
 from batchfx.spec import JobSpec, parse_job_spec, split_storage_path
@@ -34,7 +35,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _ROW_COLUMNS = ["status", "succeeded", "failed", "rows", "error_phase", "error_type",
-                "error_message", "error_traceback", "worker", "tries"]
+                "error_message", "error_traceback", "worker", "tries", "items",
+                "items_planned"]
 
 
 def utc_now() -> str:
@@ -82,15 +84,22 @@ def _check_storage_paths(storage: Storage, spec: JobSpec) -> list[str]:
         elif field == "inputs.path" and spec.inputs.type == "uri_file":
             if not storage.blobs.exists(container, prefix):
                 problems.append(f"inputs.path: file {path!r} does not exist")
-        elif not _any_blob(storage, container, prefix):
+        elif (field == "inputs.path" and spec.inputs.type == "tabular" and prefix
+              and storage.blobs.exists(container, prefix)):
+            pass  # a tabular path may name one file
+        elif not _any_blob(storage, container, prefix, data_only=field == "inputs.path"):
             problems.append(f"{field}: nothing found under {path!r} — zero inputs to score")
     return problems
 
 
-def _any_blob(storage: Storage, container: str, prefix: str) -> bool:
+def _any_blob(storage: Storage, container: str, prefix: str, *, data_only: bool = False
+              ) -> bool:
+    # Inputs: markers and hidden files (_SUCCESS, .crc) are skipped by the partitioner, so a
+    # folder holding only those has zero inputs.
     for refs, _ in storage.blobs.list_pages(container, f"{prefix}/" if prefix else "",
-                                            page_size=1):
-        return bool(refs)
+                                            page_size=100 if data_only else 1):
+        if any(True for _ in select_files(refs, prefix, None)) if data_only else refs:
+            return True
     return False
 
 
@@ -260,7 +269,8 @@ def job_progress(storage: Storage, job: JobRecord) -> Progress:
                                 select=_ROW_COLUMNS)
     return summarize(rows, items_total=job.items_total,
                      mini_batches_total=job.mini_batches_total,
-                     partitioned=job.partitioned, elapsed_s=_elapsed(job))
+                     partitioned=job.partitioned, elapsed_s=_elapsed(job),
+                     items_estimated=bool(job.extra.get("items_estimated")))
 
 
 def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:

@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import unquote
 
+from batchfx.errors import InputError
 from batchfx.sizes import MiniBatchSize
 from batchfx.storage.blobs import BlobRef
+from batchfx.tabular.slices import InputFile, Slice, slice_from_wire
 
-__all__ = ["ManifestEntry", "ManifestPage", "build_manifest_page", "pack_files", "select_files"]
+__all__ = [
+    "ManifestEntry",
+    "ManifestLine",
+    "ManifestPage",
+    "Packer",
+    "TabularLine",
+    "build_manifest_page",
+    "folder_values",
+    "key_group",
+    "layout_manifest_page",
+    "pack_files",
+    "parse_manifest_line",
+    "select_files",
+]
+
+T = TypeVar("T")
 
 
 def select_files(refs: Iterable[BlobRef], prefix: str, glob: str | None) -> Iterator[BlobRef]:
@@ -51,6 +70,73 @@ def pack_files(refs: Iterable[BlobRef], limit: MiniBatchSize) -> Iterator[list[B
         yield current
 
 
+@dataclass
+class _Open(Generic[T]):
+    items: list[T] = field(default_factory=list)
+    weight: int = 0
+
+
+class Packer(Generic[T]):
+    """Fill mini-batches in order up to ``limit`` (files, bytes or rows), one open mini-batch
+    per group: items of different groups (partition key values) never share a mini-batch.
+
+    An item heavier than the limit gets a mini-batch of its own, as in :func:`pack_files`.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit <= 0:
+            raise ValueError(f"limit: {limit!r} must be greater than 0")
+        self.limit = limit
+        self._open: dict[Hashable, _Open[T]] = {}
+
+    def add(self, item: T, weight: int, group: Hashable = None) -> list[tuple[Hashable, list[T]]]:
+        """Add an item; returns the mini-batches it closed (never the one it went into)."""
+        current = self._open.setdefault(group, _Open())
+        closed: list[tuple[Hashable, list[T]]] = []
+        if current.items and current.weight + weight > self.limit:
+            closed.append((group, current.items))
+            current = self._open[group] = _Open()
+        current.items.append(item)
+        current.weight += weight
+        return closed
+
+    def drop(self, group: Hashable = None) -> list[T]:
+        """Forget the open mini-batch of ``group`` (the caller resumes before its items)."""
+        found = self._open.pop(group, None)
+        return found.items if found is not None else []
+
+    def flush(self) -> list[tuple[Hashable, list[T]]]:
+        """Close every open mini-batch, in the order their groups first appeared."""
+        closed = [(group, batch.items) for group, batch in self._open.items() if batch.items]
+        self._open.clear()
+        return closed
+
+
+def folder_values(relative: str) -> dict[str, str]:
+    """Hive-style ``key=value`` folders of a path relative to the input prefix."""
+    values: dict[str, str] = {}
+    for segment in relative.split("/")[:-1]:
+        key, sep, value = segment.partition("=")
+        if sep and key:
+            values[unquote(key)] = unquote(value)
+    return values
+
+
+def key_group(name: str, prefix: str, keys: list[str]) -> tuple[str, ...]:
+    """The values of ``keys`` in a file's ``key=value`` folders; InputError names a gap."""
+    base = f"{prefix}/" if prefix else ""
+    relative = name[len(base):] if base and name.startswith(base) else name
+    values = folder_values(relative)
+    missing = [k for k in keys if k not in values]
+    if missing:
+        example = "/".join(f"{k}=<value>" for k in keys)
+        raise InputError(
+            f"partition_keys: {name!r} has no {missing[0]}=<value> folder in its path — with "
+            f"partition_keys on file inputs every file must lie under key=value folders for "
+            f"each key (Hive style), e.g. {base}{example}/{relative.rsplit('/', 1)[-1]}")
+    return tuple(values[k] for k in keys)
+
+
 @dataclass(frozen=True)
 class ManifestEntry:
     """Where one mini-batch's line lies in its manifest page."""
@@ -69,27 +155,45 @@ class ManifestPage:
     entries: list[ManifestEntry]
 
 
-def build_manifest_page(
-    container: str, prefix: str, mini_batches: list[list[BlobRef]], first_index: int
+def layout_manifest_page(
+    bodies: list[tuple[dict[str, Any], int]], first_index: int
 ) -> ManifestPage:
-    """Lay out mini-batches as JSON lines so a scorer reads only its own byte range."""
+    """Lay out (line body, items) pairs as JSON lines numbered from ``first_index``."""
     chunks: list[bytes] = []
     entries: list[ManifestEntry] = []
     offset = 0
-    for i, batch in enumerate(mini_batches):
-        line = json.dumps(
-            {
-                "index": first_index + i,
-                "container": container,
-                "prefix": prefix,
-                "items": [[r.name, r.size, r.etag] for r in batch],
-            },
-            separators=(",", ":"),
-        ).encode() + b"\n"
-        entries.append(ManifestEntry(first_index + i, len(batch), offset, len(line)))
+    for i, (body, items) in enumerate(bodies):
+        line = json.dumps({"index": first_index + i, **body}, separators=(",", ":")).encode()
+        line += b"\n"
+        entries.append(ManifestEntry(first_index + i, items, offset, len(line)))
         chunks.append(line)
         offset += len(line)
     return ManifestPage(b"".join(chunks), entries)
+
+
+def build_manifest_page(
+    container: str, prefix: str, mini_batches: list[list[BlobRef]], first_index: int,
+    groups: Sequence[Mapping[str, str]] | None = None,
+) -> ManifestPage:
+    """Lay out mini-batches as JSON lines so a scorer reads only its own byte range."""
+    bodies: list[tuple[dict[str, Any], int]] = []
+    for i, batch in enumerate(mini_batches):
+        body: dict[str, Any] = {"container": container, "prefix": prefix,
+                                "items": [[r.name, r.size, r.etag] for r in batch]}
+        if groups is not None:
+            body["partition_key_value"] = dict(groups[i])
+        bodies.append((body, len(batch)))
+    return layout_manifest_page(bodies, first_index)
+
+
+@dataclass(frozen=True)
+class TabularLine:
+    """The slices of a tabular mini-batch and what is known of its rows."""
+
+    format: str
+    slices: list[Slice]
+    rows: int | None  # exact when every slice's count is known
+    estimate: int  # rows as planned: exact, else estimated
 
 
 @dataclass(frozen=True)
@@ -99,15 +203,34 @@ class ManifestLine:
     index: int
     container: str
     prefix: str
-    items: list[BlobRef]
+    items: list[BlobRef]  # files; for tabular inputs one entry per slice, named by it
+    partition_key_value: dict[str, str | None] = field(default_factory=dict)
+    tabular: TabularLine | None = None
+
+    @property
+    def item_count(self) -> int:
+        """Items of the mini-batch: files, or rows of a tabular input (perhaps estimated)."""
+        return self.tabular.estimate if self.tabular is not None else len(self.items)
 
 
 def parse_manifest_line(data: bytes) -> ManifestLine:
-    """Read one mini-batch's line (as written by ``build_manifest_page``)."""
+    """Read one mini-batch's line (as written by ``layout_manifest_page``)."""
     body = json.loads(data)
-    return ManifestLine(
-        int(body["index"]),
-        str(body["container"]),
-        str(body.get("prefix", "")),
-        [BlobRef(str(n), int(s), str(e)) for n, s, e in body["items"]],
-    )
+    keys = {str(k): (None if v is None else str(v))
+            for k, v in body.get("partition_key_value", {}).items()}
+    if "slices" not in body:
+        return ManifestLine(
+            int(body["index"]),
+            str(body["container"]),
+            str(body.get("prefix", "")),
+            [BlobRef(str(n), int(s), str(e)) for n, s, e in body["items"]],
+            keys,
+        )
+    files = [InputFile.from_wire(f) for f in body["files"]]
+    slices = [slice_from_wire(s, files) for s in body["slices"]]
+    rows = body.get("rows")
+    tabular = TabularLine(str(body["format"]), slices, None if rows is None else int(rows),
+                          int(body["estimate"]))
+    items = [BlobRef(s.describe(), s.size, s.file.etag) for s in slices]
+    return ManifestLine(int(body["index"]), str(body["container"]), str(body.get("prefix", "")),
+                        items, keys, tabular)

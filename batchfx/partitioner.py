@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
+from typing import Any
 
-from batchfx.errors import JobStateError
+from batchfx.errors import InputError, JobStateError
 from batchfx.jobs import get_job, transition_job, utc_now
-from batchfx.partition import build_manifest_page, pack_files, select_files
+from batchfx.partition import (
+    ManifestPage,
+    Packer,
+    build_manifest_page,
+    key_group,
+    layout_manifest_page,
+    pack_files,
+    select_files,
+)
 from batchfx.records import JobRecord, JobState, ManifestRef, encode_message
 from batchfx.reuse import find_reusable, reuse_key
 from batchfx.spec import JobSpec, split_storage_path
 from batchfx.storage import BlobRef, Storage
+from batchfx.tabular.planning import PER_PAGE, PlannedPage, TabularInputs, line_body, plan_pages
 
 __all__ = ["PartitionResult", "partition_job"]
 
@@ -35,11 +48,19 @@ def _manifest_blob(job_id: str, page: int) -> str:
     return f"jobs/{job_id}/manifests/page-{page:06d}.jsonl"
 
 
-def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0) -> PartitionResult:
+def _state_blob(job_id: str, page: int) -> str:
+    return f"jobs/{job_id}/manifests/page-{page:06d}.state.json"
+
+
+def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
+                  mini_batches_per_page: int = PER_PAGE) -> PartitionResult:
     """Turn listing pages into mini-batches until the listing ends or ``budget_s`` is spent.
 
     Progress (continuation token, totals) is saved after each page, so a repeated call
     resumes after the last saved page. A mini-batch never spans two listing pages.
+    Tabular inputs also save a cursor inside a listing page, so one huge file is cut over
+    as many calls as it takes (``mini_batches_per_page`` per manifest page).
+    Inputs that cannot be partitioned as the spec says fail the job with the reason.
     """
     job = get_job(storage, job_id)
     if job.partitioned or job.state.is_final:
@@ -51,13 +72,25 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0) -> P
         except JobStateError:  # canceled between the read and the write
             return PartitionResult(True, job.mini_batches_total, job.items_total)
     spec = JobSpec.from_record(job.spec)
-    if spec.allow_reuse and "reuse_key" not in job.extra:
-        reused = _check_reuse(storage, job, spec)
-        if reused is not None:
-            return reused
-        job = get_job(storage, job_id)
     container, prefix = split_storage_path("inputs.path", spec.inputs.path)
-    deadline = time.monotonic() + budget_s
+    try:
+        single = _tabular_file(storage, spec, container, prefix)
+        if spec.allow_reuse and "reuse_key" not in job.extra:
+            reused = _check_reuse(storage, job, spec, single)
+            if reused is not None:
+                return reused
+            job = get_job(storage, job_id)
+        deadline = time.monotonic() + budget_s
+        if spec.inputs.type == "tabular":
+            return _partition_tabular(storage, job, spec, container, prefix, single, deadline,
+                                      mini_batches_per_page)
+        return _partition_files(storage, job, spec, container, prefix, deadline)
+    except InputError as exc:
+        return _fail(storage, job, str(exc))
+
+
+def _partition_files(storage: Storage, job: JobRecord, spec: JobSpec, container: str,
+                     prefix: str, deadline: float) -> PartitionResult:
     if spec.inputs.type == "uri_file":
         folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         job = _write_page(storage, job, spec, container, folder, [BlobRef(prefix, 0, "")], None)
@@ -76,9 +109,24 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0) -> P
     return _finish(storage, job)
 
 
-def _check_reuse(storage: Storage, job: JobRecord, spec: JobSpec) -> PartitionResult | None:
+def _tabular_file(storage: Storage, spec: JobSpec, container: str,
+                  prefix: str) -> BlobRef | None:
+    """The one blob a tabular path names, or None when the path is a folder."""
+    if spec.inputs.type != "tabular" or not prefix:
+        return None
+    for refs, _ in storage.blobs.list_pages(container, prefix, page_size=1):
+        # Names sort lexically, so the exact name comes before "name.bak" or "name/...".
+        return refs[0] if refs and refs[0].name == prefix else None
+    return None
+
+
+def _check_reuse(storage: Storage, job: JobRecord, spec: JobSpec,
+                 single: BlobRef | None) -> PartitionResult | None:
     """With allow_reuse, point the job at an earlier identical job's results, if any."""
     key = reuse_key(storage, spec)
+    if single is not None:  # reuse_key lists folders; a one-file tabular path counts too
+        version = single.content_md5 or single.etag
+        key = hashlib.sha256(f"{key}\n{single.name}\t{version}".encode()).hexdigest()
     earlier = find_reusable(storage, key)
     extra = dict(job.extra, reuse_key=key)
     try:
@@ -87,6 +135,8 @@ def _check_reuse(storage: Storage, job: JobRecord, spec: JobSpec) -> PartitionRe
                            allowed_from=[JobState.PARTITIONING], extra=extra)
             return None
         extra["reused_from"] = earlier.job_id
+        if earlier.extra.get("items_estimated"):
+            extra["items_estimated"] = True
         transition_job(storage, job.job_id, JobState.RUNNING,
                        allowed_from=[JobState.PARTITIONING], extra=extra, partitioned=True,
                        items_total=earlier.items_total,
@@ -96,6 +146,35 @@ def _check_reuse(storage: Storage, job: JobRecord, spec: JobSpec) -> PartitionRe
     logger.info("job %s: same inputs, code, model and settings as job %s: reusing its results",
                 job.job_id, earlier.job_id)
     return PartitionResult(True, earlier.mini_batches_total, earlier.items_total)
+
+
+def _send(storage: Storage, job_id: str, blob: str, page: ManifestPage) -> None:
+    messages = [encode_message(job_id, e.index, ManifestRef(blob, e.offset, e.length))
+                for e in page.entries]
+    queue = storage.settings.queue_name
+    with ThreadPoolExecutor(_SEND_THREADS) as pool:
+        list(pool.map(lambda m: storage.queues.send(queue, m), messages))
+
+
+_Groups = list[dict[str, str]] | None
+
+
+def _file_batches(spec: JobSpec, prefix: str,
+                  selected: list[BlobRef]) -> tuple[list[list[BlobRef]], _Groups]:
+    """Files packed into mini-batches; with partition_keys, never mixing key=value folders."""
+    limit = spec.mini_batch_limit
+    keys = spec.partition_keys
+    if not keys:
+        return list(pack_files(selected, limit)), None
+    packer: Packer[BlobRef] = Packer(limit.limit)
+    closed = []
+    for ref in selected:
+        weight = 1 if limit.count is not None else ref.size
+        closed += packer.add(ref, weight, key_group(ref.name, prefix, keys))
+    closed += packer.flush()
+    groups = [dict(zip(keys, group, strict=True)) for group, _ in closed
+              if isinstance(group, tuple)]
+    return [batch for _, batch in closed], groups
 
 
 def _write_page(
@@ -109,18 +188,14 @@ def _write_page(
 ) -> JobRecord:
     selected = list(select_files(refs, prefix, spec.inputs.glob)) \
         if spec.inputs.type != "uri_file" else refs
-    mini_batches = list(pack_files(selected, spec.mini_batch_limit))
+    mini_batches, groups = _file_batches(spec, prefix, selected)
     page_number = int(job.extra.get("pages", 0))
     first = job.mini_batches_total
     if mini_batches:
-        page = build_manifest_page(container, prefix, mini_batches, first)
+        page = build_manifest_page(container, prefix, mini_batches, first, groups)
         blob = _manifest_blob(job.job_id, page_number)
         storage.blobs.upload(storage.settings.jobs_container, blob, page.body)
-        messages = [encode_message(job.job_id, e.index, ManifestRef(blob, e.offset, e.length))
-                    for e in page.entries]
-        queue = storage.settings.queue_name
-        with ThreadPoolExecutor(_SEND_THREADS) as pool:
-            list(pool.map(lambda m: storage.queues.send(queue, m), messages))
+        _send(storage, job.job_id, blob, page)
     extra = dict(job.extra, pages=page_number + 1)
     # Saved only after the page's messages are out: a retried call redoes at most one
     # page, and scorers drop a duplicate message of a mini-batch already scored.
@@ -139,6 +214,118 @@ def _write_page(
     logger.info("job %s: page %d gave %d mini-batches (%d so far)", job.job_id, page_number,
                 len(mini_batches), job.mini_batches_total)
     return job
+
+
+def _partition_tabular(storage: Storage, job: JobRecord, spec: JobSpec, container: str,
+                       prefix: str, single: BlobRef | None, deadline: float,
+                       per_page: int) -> PartitionResult:
+    """Cut tabular inputs page by page; a page may end inside a file (see planning)."""
+    assert spec.inputs.format is not None
+    folder = prefix.rsplit("/", 1)[0] if single is not None and "/" in prefix else ""
+    inputs = TabularInputs(storage.blobs, container, folder if single else prefix,
+                           spec.inputs.format, spec.mini_batch_limit,
+                           tuple(spec.partition_keys or ()), spec.inputs.glob, single)
+    job = _recover_page(storage, job)
+    if job.state.is_final or not _more(job):
+        return _finish(storage, job) if not job.state.is_final else _result(job)
+    cursor = job.extra.get("cursor")
+    with closing(plan_pages(inputs, job.continuation, cursor, per_page=per_page)) as pages:
+        for page in pages:
+            job = _write_tabular_page(storage, job, inputs, page)
+            if job.state.is_final:
+                return _result(job)
+            if not _more(job):
+                break
+            if time.monotonic() > deadline:
+                return PartitionResult(False, job.mini_batches_total, job.items_total)
+    return _finish(storage, job)
+
+
+def _more(job: JobRecord) -> bool:
+    """Whether listing goes on after the last saved page (none saved yet: it starts)."""
+    return not job.extra.get("pages") or bool(job.continuation or job.extra.get("cursor"))
+
+
+def _result(job: JobRecord) -> PartitionResult:
+    return PartitionResult(True, job.mini_batches_total, job.items_total)
+
+
+def _write_tabular_page(storage: Storage, job: JobRecord, inputs: TabularInputs,
+                        page: PlannedPage) -> JobRecord:
+    """Write the page's state, manifest and messages, then save the job's position.
+
+    The state is written first: a call that stops after the manifest is written finds
+    it on the next call (``_recover_page``) and sends the same messages again, so the
+    byte ranges in messages already sent always match the page.
+    """
+    number = int(job.extra.get("pages", 0))
+    lines = [line_body(inputs, batch) for batch in page.batches]
+    layout = layout_manifest_page(lines, job.mini_batches_total)
+    unknown = any(body["rows"] is None for body, _ in lines)
+    state: dict[str, Any] = {
+        "entries": [[e.index, e.offset, e.length] for e in layout.entries],
+        "mini_batches_total": job.mini_batches_total + len(lines),
+        "items_total": job.items_total + sum(rows for _, rows in lines),
+        "items_estimated": bool(job.extra.get("items_estimated")) or unknown,
+        "continuation": page.continuation,
+        "cursor": page.cursor,
+    }
+    container = storage.settings.jobs_container
+    if lines:
+        storage.blobs.upload(container, _state_blob(job.job_id, number),
+                             json.dumps(state).encode())
+        storage.blobs.upload(container, _manifest_blob(job.job_id, number), layout.body)
+        _send(storage, job.job_id, _manifest_blob(job.job_id, number), layout)
+    return _save_position(storage, job, number, state)
+
+
+def _recover_page(storage: Storage, job: JobRecord) -> JobRecord:
+    """Finish a page an earlier call wrote but did not record (see _write_tabular_page)."""
+    number = int(job.extra.get("pages", 0))
+    container = storage.settings.jobs_container
+    if not storage.blobs.exists(container, _manifest_blob(job.job_id, number)):
+        return job
+    state = json.loads(storage.blobs.download(container, _state_blob(job.job_id, number)))
+    blob = _manifest_blob(job.job_id, number)
+    queue = storage.settings.queue_name
+    for index, offset, length in state["entries"]:
+        storage.queues.send(queue, encode_message(job.job_id, index,
+                                                  ManifestRef(blob, offset, length)))
+    logger.warning("job %s: page %d was written by a call that stopped; sent it again",
+                   job.job_id, number)
+    return _save_position(storage, job, number, state)
+
+
+def _save_position(storage: Storage, job: JobRecord, number: int,
+                   state: dict[str, Any]) -> JobRecord:
+    extra = dict(job.extra, pages=number + 1, items_estimated=state["items_estimated"])
+    extra.pop("cursor", None)
+    if state["cursor"] is not None:
+        extra["cursor"] = state["cursor"]
+    total = int(state["mini_batches_total"])
+    try:
+        job = transition_job(
+            storage, job.job_id, JobState.RUNNING if total else JobState.PARTITIONING,
+            allowed_from=[JobState.PARTITIONING, JobState.RUNNING],
+            mini_batches_total=total, items_total=int(state["items_total"]),
+            continuation=state["continuation"], extra=extra)
+    except JobStateError:  # canceled or aborted meanwhile: stop
+        return get_job(storage, job.job_id)
+    logger.info("job %s: page %d gave %d mini-batches (%d so far)", job.job_id, number,
+                len(state["entries"]), job.mini_batches_total)
+    return job
+
+
+def _fail(storage: Storage, job: JobRecord, reason: str) -> PartitionResult:
+    """End the job as failed: its inputs cannot be partitioned as the spec says."""
+    logger.error("job %s: %s", job.job_id, reason)
+    try:
+        job = transition_job(storage, job.job_id, JobState.FAILED,
+                             allowed_from=[JobState.PARTITIONING, JobState.RUNNING],
+                             reason=reason, error=reason)
+    except JobStateError:
+        job = get_job(storage, job.job_id)
+    return _result(job)
 
 
 def _finish(storage: Storage, job: JobRecord) -> PartitionResult:

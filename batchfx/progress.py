@@ -43,6 +43,9 @@ class Progress:
     rows: int = 0
     init_error: str = ""
     elapsed_s: float = 0.0
+    # True while items_total is partly estimated (tabular text cut by bytes: rows are
+    # counted as mini-batches are read); exact once every mini-batch is done.
+    items_estimated: bool = False
 
     @property
     def mini_batches_done(self) -> int:
@@ -101,6 +104,7 @@ class Progress:
                 "running": self.mini_batches_running,
                 "pending": self.mini_batches_pending,
             },
+            "items_estimated": self.items_estimated,
             "rows": self.rows,
             "partitioned": self.partitioned,
             "items_per_second": round(self.items_per_second, 3),
@@ -116,9 +120,14 @@ def summarize(
     mini_batches_total: int,
     partitioned: bool,
     elapsed_s: float,
+    items_estimated: bool = False,
 ) -> Progress:
-    """Sum mini-batch rows (``status``, ``succeeded``, ``failed``, ``rows``, ``error_phase``)."""
-    ok = bad = running = items_ok = items_bad = out_rows = 0
+    """Sum mini-batch rows (``status``, ``succeeded``, ``failed``, ``rows``, ``error_phase``).
+
+    With ``items_estimated``, ``items_total`` holds each mini-batch's planned rows; a done
+    row (``items`` read vs ``items_planned``) replaces its estimate by its count.
+    """
+    ok = bad = running = items_ok = items_bad = out_rows = correction = 0
     init_error = ""
     for row in rows:
         status = row.get("status")
@@ -134,6 +143,11 @@ def summarize(
         items_ok += int(row.get("succeeded", 0))
         items_bad += int(row.get("failed", 0))
         out_rows += int(row.get("rows", 0))
+        if items_estimated:
+            correction += int(row.get("items", 0)) - int(row.get("items_planned", 0))
+    if items_estimated:
+        items_total = max(items_total + correction, items_ok + items_bad)
+    all_done = partitioned and ok + bad >= mini_batches_total
     return Progress(
         items_total=items_total,
         mini_batches_total=mini_batches_total,
@@ -146,6 +160,7 @@ def summarize(
         rows=out_rows,
         init_error=init_error,
         elapsed_s=elapsed_s,
+        items_estimated=items_estimated and not all_done,
     )
 
 

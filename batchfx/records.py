@@ -110,6 +110,9 @@ class MiniBatchRecord:
     index: int
     status: MiniBatchStatus
     items: int = 0
+    # Items the partitioner planned (for tabular text cut by bytes an estimate, corrected
+    # to the rows read once the mini-batch is scored).
+    items_planned: int = 0
     tries: int = 0
     succeeded: int = 0
     failed: int = 0

@@ -14,9 +14,9 @@ import socket
 import time
 from enum import StrEnum
 
-from batchfx.errors import ConflictError, JobNotFoundError
+from batchfx.errors import ConflictError, InputError, JobNotFoundError
 from batchfx.jobs import get_job, utc_now
-from batchfx.partition import parse_manifest_line
+from batchfx.partition import ManifestLine, parse_manifest_line
 from batchfx.records import (
     JobRecord,
     JobState,
@@ -25,11 +25,19 @@ from batchfx.records import (
     decode_message,
     mini_batch_key,
 )
-from batchfx.scoring.contract import MiniBatchContext, ScriptConfig, TryError, TryOutcome
+from batchfx.scoring.contract import (
+    MiniBatchContext,
+    ScriptConfig,
+    TryError,
+    TryOutcome,
+    TryPhase,
+)
 from batchfx.scoring.worker import ScriptWorker
 from batchfx.spec import JobSpec, split_storage_path
 from batchfx.staging import download_items, stage_folder
 from batchfx.storage import Storage
+from batchfx.tabular.batch import TabularBatch
+from batchfx.tabular.fetch import fetch_batch
 from batchfx.worker_outputs import sync_worker_outputs
 
 __all__ = ["ScoreResult", "record_poison_message", "score_mini_batch"]
@@ -94,9 +102,9 @@ def score_mini_batch(
     line = parse_manifest_line(storage.blobs.download(
         storage.settings.jobs_container, ref.blob, offset=ref.offset, length=ref.length))
     if record is None:
-        record = MiniBatchRecord(job_id, index, MiniBatchStatus.RUNNING, items=len(line.items),
-                                 manifest=ref.blob, manifest_offset=ref.offset,
-                                 manifest_length=ref.length)
+        record = MiniBatchRecord(job_id, index, MiniBatchStatus.RUNNING, items=line.item_count,
+                                 items_planned=line.item_count, manifest=ref.blob,
+                                 manifest_offset=ref.offset, manifest_length=ref.length)
     etag = found.etag if found else None
     if record.tries >= spec.run_max_try:
         return _finish(storage, record, etag, None, spec)
@@ -104,12 +112,18 @@ def score_mini_batch(
     try:
         etag = _claim(storage, record, etag, message_id, spec)
         config, context_inputs = _prepare_script(storage, job, spec)
-        paths = download_items(storage, line.container, line.prefix, line.items, work_dir)
+        try:
+            inputs = _stage_inputs(storage, line, work_dir)
+        except InputError as exc:  # an input replaced since partitioning: no try can succeed
+            error = TryError(TryPhase.INPUT, "InputError", str(exc), str(exc))
+            failed = TryOutcome.failure(error, record.items, 0.0, worker_name())
+            return _finish(storage, record, etag, failed, spec)
         outcome: TryOutcome | None = None
         while True:
             context = MiniBatchContext(job_id, mini_batch_key(index), index, record.tries,
+                                       partition_key_value=dict(line.partition_key_value),
                                        side_inputs=context_inputs)
-            outcome = worker.run_mini_batch(config, paths, context,
+            outcome = worker.run_mini_batch(config, inputs, context,
                                             float(spec.run_invocation_timeout))
             sync_worker_outputs(storage, job, config)
             if outcome.ok or record.tries >= spec.run_max_try or _job_ended(storage, job_id):
@@ -124,6 +138,14 @@ def score_mini_batch(
         return ScoreResult.SUPERSEDED
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _stage_inputs(storage: Storage, line: ManifestLine,
+                  work_dir: str) -> list[str] | TabularBatch:
+    """Local copies of the mini-batch's inputs: its files, or its tabular slices."""
+    if line.tabular is not None:
+        return fetch_batch(storage.blobs, line.container, line.tabular, work_dir)
+    return download_items(storage, line.container, line.prefix, line.items, work_dir)
 
 
 def _job_ended(storage: Storage, job_id: str) -> bool:
@@ -172,6 +194,8 @@ def _finish(storage: Storage, record: MiniBatchRecord, etag: str | None,
     """Write the part blob (if any rows) and the final row, conditional on our claim."""
     record.ended = utc_now()
     record.lease_until = 0.0
+    if outcome is not None:
+        record.items = outcome.items  # tabular: the rows actually read, when known
     if outcome is not None and outcome.ok:
         record.status = MiniBatchStatus.SUCCEEDED
         record.succeeded, record.failed, record.rows = (outcome.succeeded, outcome.failed,
@@ -255,9 +279,9 @@ def record_poison_message(storage: Storage, text: str, *, dequeue_count: int) ->
     else:
         line = parse_manifest_line(storage.blobs.download(
             storage.settings.jobs_container, ref.blob, offset=ref.offset, length=ref.length))
-        record = MiniBatchRecord(job_id, index, MiniBatchStatus.FAILED, items=len(line.items),
-                                 manifest=ref.blob, manifest_offset=ref.offset,
-                                 manifest_length=ref.length)
+        record = MiniBatchRecord(job_id, index, MiniBatchStatus.FAILED, items=line.item_count,
+                                 items_planned=line.item_count, manifest=ref.blob,
+                                 manifest_offset=ref.offset, manifest_length=ref.length)
     record.status = MiniBatchStatus.FAILED
     record.succeeded, record.failed, record.rows = 0, record.items, 0
     record.error_phase = "crash"

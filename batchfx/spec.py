@@ -12,19 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import pydantic
-import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from batchfx.errors import SpecError
 from batchfx.sizes import MiniBatchSize, parse_mini_batch_size
+from batchfx.spec_io import read_spec_document, split_storage_path, storage_path_problem
 
 __all__ = ["InputSpec", "JobSpec", "load_job_spec", "parse_job_spec", "split_storage_path"]
 
 _NAME_RE = re.compile(r"^(?=.{3,32}$)[a-z]([-a-z0-9]*[a-z0-9])?$")
 _FILE_NAME_RE = re.compile(r"^(?!.*\.\.)(?=.*\S)[^/\\\x00]{1,255}$")  # no '..', not blank
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
-_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 # v2 name -> v1 name (retry_settings is handled on its own: it is a nested mapping).
 V2_ALIASES = {
@@ -33,7 +31,7 @@ V2_ALIASES = {
     "instance_count": "node_count",
 }
 _RETRY_KEYS = {"max_retries": "run_max_try", "timeout": "run_invocation_timeout"}
-_TABULAR = "tabular inputs are not supported yet; use uri_folder or uri_file"
+_FORMATS = "csv, parquet or jsonl"
 _OUTPUT_REQUIRED = (
     "output: missing — required when output_action is append_row (the default), "
     "e.g. output: results/digits-nightly; or set output_action: summary_only"
@@ -44,10 +42,11 @@ _EXPECTED = {
     "entry_script": "expected a relative path to a .py file in source_directory, e.g. score.py",
     "source_directory": "expected the scoring script's folder as a string, e.g. ./src",
     "model": "expected a folder path string, or leave model out",
-    "inputs": "expected a folder (local or container/prefix) or {path, type, glob}, e.g. digits",
+    "inputs": "expected a folder (local or container/prefix) or {path, type, format, glob}, "
+    "e.g. digits",
     "inputs.path": "expected a non-empty path string, e.g. digits/images",
-    "inputs.type": "expected uri_folder or uri_file",
-    "inputs.format": f"expected no format: {_TABULAR}",
+    "inputs.type": "expected uri_folder, uri_file or tabular",
+    "inputs.format": f"expected {_FORMATS} (the file format of a tabular input)",
     "inputs.glob": "expected an fnmatch pattern string such as '*.png'",
     "side_inputs": "expected a mapping of name to path string",
     "output": "expected container/prefix in the app's storage account, e.g. results/digits",
@@ -66,6 +65,8 @@ _EXPECTED = {
     "environment_variables": "expected a mapping of variable name to string",
     "logging_level": "expected DEBUG, INFO, WARNING, ERROR or CRITICAL",
     "allow_reuse": "expected true or false",
+    "partition_keys": "expected a list of key names (columns, or key=value folder names), "
+    "e.g. [store, day]",
 }
 
 
@@ -91,31 +92,6 @@ def _unknown(path: str, allowed: list[str]) -> str:
     return f"{path}: unknown field — {hint}allowed {what} are: {', '.join(allowed)}"
 
 
-def _storage_path_problem(path: str) -> str | None:
-    if _URL_RE.match(path):
-        return "URLs are not accepted; give container/prefix in the app's storage account"
-    if "\\" in path:
-        return "backslashes are not allowed; separate container and prefix with '/'"
-    if path.startswith("/"):
-        return "expected container/prefix without a leading '/', e.g. results/digits"
-    segments = path.rstrip("/").split("/")
-    if {"", ".", ".."} & set(segments):
-        return "empty, '.' and '..' segments are not allowed; expected container/prefix"
-    if not _CONTAINER_RE.match(segments[0]):
-        rule = "3 to 63 of a-z, 0-9 and single '-', starting and ending with a-z or 0-9"
-        return f"container {segments[0]!r} is not a valid Azure container name: {rule}"
-    return None
-
-
-def split_storage_path(field: str, path: str) -> tuple[str, str]:
-    """Split ``container/prefix`` into ``(container, prefix)``; SpecError names ``field``."""
-    problem = _storage_path_problem(path)
-    if problem is not None:
-        raise SpecError([f"{field}: got {_short(path)} — {problem}"])
-    container, _, prefix = path.rstrip("/").partition("/")
-    return container, prefix
-
-
 def _rule(ok: Callable[[Any], object], field: str = "") -> AfterValidator:
     """Refuse a value (None aside) unless ``ok`` gives True; a str is the reason, else _EXPECTED."""
 
@@ -139,9 +115,34 @@ def _relative_script(value: str) -> bool:
     return safe and value.endswith(".py") and parts[-1] != ".py"
 
 
-def _check_mini_batch_size(value: Any) -> Any:
-    parse_mini_batch_size(value, tabular=False)  # tabular inputs are refused, so: files
+def _check_mini_batch_size(value: Any, info: pydantic.ValidationInfo) -> Any:
+    inputs = info.data.get("inputs")
+    if isinstance(inputs, InputSpec):  # otherwise inputs has its own problem, reported apart
+        parse_mini_batch_size(value, tabular=inputs.type == "tabular")
     return value
+
+
+def _key_list(value: Any) -> Any:
+    if value is None:  # Azure ML's default: no keys
+        return None
+    # Azure ML pipeline parameters carry the list as its JSON text: '["store", "day"]'.
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(_EXPECTED["partition_keys"]) from None
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError(_EXPECTED["partition_keys"])
+    problems: list[str] = []
+    for index, key in enumerate(value):
+        if not isinstance(key, str) or not key.strip() or "/" in key or "=" in key:
+            why = "expected a column or folder key name without '/' or '='"
+            problems.append(f"partition_keys[{index}]: got {_short(key)} — {why}")
+        elif key in value[:index]:
+            problems.append(f"partition_keys[{index}]: {key!r} is given twice — give it once")
+    if problems:
+        raise _Problems(problems)
+    return list(value)
 
 
 def _string_map(field: str, *, convert: bool) -> Callable[[Any], Any]:
@@ -203,27 +204,35 @@ def _folder_string(value: Any) -> Any:
     return {"path": value, "type": "uri_folder"} if isinstance(value, str) else value
 
 
-_NOT_TABULAR = _rule(lambda v: v in ("uri_folder", "uri_file") or _TABULAR)
 _SIDE_INPUTS = BeforeValidator(_string_map("side_inputs", convert=False))
 _ENVIRONMENT = BeforeValidator(_string_map("environment_variables", convert=True))
 
 
 class InputSpec(BaseModel):
-    """The job's inputs: a folder (``uri_folder``) or one file (``uri_file``) of blobs."""
+    """The job's inputs: a folder (``uri_folder``) or one file (``uri_file``) of blobs, or
+    ``tabular`` rows read from CSV, Parquet or JSON-lines files (a folder or one file)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     path: Annotated[str, _rule(_nonblank, "inputs.path")]
-    type: Annotated[Literal["uri_folder", "uri_file", "tabular"], _NOT_TABULAR] = "uri_folder"
-    format: Annotated[Literal["csv", "parquet", "jsonl"] | None, _NOT_TABULAR] = None
+    type: Literal["uri_folder", "uri_file", "tabular"] = "uri_folder"
+    format: Literal["csv", "parquet", "jsonl"] | None = None
     # An fnmatch pattern on the blob name relative to the prefix; None = every file.
     glob: Annotated[str | None, _rule(_nonblank, "inputs.glob")] = None
 
     @pydantic.model_validator(mode="after")
-    def _glob_needs_folder(self) -> InputSpec:
+    def _fits_together(self) -> InputSpec:
+        problems: list[str] = []
         if self.glob is not None and self.type == "uri_file":
-            message = "glob applies to uri_folder inputs only; remove it or use type: uri_folder"
-            raise _Problems([f"inputs.glob: got {_short(self.glob)} — {message}"])
+            message = "glob applies to folder inputs (uri_folder, tabular) only; remove it"
+            problems.append(f"inputs.glob: got {_short(self.glob)} — {message}")
+        if self.type == "tabular" and self.format is None:
+            problems.append(f"inputs.format: missing — tabular inputs need format: {_FORMATS}")
+        if self.type != "tabular" and self.format is not None:
+            why = "format applies to tabular inputs only; add type: tabular or remove format"
+            problems.append(f"inputs.format: got {_short(self.format)} — {why}")
+        if problems:
+            raise _Problems(problems)
         return self
 
 
@@ -238,7 +247,7 @@ class JobSpec(BaseModel):
     model: Annotated[str | None, _rule(_nonblank, "model")] = None
     inputs: Annotated[InputSpec, BeforeValidator(_folder_string)]
     side_inputs: Annotated[dict[str, str], _SIDE_INPUTS] = Field(default_factory=dict)
-    output: Annotated[str | None, _rule(lambda v: _storage_path_problem(v) or True)] = None
+    output: Annotated[str | None, _rule(lambda v: storage_path_problem(v) or True)] = None
     mini_batch_size: Annotated[int | str, BeforeValidator(_check_mini_batch_size)] = 10
     error_threshold: int = Field(-1, ge=-1)
     allowed_failed_count: int = Field(-1, ge=-1)
@@ -257,6 +266,9 @@ class JobSpec(BaseModel):
     environment_variables: Annotated[dict[str, str], _ENVIRONMENT] = Field(default_factory=dict)
     logging_level: Annotated[_Level, BeforeValidator(_logging_level)] = "INFO"
     allow_reuse: bool = True
+    # Rows (tabular: columns or key=value folders) or files (key=value folders) sharing these
+    # keys' values go to the same mini-batches, never mixed with other values.
+    partition_keys: Annotated[list[str] | None, BeforeValidator(_key_list)] = None
 
     @property
     def mini_batch_limit(self) -> MiniBatchSize:
@@ -286,6 +298,10 @@ class JobSpec(BaseModel):
     def _output_needed(self) -> JobSpec:
         if self.output is None and self.output_action == "append_row":
             raise _Problems([_OUTPUT_REQUIRED])
+        if self.partition_keys and self.inputs.type == "uri_file":
+            why = ("a uri_file input is one file; use a uri_folder with key=value folders, or "
+                   "type: tabular, or remove partition_keys")
+            raise _Problems([f"partition_keys: got {_short(self.partition_keys)} — {why}"])
         return self
 
 
@@ -315,8 +331,9 @@ def _normalise(data: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str], dict
         elif (type(out[v1]), out[v1]) != (type(value), value):
             both = f"both given ({_short(out[v1])} and {_short(value)}) — give only one"
             problems.append(f"{v1} and {source}: {both}; {source} is the v2 name of {v1}")
-    if out.pop("partition_keys", None) is not None:  # null is Azure ML's default: no keys
-        problems.append("partition_keys: not supported yet (it is for tabular inputs); remove it")
+    inputs = out.get("inputs")
+    if isinstance(inputs, Mapping) and inputs.get("type") == "tabular":
+        out.setdefault("mini_batch_size", "1MB")  # Azure ML's tabular default
     return out, problems, labels
 
 
@@ -359,34 +376,6 @@ def parse_job_spec(data: object) -> JobSpec:
     return spec
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        keys = [k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.value != "<<"]
-        for index, key in enumerate(keys):
-            if key.value in {k.value for k in keys[:index]}:
-                problem = f"duplicate key {key.value!r}"
-                raise yaml.constructor.ConstructorError(None, None, problem, key.start_mark)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _read_document(file: Path, text: str) -> object:
-    # JSON first: JSON indented with tabs is valid JSON but not valid YAML.
-    if text.lstrip().startswith("{"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            pass  # YAML flow style such as `{name: x}`: let the YAML parser decide
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
-        reason = getattr(exc, "problem", None) or getattr(exc, "context", None) or exc
-        raise SpecError([f"{where}: invalid YAML — {reason}"]) from None
-
-
 def load_job_spec(path: str | os.PathLike[str]) -> tuple[JobSpec, Path]:
     """Read a YAML or JSON job spec; returns it and the spec file's folder (for relative paths)."""
     file = Path(path)
@@ -395,4 +384,4 @@ def load_job_spec(path: str | os.PathLike[str]) -> tuple[JobSpec, Path]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise SpecError([f"{file}: cannot read the job spec ({reason})"]) from None
-    return parse_job_spec(_read_document(file, text)), file.resolve().parent
+    return parse_job_spec(read_spec_document(file, text)), file.resolve().parent

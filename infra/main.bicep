@@ -285,6 +285,8 @@ var batchfxSettings = {
   BATCHFX_POLL_INTERVAL_S: pollIntervalSeconds
   BATCHFX_LEASE_MARGIN_S: leaseMarginSeconds
   BATCHFX_WORK_DIR: workDir
+  // The blob-drop trigger's path is %BATCHFX_INBOX_CONTAINER%/{name}: the host needs it set.
+  BATCHFX_INBOX_CONTAINER: inboxContainerName
 }
 
 // No FUNCTIONS_WORKER_RUNTIME (nor FUNCTIONS_EXTENSION_VERSION): Flex Consumption takes the

@@ -19,11 +19,14 @@ from pathlib import Path
 from types import TracebackType
 
 from batchfx import app_context
+from batchfx.blob_drop import EVENT_SUBJECT_SUFFIXES
 from batchfx.local.app_loader import load_app
+from batchfx.local.blob_events import BlobEventEmulator
 from batchfx.local.durable import LocalDurableRuntime
 from batchfx.local.durable_store import BlobInstanceStore
 from batchfx.local.http_server import FunctionsHttpServer
 from batchfx.local.queue_worker import HostQueueOptions, worker_main
+from batchfx.local.timers import TimerDriver
 from batchfx.settings import Settings
 
 __all__ = ["LocalRunner"]
@@ -61,6 +64,8 @@ class LocalRunner:
         self._supervisor: threading.Thread | None = None
         self._http: FunctionsHttpServer | None = None
         self.durable: LocalDurableRuntime | None = None
+        self.timers: TimerDriver | None = None
+        self.blob_events: BlobEventEmulator | None = None
         self.worker_restarts = 0
 
     @property
@@ -84,6 +89,16 @@ class LocalRunner:
                                          function_key=self.function_key, durable=self.durable)
         self._http.start()
         self.durable.start()
+        durable, http_url = self.durable, self._http.url
+        # Timer functions (schedules) get the Durable client the HTTP functions get.
+        self.timers = TimerDriver(app, client_binding=lambda: durable.client_binding(http_url))
+        self.timers.start()
+        # Blob-drop triggers: Event Grid's deliveries, filtered as the subscription is.
+        self.blob_events = BlobEventEmulator(
+            app, storage, {**os.environ, **self.settings.to_env()},
+            lambda: durable.client_binding(http_url),
+            poll_interval=min(self.settings.poll_interval_s, 1.0),
+            subject_ends_with=EVENT_SUBJECT_SUFFIXES).start()
         for _ in range(self._workers):
             self._processes.append(self._spawn())
         self._supervisor = threading.Thread(target=self._supervise, name="batchfx-supervisor",
@@ -118,6 +133,10 @@ class LocalRunner:
     def stop(self) -> None:
         """Stop workers (after their current message), orchestrators and the HTTP server."""
         self._stop.set()
+        if self.timers is not None:
+            self.timers.stop()
+        if self.blob_events is not None:
+            self.blob_events.stop()
         if self._supervisor is not None:
             self._supervisor.join()
         for process in self._processes:

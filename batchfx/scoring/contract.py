@@ -72,7 +72,7 @@ class MiniBatchContext:
     mini_batch_id: str
     minibatch_index: int
     try_number: int
-    partition_key_value: dict[str, str] = field(default_factory=dict)
+    partition_key_value: dict[str, str | None] = field(default_factory=dict)
     side_inputs: dict[str, str] = field(default_factory=dict)
 
 
@@ -85,6 +85,7 @@ class TryPhase(StrEnum):
     TIMEOUT = "timeout"  # init() or run() did not return in time; the process was killed
     CRASH = "crash"  # the worker process died (os._exit, SIGKILL, out of memory)
     RETURN = "return"  # run() returned something the contract does not accept
+    INPUT = "input"  # the mini-batch's rows could not be read (corrupt, or changed input)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ Frames are length-prefixed pickles (``multiprocessing.connection.Connection``).
 
     parent -> child                     child -> parent
     ("init", ScriptConfig)              ("ready", worker_id) | ("error", TryError)
-    ("run", paths, MiniBatchContext)    ("done", rows, succeeded, failed, part, header)
-                                        | ("error", TryError)
+    ("run", paths | TabularBatch,       ("done", rows, succeeded, failed, part, header, items)
+     MiniBatchContext)                  | ("error", TryError, items | None)
     ("shutdown",)                       ("bye", TryError | None), then the child exits
+
+A ``TabularBatch`` is read here into one DataFrame (``items`` = its rows), so the frame
+never crosses the pipe; a list of paths is passed to run() as is.
 
 After an init error the child exits by itself. It also exits (taking its process group
 along) when the parent goes away: EOF on the pipe when idle, a watchdog thread otherwise.
@@ -42,6 +45,7 @@ from batchfx.scoring.contract import (
     TryPhase,
     evaluate_result,
 )
+from batchfx.tabular.batch import TabularBatch
 
 __all__ = ["main"]
 
@@ -175,16 +179,29 @@ class ScriptHost:
         self._with_context = _wants_context(run)
         return "ready", self.worker_id
 
-    def run(self, paths: list[str], context: MiniBatchContext) -> tuple[Any, ...]:
+    def run(self, mini_batch: list[str] | TabularBatch,
+            context: MiniBatchContext) -> tuple[Any, ...]:
         """Call run() for one mini-batch and format what it returned."""
         if self._run is None or self._config is None:
             raise RuntimeError("run requested before a successful init")
+        data: Any
+        if isinstance(mini_batch, TabularBatch):
+            try:
+                data = _read_rows(mini_batch)
+            except Exception as exc:
+                error = script_error(TryPhase.INPUT, exc, "reading the mini-batch")
+                message = f"cannot read the mini-batch's rows: {error.message}"
+                return "error", TryError(TryPhase.INPUT, error.type, message,
+                                         error.traceback), None
+        else:
+            data = list(mini_batch)
+        items = len(data)
         started = time.monotonic()
         try:
-            args = (list(paths), context) if self._with_context else (list(paths),)
+            args = (data, context) if self._with_context else (data,)
             result = self._run(*args)
         except BaseException as exc:
-            return "error", script_error(TryPhase.RUN, exc, "run()")
+            return "error", script_error(TryPhase.RUN, exc, "run()"), items
         finally:
             _log.debug(
                 "Worker %s: run() of mini-batch %s took %.3fs",
@@ -192,17 +209,18 @@ class ScriptHost:
                 context.mini_batch_id,
                 time.monotonic() - started,
             )
-        counts = evaluate_result(result, len(paths))
+        counts = evaluate_result(result, items)
         if isinstance(counts, TryError):
-            return "error", counts
+            return "error", counts, items
         fmt = self._config.output_format
         try:
             part, header = format_rows(cast(Rows, result), fmt, self._config.append_row_header)
         except Exception as exc:
             error = script_error(TryPhase.RETURN, exc, "run()")
             message = f"run()'s result cannot be written as {fmt}: {error.message}"
-            return "error", TryError(TryPhase.RETURN, error.type, message, error.traceback)
-        return "done", counts.rows, counts.succeeded, counts.failed, part, header
+            return "error", TryError(TryPhase.RETURN, error.type, message,
+                                     error.traceback), items
+        return "done", counts.rows, counts.succeeded, counts.failed, part, header, items
 
     def shutdown(self) -> tuple[Any, ...]:
         """Call the script's shutdown() when it has one."""
@@ -215,6 +233,12 @@ class ScriptHost:
             _log.exception("Worker %s: shutdown() raised", self.worker_id)
             return "bye", script_error(TryPhase.RUN, exc, "shutdown()")
         return "bye", None
+
+
+def _read_rows(batch: TabularBatch) -> Any:
+    from batchfx.tabular.reading import read_batch  # pandas and pyarrow: only when needed
+
+    return read_batch(batch)
 
 
 def _die_with_parent(parent_pid: int) -> None:

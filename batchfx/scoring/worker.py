@@ -29,6 +29,7 @@ from batchfx.scoring.contract import (
     TryOutcome,
     TryPhase,
 )
+from batchfx.tabular.batch import TabularBatch
 
 __all__ = ["ScriptWorker"]
 
@@ -166,6 +167,11 @@ class _Child:
         self._send_conn.close()
 
 
+def _planned(mini_batch: list[str] | TabularBatch) -> int:
+    """Items of a mini-batch before the child reads it: files, or rows as planned."""
+    return mini_batch.rows if isinstance(mini_batch, TabularBatch) else len(mini_batch)
+
+
 class ScriptWorker:
     """Runs mini-batches through a scoring script in a child process kept across calls.
 
@@ -191,11 +197,12 @@ class ScriptWorker:
     def run_mini_batch(
         self,
         config: ScriptConfig,
-        mini_batch: list[str],
+        mini_batch: list[str] | TabularBatch,
         context: MiniBatchContext,
         timeout: float,
     ) -> TryOutcome:
-        """Run one try of a mini-batch (local file paths); init() first when needed."""
+        """Run one try of a mini-batch (local file paths, or tabular slices to read into a
+        DataFrame in the child); init() first when needed."""
         if timeout <= 0:
             raise ValueError(f"timeout: {timeout!r} must be greater than 0")
         with self._lock:
@@ -212,7 +219,8 @@ class ScriptWorker:
                 child, error = self._start(config, context)
                 if error is not None:
                     seconds = time.monotonic() - started
-                    return TryOutcome.failure(error, len(mini_batch), seconds, child.worker_id)
+                    return TryOutcome.failure(error, _planned(mini_batch), seconds,
+                                              child.worker_id)
             return self._run(child, mini_batch, context, timeout)
 
     def _start(
@@ -253,12 +261,14 @@ class ScriptWorker:
         return child, error
 
     def _run(
-        self, child: _Child, mini_batch: list[str], context: MiniBatchContext, timeout: float
+        self, child: _Child, mini_batch: list[str] | TabularBatch, context: MiniBatchContext,
+        timeout: float,
     ) -> TryOutcome:
-        items = len(mini_batch)
+        items = _planned(mini_batch)
+        payload = mini_batch if isinstance(mini_batch, TabularBatch) else list(mini_batch)
         started = time.monotonic()
         try:
-            child.send(("run", list(mini_batch), context))
+            child.send(("run", payload, context))
             reply = child.receive(timeout)
         except _ChildTimeout:
             _log.warning(
@@ -281,8 +291,10 @@ class ScriptWorker:
             return TryOutcome.failure(error, items, time.monotonic() - started, child.worker_id)
         seconds = time.monotonic() - started
         if reply[0] == "error":
-            return TryOutcome.failure(reply[1], items, seconds, child.worker_id)
-        _, rows, succeeded, failed, part, header = reply
+            # The child says how many rows it read, when it got that far.
+            read = reply[2] if len(reply) > 2 and reply[2] is not None else items
+            return TryOutcome.failure(reply[1], read, seconds, child.worker_id)
+        _, rows, succeeded, failed, part, header, items = reply
         return TryOutcome(
             items=items,
             succeeded=succeeded,

@@ -9,6 +9,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
 
@@ -88,12 +89,28 @@ class BlobStore:
             target.upload_blob(source.chunks(), overwrite=True)
 
     def download(
-        self, container: str, name: str, *, offset: int | None = None, length: int | None = None
+        self, container: str, name: str, *, offset: int | None = None, length: int | None = None,
+        etag: str | None = None,
     ) -> bytes:
-        """Download a blob, or ``length`` bytes of it from ``offset``."""
+        """Download a blob, or ``length`` bytes of it from ``offset``.
+
+        With ``etag`` the read succeeds only while the blob is that version (ConflictError
+        otherwise), so ranges planned on one version are never read from another.
+        """
         with sdk_errors(f"downloading {container}/{name}"):
             client = self._service.get_blob_client(container, name)
-            return bytes(client.download_blob(offset=offset, length=length).readall())
+            return bytes(client.download_blob(offset=offset, length=length,
+                                              **_if_version(etag)).readall())
+
+    def download_to_stream(
+        self, container: str, name: str, stream: Any, *, offset: int | None = None,
+        length: int | None = None, etag: str | None = None,
+    ) -> int:
+        """Write a blob (or a range of it) into an open binary stream; returns the bytes."""
+        with sdk_errors(f"downloading {container}/{name}"):
+            client = self._service.get_blob_client(container, name)
+            return int(client.download_blob(offset=offset, length=length,
+                                            **_if_version(etag)).readinto(stream))
 
     def download_to_file(self, container: str, name: str, path: str) -> None:
         """Download a blob into a local file, creating its folder."""
@@ -140,6 +157,12 @@ class BlobStore:
         with sdk_errors(f"committing {container}/{name}"):
             blocks = [BlobBlock(block_id=b) for b in block_ids]
             self._service.get_blob_client(container, name).commit_block_list(blocks)
+
+
+def _if_version(etag: str | None) -> dict[str, Any]:
+    if not etag:
+        return {}
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
 
 
 def _md5(blob: Any) -> str:

@@ -109,6 +109,7 @@ def app(connection_string: str, unique_name: str, tmp_path: Path) -> Iterator[Ap
         queue_name=unique_name,
         jobs_table=f"{unique_name}jobs",
         minibatches_table=f"{unique_name}mb",
+        inbox_container=f"{unique_name}-inbox",
         poll_interval_s=0.3,
         lease_margin_s=2.0,
         work_dir=str(tmp_path / "work"),

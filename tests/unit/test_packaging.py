@@ -19,7 +19,8 @@ def test_requirements_txt_matches_pyproject_dependencies() -> None:
 
 def test_error_tree_is_the_documented_one() -> None:
     assert set(batchfx.errors.__all__) == {
-        "AzuriteError", "BatchfxError", "ConflictError", "JobNotFoundError", "JobStateError",
+        "AzuriteError", "BatchfxError", "ConflictError", "InputError", "JobNotFoundError",
+        "JobStateError",
         "OutputError", "ScriptError", "SpecError", "StorageError", "StorageNotFoundError"}
     for name in batchfx.errors.__all__:
         assert issubclass(getattr(batchfx.errors, name), batchfx.errors.BatchfxError)
@@ -30,6 +31,18 @@ def test_function_app_registers_the_documented_functions() -> None:
     from batchfx.local.app_loader import app_functions, load_app
 
     names = {fn.get_function_name() for fn in app_functions(load_app())}
-    assert names == {"submit_job_http", "list_jobs_http", "get_job_http", "cancel_job_http",
-                     "score_mini_batch_queue", "record_poison_mini_batch", "watch_job",
-                     "partition_inputs", "check_job", "end_job"}
+    assert names == {
+        # jobs
+        "submit_job_http", "list_jobs_http", "get_job_http", "cancel_job_http",
+        "score_mini_batch_queue", "record_poison_mini_batch", "watch_job",
+        "partition_inputs", "check_job", "end_job",
+        # deployments and published pipelines
+        "register_deployment_http", "list_deployments_http", "get_deployment_http",
+        "delete_deployment_http", "invoke_deployment_http", "publish_pipeline_http",
+        "list_pipelines_http", "get_pipeline_http", "delete_pipeline_http", "run_pipeline_http",
+        # schedules
+        "create_schedule_http", "list_schedules_http", "get_schedule_http",
+        "enable_schedule_http", "disable_schedule_http", "delete_schedule_http",
+        "fire_schedules",
+        # blob drops
+        "submit_from_blob_drop", "list_drops_http"}

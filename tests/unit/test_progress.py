@@ -270,3 +270,31 @@ def test_to_dict_shows_counts_throughput_and_eta() -> None:
 
 def test_to_dict_eta_is_null_before_any_progress() -> None:
     assert progress(elapsed_s=5.0).to_dict()["eta_seconds"] is None
+
+
+def _row(status: str, items: int, planned: int, succeeded: int) -> dict[str, object]:
+    return {"status": status, "items": items, "items_planned": planned,
+            "succeeded": succeeded, "failed": items - succeeded, "rows": succeeded}
+
+
+def test_an_estimated_total_is_corrected_by_the_rows_read_and_exact_when_all_are_done() -> None:
+    from batchfx.progress import summarize
+
+    rows = [_row("succeeded", 120, 100, 120), _row("running", 0, 100, 0)]
+    running = summarize(rows, items_total=200, mini_batches_total=2, partitioned=True,
+                        elapsed_s=1.0, items_estimated=True)
+    assert (running.items_total, running.items_estimated) == (220, True)
+    assert running.to_dict()["items_estimated"] is True
+    rows[1] = _row("failed", 90, 100, 0)
+    done = summarize(rows, items_total=200, mini_batches_total=2, partitioned=True,
+                     elapsed_s=2.0, items_estimated=True)
+    assert (done.items_total, done.items_estimated, done.items_pending) == (210, False, 0)
+
+
+def test_a_known_total_is_never_corrected() -> None:
+    from batchfx.progress import summarize
+
+    rows = [_row("succeeded", 7, 0, 7)]  # rows written before items_planned existed
+    progress = summarize(rows, items_total=7, mini_batches_total=1, partitioned=True,
+                         elapsed_s=1.0)
+    assert (progress.items_total, progress.items_estimated) == (7, False)

@@ -124,3 +124,27 @@ def test_describe_names_the_unit(size: MiniBatchSize, text: str, is_count: bool)
 )
 def test_format_bytes_is_1024_based(n: int, text: str) -> None:
     assert format_bytes(n) == text
+
+
+@pytest.mark.parametrize(("value", "rows"), [("10000 rows", 10_000), ("1 row", 1),
+                                             ("250ROWS", 250), (" 7 rows ", 7)])
+def test_tabular_inputs_take_a_row_count(value: str, rows: int) -> None:
+    size = parse_mini_batch_size(value, tabular=True)
+    assert size == MiniBatchSize(rows=rows)
+    assert size.limit == rows
+    assert size.describe() == (f"{rows} row" if rows == 1 else f"{rows} rows")
+
+
+def test_a_row_count_for_file_inputs_says_it_is_for_tabular_inputs() -> None:
+    with pytest.raises(ValueError, match="row count applies to tabular inputs only"):
+        parse_mini_batch_size("100 rows", tabular=False)
+
+
+def test_zero_rows_is_refused() -> None:
+    with pytest.raises(ValueError, match="must be greater than 0"):
+        parse_mini_batch_size("0 rows", tabular=True)
+
+
+def test_bad_tabular_sizes_mention_row_counts() -> None:
+    with pytest.raises(ValueError, match="or a row count like '10000 rows'"):
+        parse_mini_batch_size("many", tabular=True)

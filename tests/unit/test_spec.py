@@ -247,16 +247,27 @@ def test_bad_value_message_names_field_and_value(field: str, value: object) -> N
 @pytest.mark.parametrize(
     ("changes", "start", "fragment"),
     [
-        ({"partition_keys": ["day"]}, "partition_keys: not supported yet", "remove it"),
-        ({"inputs": {"path": "d", "type": "tabular"}}, "inputs.type: got 'tabular'", "tabular"),
-        ({"inputs": {"path": "d", "format": "csv"}}, "inputs.format: got 'csv'", "uri_folder"),
+        ({"partition_keys": []}, "partition_keys: got []", "e.g. [store, day]"),
+        ({"partition_keys": "day"}, "partition_keys: got 'day'", "a list of key names"),
+        ({"partition_keys": ["a/b"]}, "partition_keys[0]: got 'a/b'", "without '/'"),
+        ({"partition_keys": ["d", "d"]}, "partition_keys[1]: 'd' is given twice", "give it once"),
+        (
+            {"inputs": {"path": "d/x.csv", "type": "uri_file"}, "partition_keys": ["day"]},
+            "partition_keys: got ['day']",
+            "key=value folders",
+        ),
+        ({"inputs": {"path": "d", "type": "tabular"}}, "inputs.format: missing", "csv, parquet"),
+        ({"inputs": {"path": "d", "format": "csv"}}, "inputs.format: got 'csv'", "type: tabular"),
+        ({"inputs": {"path": "d", "type": "tabular", "format": "xls"}}, "inputs.format: got 'xls'",
+         "csv, parquet or jsonl"),
+        ({"mini_batch_size": "10 rows"}, "mini_batch_size: got '10 rows'", "tabular inputs only"),
         ({"inputs": {"path": "d", "type": "mltable"}}, "inputs.type: got 'mltable'", "uri_file"),
         ({"inputs": {"path": ""}}, "inputs.path: got ''", "non-empty"),
         ({"inputs": {"path": "d", "glob": 3}}, "inputs.glob: got 3", "fnmatch"),
         (
             {"inputs": {"path": "d/x.png", "type": "uri_file", "glob": "*.png"}},
             "inputs.glob: got '*.png'",
-            "uri_folder inputs only",
+            "folder inputs (uri_folder, tabular) only",
         ),
         ({"arguments": ["--n", None]}, "arguments[1]: got None", "a string"),
         ({"arguments": ["--flag", True]}, "arguments[1]: got True", "a string"),
@@ -592,3 +603,49 @@ def test_invalid_spec_file_lists_field_problems(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_job_spec(file)
     assert [p.split(":")[0] for p in info.value.problems] == ["node_count", "colour"]
+
+
+TABULAR = {"path": "data/sales", "type": "tabular", "format": "parquet"}
+
+
+def test_tabular_inputs_default_to_one_mebibyte_mini_batches() -> None:
+    spec = parse_job_spec({**BASE, "inputs": TABULAR})
+    assert spec.mini_batch_limit == MiniBatchSize(bytes=1024**2)
+    assert spec.to_record()["mini_batch_size"] == "1MB"
+    assert JobSpec.from_record(spec.to_record()) == spec
+
+
+@pytest.mark.parametrize(("value", "limit"), [
+    (4096, MiniBatchSize(bytes=4096)),
+    ("64KB", MiniBatchSize(bytes=64 * 1024)),
+    ("10000 rows", MiniBatchSize(rows=10_000)),
+])
+def test_tabular_mini_batch_size_is_bytes_or_rows(value: object, limit: MiniBatchSize) -> None:
+    spec = parse_job_spec({**BASE, "inputs": TABULAR, "mini_batch_size": value})
+    assert spec.mini_batch_limit == limit
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_tabular_formats_and_a_glob_are_accepted(fmt: str) -> None:
+    inputs = {**TABULAR, "format": fmt, "glob": f"*.{fmt}"}
+    assert parse_job_spec({**BASE, "inputs": inputs}).inputs.format == fmt
+
+
+@pytest.mark.parametrize("keys", [["store", "day"], '["store", "day"]', ("store", "day")])
+def test_partition_keys_take_a_list_or_its_json_text(keys: object) -> None:
+    spec = parse_job_spec({**BASE, "inputs": TABULAR, "partition_keys": keys})
+    assert spec.partition_keys == ["store", "day"]
+    assert JobSpec.from_record(spec.to_record()).partition_keys == ["store", "day"]
+
+
+def test_partition_keys_on_a_folder_of_files_mean_key_value_folders() -> None:
+    assert parse_job_spec({**BASE, "partition_keys": ["day"]}).partition_keys == ["day"]
+
+
+def test_a_bad_tabular_size_and_a_missing_format_are_both_reported() -> None:
+    problems = problems_of({**BASE, "inputs": {"path": "d", "type": "tabular"},
+                            "mini_batch_size": "lots"})
+    assert problems == ["inputs.format: missing — tabular inputs need format: csv, parquet or "
+                        "jsonl"]  # the size is checked once the inputs are valid
+    problem = the_problem(inputs=TABULAR, mini_batch_size="lots")
+    assert problem.startswith("mini_batch_size: got 'lots' — expected a size in bytes")

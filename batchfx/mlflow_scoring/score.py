@@ -1,0 +1,427 @@
+"""The scoring script batchfx runs for an MLflow model when the job names no entry script.
+
+It does what Azure ML's no-code deployment of an MLflow model does: ``init()`` loads the
+model through ``mlflow.pyfunc`` from ``AZUREML_MODEL_DIR``; ``run(mini_batch)`` reads each
+input file (CSV, Parquet, JSON Lines), casts its columns to the model signature, calls
+``predict`` once per file and returns one row per input row: ``row`` (its number in the
+file, from 0), ``prediction``, ``file_name``. A model that returns several named outputs
+(a DataFrame with several columns, or a dict) gets one column per output in place of
+``prediction``; a 2-D array gives a ``prediction`` holding each row's list of values.
+
+Errors raised here become a failed try whose message names the file:
+
+    MLflowScoringError        base of what this script raises on purpose
+    ├── MLflowModelError      the model cannot be loaded: no MLmodel, no pyfunc flavor,
+    │                         mlflow or a package the model needs is not installed
+    ├── InputFileError        an input file is of an unsupported type or cannot be read
+    ├── InputSchemaError      an input's columns do not match the signature (missing, mistyped)
+    └── PredictionError       predict() raised, or returned a wrong number of predictions
+
+Columns that the signature does not name are dropped before ``predict`` (MLflow ignores
+them too) and logged once; a model without a column signature gets the frame as read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from batchfx.mlflow_scoring import FILE_NAME_COLUMN, OUTPUT_COLUMNS, ROW_COLUMN
+from batchfx.mlflow_scoring.detect import MAX_DEPTH, find_mlmodel
+
+__all__ = [
+    "MISSING_EXTRA",
+    "Column",
+    "InputFileError",
+    "InputSchemaError",
+    "MLflowModelError",
+    "MLflowScoringError",
+    "PredictionError",
+    "cast_to_signature",
+    "init",
+    "prediction_columns",
+    "read_input",
+    "run",
+    "signature_columns",
+]
+
+MISSING_EXTRA = "MLflow models need the mlflow extra: pip install 'batchfx[mlflow]'"
+FILE_TYPES = (".csv", ".parquet", ".pqt", ".jsonl")
+_INTEGERS: dict[str, np.dtype[Any]] = {"integer": np.dtype("int32"), "long": np.dtype("int64")}
+_FLOATS: dict[str, np.dtype[Any]] = {"float": np.dtype("float32"), "double": np.dtype("float64")}
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+
+# Under the scoring host this file is imported as "score", so name the logger explicitly.
+logger = logging.getLogger("batchfx.mlflow_scoring.score")
+
+
+class MLflowScoringError(Exception):
+    """Base of what the MLflow scoring script raises on purpose."""
+
+
+class MLflowModelError(MLflowScoringError):
+    """The MLflow model cannot be loaded."""
+
+
+class InputFileError(MLflowScoringError):
+    """An input file is of an unsupported type or cannot be read."""
+
+
+class InputSchemaError(MLflowScoringError):
+    """An input's columns do not match the model signature."""
+
+
+class PredictionError(MLflowScoringError):
+    """The model's predict() failed or returned a wrong number of predictions."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One named input of the model signature: its name, MLflow type and whether required."""
+
+    name: str
+    type: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class _Model:
+    pyfunc: Any
+    columns: tuple[Column, ...] | None  # None: no column signature, frames go as read
+
+
+_model: _Model | None = None
+_warned_extra: set[tuple[str, ...]] = set()
+
+
+def init() -> None:
+    """Load the MLflow model found under AZUREML_MODEL_DIR (once per worker)."""
+    global _model
+    model_dir = os.environ.get("AZUREML_MODEL_DIR")
+    if not model_dir:
+        raise MLflowModelError(
+            "AZUREML_MODEL_DIR is not set: a job without an entry_script needs `model`"
+            " pointing at an MLflow model folder"
+        )
+    _model = _load(Path(model_dir))
+
+
+def run(mini_batch: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
+    """Score file paths (one predict per file) or a tabular DataFrame; one row per input row."""
+    if _model is None:
+        raise MLflowModelError("run() was called before init() loaded the MLflow model")
+    if isinstance(mini_batch, pd.DataFrame):
+        return _score_frame(_model, mini_batch)
+    parts = [_score_file(_model, str(path)) for path in mini_batch]
+    non_empty = [part for part in parts if len(part)]
+    if not non_empty:
+        return parts[0] if parts else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+    return pd.concat(non_empty, ignore_index=True)
+
+
+def _import_mlflow() -> Any:
+    try:
+        import mlflow.models
+        import mlflow.pyfunc
+    except ImportError as exc:
+        raise MLflowModelError(f"{MISSING_EXTRA} ({exc})") from exc
+    return mlflow
+
+
+def _load(model_dir: Path) -> _Model:
+    try:
+        mlmodel = find_mlmodel(model_dir)
+    except ValueError as exc:
+        raise MLflowModelError(str(exc)) from exc
+    if mlmodel is None:
+        raise MLflowModelError(
+            f"no MLflow model in {model_dir}: neither it nor its subfolders (down to"
+            f" {MAX_DEPTH} levels) hold an MLmodel file; point `model` at the folder that"
+            " mlflow's save_model/log_model wrote, or give an entry_script"
+        )
+    mlflow = _import_mlflow()
+    folder = mlmodel.parent
+    try:
+        flavors = sorted(mlflow.models.Model.load(str(mlmodel)).flavors)
+    except Exception as exc:  # a malformed MLmodel raises whatever its YAML parse gives
+        raise MLflowModelError(f"{mlmodel} is not a readable MLmodel file: {exc}") from exc
+    if "python_function" not in flavors:
+        raise MLflowModelError(
+            f"the MLflow model in {folder} has no python_function flavor (it has"
+            f" {', '.join(flavors) or 'none'}); models without it need an entry_script"
+        )
+    try:
+        pyfunc = mlflow.pyfunc.load_model(str(folder))
+    except ModuleNotFoundError as exc:
+        raise MLflowModelError(
+            f"the MLflow model in {folder} needs the package {exc.name!r}, which is not"
+            f" installed; install the model's requirements: pip install -r"
+            f" {folder / 'requirements.txt'}"
+        ) from exc
+    columns = signature_columns(pyfunc.metadata.get_input_schema())
+    logger.info(
+        "MLflow model %s loaded (flavors %s); signature: %s",
+        folder,
+        ", ".join(flavors),
+        _describe(columns) if columns is not None else "none, columns are not cast",
+    )
+    return _Model(pyfunc=pyfunc, columns=columns)
+
+
+def signature_columns(schema: Any) -> tuple[Column, ...] | None:
+    """The named columns of an MLflow input schema; None for no schema, tensors or no names."""
+    if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
+        return None
+    columns = []
+    for spec in schema.inputs:
+        kind = spec.type
+        type_name = kind.name if isinstance(kind, Enum) else str(kind)
+        columns.append(Column(str(spec.name), type_name, bool(getattr(spec, "required", True))))
+    return tuple(columns)
+
+
+def _describe(columns: Sequence[Column]) -> str:
+    return ", ".join(f"{c.name} ({c.type}{'' if c.required else ', optional'})" for c in columns)
+
+
+def read_input(path: str, columns: Sequence[Column] | None) -> pd.DataFrame:
+    """Read one CSV, Parquet or JSON Lines file; string columns of the signature stay text."""
+    name = os.path.basename(path)
+    suffix = Path(path).suffix.lower()
+    if suffix not in FILE_TYPES:
+        raise InputFileError(
+            f"input file '{name}': file type '{suffix or '(none)'}' is not supported; MLflow"
+            f" models score {', '.join(FILE_TYPES)} files (give an entry_script for others)"
+        )
+    try:
+        if suffix == ".csv":
+            # Read text columns as text, so "007" stays "007" rather than becoming 7.
+            text = {c.name: object for c in columns or () if c.type == "string"}
+            return pd.read_csv(path, dtype=text or None)
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True, dtype=False)
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"input file '{name}' could not be read: {exc}") from exc
+
+
+class _MistypedError(Exception):
+    """``subject`` (a value, or "a value") at row ``position`` ``problem`` ("is not a number")."""
+
+    def __init__(self, subject: str, problem: str, position: int | None = None) -> None:
+        super().__init__(f"{subject} {problem}")
+        self.subject = subject
+        self.problem = problem
+        self.position = position
+
+
+def _show(value: Any) -> str:
+    return repr(value.item() if isinstance(value, np.generic) else value)  # 30.5, not np.float64
+
+
+def _first(mask: pd.Series[bool]) -> int:
+    return int(np.flatnonzero(mask.to_numpy(dtype=bool))[0])
+
+
+def _numbers(series: pd.Series[Any]) -> pd.Series[Any]:
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype("int64")
+    if pd.api.types.is_numeric_dtype(series):
+        return series
+    converted = pd.to_numeric(series, errors="coerce")
+    bad = series.notna() & converted.isna()
+    if bad.any():
+        i = _first(bad)
+        raise _MistypedError(_show(series.iloc[i]), "is not a number", i)
+    return converted
+
+
+def _to_integer(series: pd.Series[Any], dtype: np.dtype[Any]) -> pd.Series[Any]:
+    numbers = _numbers(series)
+    missing = numbers.isna()
+    if missing.any():
+        raise _MistypedError("a value", "is missing (integers cannot be)", _first(missing))
+    if not pd.api.types.is_integer_dtype(numbers):
+        fraction = numbers != np.floor(numbers.astype("float64"))
+        if fraction.any():
+            i = _first(fraction)
+            raise _MistypedError(_show(series.iloc[i]), "is not a whole number", i)
+    limits = np.iinfo(dtype)
+    outside = (numbers < limits.min) | (numbers > limits.max)
+    if outside.any():
+        i = _first(outside)
+        raise _MistypedError(_show(series.iloc[i]), f"does not fit in {dtype}", i)
+    return numbers.astype(dtype)
+
+
+def _to_boolean(series: pd.Series[Any]) -> pd.Series[Any]:
+    if pd.api.types.is_bool_dtype(series) and not series.isna().any():
+        return series.astype(bool)
+    mapped = series.astype(str).str.strip().str.lower().map(_BOOLEANS)
+    bad = mapped.isna()
+    if bad.any():
+        i = _first(bad)
+        raise _MistypedError(_show(series.iloc[i]), "is not true or false", i)
+    return mapped.astype(bool)
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, str) or value is None:
+        return value
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return None
+    return str(value)
+
+
+def _to_datetime(series: pd.Series[Any]) -> pd.Series[Any]:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series
+    try:
+        # "mixed": each value parsed on its own, so "2024-01-02" and "2024-01-02 10:00" both do.
+        converted = pd.to_datetime(series, errors="coerce", format="mixed")
+    except (TypeError, ValueError) as exc:
+        raise _MistypedError("the values", f"are not dates ({exc})") from exc
+    bad = series.notna() & converted.isna()
+    if bad.any():
+        i = _first(bad)
+        raise _MistypedError(_show(series.iloc[i]), "is not a date", i)
+    return converted
+
+
+def _cast(series: pd.Series[Any], type_name: str) -> pd.Series[Any]:
+    if type_name in _INTEGERS:
+        return _to_integer(series, _INTEGERS[type_name])
+    if type_name in _FLOATS:
+        return _numbers(series).astype(_FLOATS[type_name])
+    if type_name == "boolean":
+        return _to_boolean(series)
+    if type_name == "string":
+        return series.map(_text).astype(object)
+    if type_name == "datetime":
+        return _to_datetime(series)
+    return series  # binary, arrays, objects, maps: left to MLflow's own enforcement
+
+
+def cast_to_signature(
+    frame: pd.DataFrame,
+    columns: Sequence[Column],
+    source: str,
+    where: Callable[[int], str],
+) -> pd.DataFrame:
+    """The signature's columns of ``frame``, cast to its types; raise InputSchemaError naming
+    ``source`` and every missing or mistyped column (``where(i)`` names row position i)."""
+    present = {str(name): name for name in frame.columns}
+    expected = {c.name for c in columns}
+    missing = [c.name for c in columns if c.required and c.name not in present]
+    extra = [name for name in present if name not in expected]
+    cast: dict[str, pd.Series[Any]] = {}
+    mistyped = []
+    for column in columns:
+        if column.name not in present:
+            continue
+        series = frame[present[column.name]].reset_index(drop=True)
+        try:
+            cast[column.name] = _cast(series, column.type)
+        except _MistypedError as exc:
+            at = "" if exc.position is None else f" in {where(exc.position)}"
+            mistyped.append(
+                f"'{column.name}' should be {column.type}: {exc.subject}{at} {exc.problem}"
+            )
+    if missing or mistyped:
+        problems = []
+        if missing:
+            problems.append("missing columns: " + ", ".join(f"'{n}'" for n in missing))
+        if mistyped:
+            problems.append("mistyped columns: " + "; ".join(mistyped))
+        if extra:
+            problems.append("extra columns (ignored): " + ", ".join(f"'{n}'" for n in extra))
+        raise InputSchemaError(
+            f"{source} does not match the model signature: {'; '.join(problems)}."
+            f" The model expects: {_describe(columns)}"
+        )
+    if extra and tuple(extra) not in _warned_extra:
+        _warned_extra.add(tuple(extra))
+        logger.warning("%s: columns not in the model signature are ignored: %s", source, extra)
+    return pd.DataFrame(cast, index=pd.RangeIndex(len(frame)))
+
+
+def prediction_columns(predictions: Any, rows: int, source: str) -> pd.DataFrame:
+    """What predict() returned as output columns: ``prediction``, or one per named output."""
+    if isinstance(predictions, dict):
+        predictions = pd.DataFrame(predictions)
+    if isinstance(predictions, pd.DataFrame) and predictions.shape[1] != 1:
+        out = predictions.reset_index(drop=True)
+        out.columns = [str(c) for c in out.columns]
+    elif isinstance(predictions, pd.DataFrame | pd.Series):
+        values = predictions.to_numpy().reshape(len(predictions))
+        out = pd.DataFrame({"prediction": values})
+    else:
+        array = np.asarray(predictions)
+        if array.ndim == 0:
+            raise PredictionError(f"the model returned one value ({array!r}) for {source}")
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        column = array if array.ndim == 1 else [item.tolist() for item in array]
+        out = pd.DataFrame({"prediction": column})
+    if len(out) != rows:
+        raise PredictionError(
+            f"the model returned {len(out)} predictions for {rows} rows of {source}"
+        )
+    return out
+
+
+def _predict(
+    model: _Model, frame: pd.DataFrame, source: str, where: Callable[[int], str]
+) -> pd.DataFrame:
+    if model.columns is not None:
+        frame = cast_to_signature(frame, model.columns, source, where)
+    try:
+        predictions = model.pyfunc.predict(frame)
+    except Exception as exc:
+        raise PredictionError(f"predict() failed on {source}: {exc}") from exc
+    return prediction_columns(predictions, len(frame), source)
+
+
+def _with_keys(out: pd.DataFrame, rows: Any, file_names: Any) -> pd.DataFrame:
+    out.insert(0, "row", rows)
+    out["file_name"] = file_names
+    return out
+
+
+def _score_file(model: _Model, path: str) -> pd.DataFrame:
+    name = os.path.basename(path)
+    frame = read_input(path, model.columns)
+    if len(frame) == 0:
+        return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+    out = _predict(model, frame, f"input file '{name}'", lambda i: f"row {i}")
+    return _with_keys(out, np.arange(len(frame)), name)
+
+
+def _score_frame(model: _Model, mini_batch: pd.DataFrame) -> pd.DataFrame:
+    frame = mini_batch.reset_index(drop=True)
+    if FILE_NAME_COLUMN in frame.columns:
+        file_names = frame.pop(FILE_NAME_COLUMN).astype(str).to_numpy()
+        shown = list(dict.fromkeys(file_names))
+        source = "tabular mini-batch from " + ", ".join(f"'{n}'" for n in shown[:3])
+        source += f" and {len(shown) - 3} more files" if len(shown) > 3 else ""
+    else:
+        file_names = np.full(len(frame), "", dtype=object)
+        source = "tabular mini-batch"
+    rows = (
+        frame.pop(ROW_COLUMN).to_numpy() if ROW_COLUMN in frame.columns else np.arange(len(frame))
+    )
+
+    def where(i: int) -> str:
+        return f"row {rows[i]} of '{file_names[i]}'" if file_names[i] else f"row {i}"
+
+    if len(frame) == 0:
+        return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+    return _with_keys(_predict(model, frame, source, where), rows, file_names)

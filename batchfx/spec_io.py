@@ -1,0 +1,78 @@
+"""Where a job spec meets files and storage: reading its document (YAML or JSON) and
+checking ``container/prefix`` paths."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from batchfx.errors import SpecError
+
+__all__ = ["read_spec_document", "split_storage_path", "storage_path_problem"]
+
+_CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.value != "<<"]
+        for index, key in enumerate(keys):
+            if key.value in {k.value for k in keys[:index]}:
+                problem = f"duplicate key {key.value!r}"
+                raise yaml.constructor.ConstructorError(None, None, problem, key.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_spec_document(file: Path, text: str) -> object:
+    """The document in ``text`` (JSON or YAML); SpecError names the file, line and column."""
+    # JSON first: JSON indented with tabs is valid JSON but not valid YAML.
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass  # YAML flow style such as `{name: x}`: let the YAML parser decide
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
+        reason = getattr(exc, "problem", None) or getattr(exc, "context", None) or exc
+        raise SpecError([f"{where}: invalid YAML — {reason}"]) from None
+
+
+def storage_path_problem(path: str) -> str | None:
+    """Why ``path`` is not a valid ``container/prefix``, or None when it is."""
+    if _URL_RE.match(path):
+        return "URLs are not accepted; give container/prefix in the app's storage account"
+    if "\\" in path:
+        return "backslashes are not allowed; separate container and prefix with '/'"
+    if path.startswith("/"):
+        return "expected container/prefix without a leading '/', e.g. results/digits"
+    segments = path.rstrip("/").split("/")
+    if {"", ".", ".."} & set(segments):
+        return "empty, '.' and '..' segments are not allowed; expected container/prefix"
+    if not _CONTAINER_RE.match(segments[0]):
+        rule = "3 to 63 of a-z, 0-9 and single '-', starting and ending with a-z or 0-9"
+        return f"container {segments[0]!r} is not a valid Azure container name: {rule}"
+    return None
+
+
+def split_storage_path(field: str, path: str) -> tuple[str, str]:
+    """Split ``container/prefix`` into ``(container, prefix)``; SpecError names ``field``."""
+    problem = storage_path_problem(path)
+    if problem is not None:
+        raise SpecError([f"{field}: got {_short(path)} — {problem}"])
+    container, _, prefix = path.rstrip("/").partition("/")
+    return container, prefix

@@ -1,0 +1,91 @@
+"""The scorer's side: download only a tabular mini-batch's slices, as local files.
+
+CSV and JSON-lines slices become one small file each (a CSV slice that starts after the
+header gets the header line first). Parquet slices of one file share a sparse local copy
+holding just their row groups and the footer, so pyarrow reads it as a normal file.
+Every range is read from the blob version (ETag) that was partitioned.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import partial
+
+from batchfx.errors import ConflictError
+from batchfx.partition import TabularLine
+from batchfx.storage.blobs import BlobStore
+from batchfx.tabular.batch import ReadSlice, TabularBatch
+from batchfx.tabular.remote import changed_input, read_range, reads
+from batchfx.tabular.slices import InputFile, Slice
+
+__all__ = ["fetch_batch"]
+
+
+def fetch_batch(blobs: BlobStore, container: str, line: TabularLine, dest: str) -> TabularBatch:
+    """Download the slices of ``line`` into ``dest``; InputError if an input changed."""
+    os.makedirs(dest, exist_ok=True)
+    tasks: list[Callable[[], None]] = []
+    read: list[ReadSlice] = []
+    copies: dict[InputFile, tuple[str, list[tuple[int, int]]]] = {}
+    headers: dict[InputFile, bytes] = {}
+    for number, piece in enumerate(line.slices):
+        if line.format == "parquet":
+            assert piece.row_groups is not None
+            path, ranges = copies.setdefault(
+                piece.file, (os.path.join(dest, f"file-{len(copies):04d}.parquet"), []))
+            ranges.append((piece.start, piece.stop))
+            read.append(ReadSlice(path, tuple(range(*piece.row_groups)), piece.skip, piece.take,
+                                  piece.where))
+            continue
+        path = os.path.join(dest, f"slice-{number:04d}.{line.format}")
+        header = b""
+        if line.format == "csv" and piece.start > 0:
+            if piece.file not in headers:
+                headers[piece.file] = read_range(blobs, container, piece.file.name,
+                                                 piece.file.etag, 0, piece.file.header)
+            header = headers[piece.file]
+        tasks.append(partial(_text_slice, blobs, container, piece, header, path))
+        read.append(ReadSlice(path, where=piece.where))
+    for file, (path, ranges) in copies.items():
+        with open(path, "wb") as stream:
+            stream.truncate(file.size)  # sparse: the bytes not fetched take no disk space
+        for start, stop in _union([*ranges, (file.footer, file.size)]):
+            tasks.append(partial(_into, blobs, container, file, path, start, stop))
+    list(reads().map(lambda task: task(), tasks))
+    return TabularBatch(line.format, tuple(read), line.estimate)
+
+
+def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def _text_slice(blobs: BlobStore, container: str, piece: Slice, header: bytes,
+                path: str) -> None:
+    with open(path, "wb") as stream:
+        stream.write(header)
+        _download(blobs, container, piece.file, stream, piece.start, piece.stop)
+
+
+def _into(blobs: BlobStore, container: str, file: InputFile, path: str, start: int,
+          stop: int) -> None:
+    with open(path, "r+b") as stream:
+        stream.seek(start)
+        _download(blobs, container, file, stream, start, stop)
+
+
+def _download(blobs: BlobStore, container: str, file: InputFile, stream: object, start: int,
+              stop: int) -> None:
+    if stop <= start:
+        return
+    try:
+        blobs.download_to_stream(container, file.name, stream, offset=start,
+                                 length=stop - start, etag=file.etag or None)
+    except ConflictError as exc:
+        raise changed_input(container, file.name, file.etag) from exc

@@ -1,0 +1,294 @@
+"""An isolated batchfx app for fault tests, and the exactness checks every test ends with.
+
+Unlike tests/e2e's App, the app may talk to storage through a fault proxy while the test
+sets up and verifies through a direct connection, and the runner's worker count and
+message lease are chosen per test.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchfx.client import ApiClient, ApiError
+from batchfx.jobs import get_job, job_progress, job_view
+from batchfx.local.runner import LocalRunner
+from batchfx.records import JobRecord
+from batchfx.settings import Settings
+from batchfx.storage import Storage
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+FAULT_SCRIPTS = Path(__file__).resolve().parent / "scripts"
+FINAL = {"completed", "failed", "aborted", "canceled"}
+
+
+def settings_for(connection_string: str, name: str, work_dir: Path) -> Settings:
+    """Settings of an app with its own container, queue and tables."""
+    return Settings(
+        connection_string=connection_string,
+        jobs_container=name,
+        queue_name=name,
+        jobs_table=f"{name}jobs",
+        minibatches_table=f"{name}mb",
+        poll_interval_s=2.0,
+        lease_margin_s=2.0,
+        work_dir=str(work_dir),
+    )
+
+
+@dataclass
+class FaultApp:
+    """One isolated app: ``settings`` as the app sees storage, ``direct`` for the test."""
+
+    settings: Settings
+    direct: Storage
+    tmp: Path
+    workers: int = 2
+    message_lease_s: float = 3.0
+    runner: LocalRunner | None = None
+    runners: list[LocalRunner] = field(default_factory=list)
+
+    # -- runner ------------------------------------------------------------------------
+
+    def start(self) -> LocalRunner:
+        """Start (or start again) a local runner on this app's storage."""
+        runner = LocalRunner(self.settings, workers=self.workers,
+                             message_lease_s=self.message_lease_s)
+        self.runners.append(runner)
+        runner.start()
+        self.runner = runner
+        return runner
+
+    def stop(self) -> None:
+        """Stop the current runner (workers finish their message first)."""
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner = None
+
+    def close(self) -> None:
+        """Stop every runner this app started."""
+        for runner in self.runners:
+            runner.stop()
+        self.runner = None
+
+    @property
+    def api(self) -> ApiClient:
+        assert self.runner is not None, "no runner started"
+        return ApiClient(self.runner.url, self.runner.function_key, timeout=30)
+
+    # -- inputs and specs --------------------------------------------------------------
+
+    def upload_inputs(self, n: int, prefix: str = "inputs") -> tuple[str, list[str]]:
+        """Upload ``n`` one-line files; returns their folder and the rows echo.py makes."""
+        container = self.settings.jobs_container
+        self.direct.blobs.ensure_container(container)
+        names = [f"item-{i:05d}.txt" for i in range(n)]
+
+        def put(i: int) -> None:
+            self.direct.blobs.upload(container, f"{prefix}/{names[i]}", f"v{i}\n".encode())
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(put, range(n)))
+        return f"{container}/{prefix}", [f"{names[i]} v{i}" for i in range(n)]
+
+    def upload_script(self, path: Path, folder: str = "code") -> str:
+        """Upload a scoring script as ``score.py``; returns its folder."""
+        container = self.settings.jobs_container
+        self.direct.blobs.ensure_container(container)
+        self.direct.blobs.upload(container, f"{folder}/score.py", path.read_bytes())
+        return f"{container}/{folder}"
+
+    def spec(self, script: Path, inputs: str, **overrides: Any) -> dict[str, Any]:
+        """A job spec: one file per mini-batch, scored by ``script``."""
+        spec: dict[str, Any] = {
+            "name": "faults-job",
+            "entry_script": "score.py",
+            "source_directory": self.upload_script(script),
+            "inputs": inputs,
+            "output": f"{self.settings.jobs_container}-out/results",
+            "mini_batch_size": 1,
+            "run_invocation_timeout": 10,
+            "allow_reuse": False,
+        }
+        spec.update(overrides)
+        return spec
+
+    def submit(self, spec: dict[str, Any], *, tries: int = 10) -> str:
+        """Submit through the HTTP function with a client request id, retrying 5xx answers."""
+        request_id = f"faults-{uuid.uuid4().hex}"
+        for attempt in range(1, tries + 1):
+            try:
+                return str(self.api.submit(spec, client_request_id=request_id)["id"])
+            except ApiError:
+                if attempt == tries:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    # -- watching ----------------------------------------------------------------------
+
+    def view(self, job_id: str) -> dict[str, Any]:
+        """The job as GET /api/jobs/{id} shows it, read directly (never through faults)."""
+        job = get_job(self.direct, job_id)
+        return job_view(job, job_progress(self.direct, job))
+
+    def wait(self, job_id: str, timeout: float) -> dict[str, Any]:
+        """Poll until the job ended and its outputs are written; a hang fails loudly."""
+        self.wait_until(job_id, timeout, lambda job: job.state.value in FINAL
+                        and bool(job.extra.get("outputs_ready")))
+        return self.view(job_id)
+
+    def wait_until(self, job_id: str, timeout: float, done: Callable[[JobRecord], bool],
+                   *, every: float = 0.5) -> JobRecord:
+        """Poll the job row until ``done(job)``; past ``timeout`` fail with the job's view.
+
+        Only the job row is read per poll: summing thousands of mini-batch rows every
+        poll would load Azurite as much as the workers do.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            job = get_job(self.direct, job_id)
+            if done(job):
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"job {job_id} hung: not there after {timeout:.0f}s\n"
+                    f"view: {self.view(job_id)}\ndurable: {self.durable_status(job_id)}\n"
+                    f"unfinished mini-batches: {self.unfinished_rows(job_id)[:5]}")
+            time.sleep(every)
+
+    def wait_progress(self, job_id: str, timeout: float, succeeded: int) -> dict[str, Any]:
+        """Poll the full view (every 1 s) until ``succeeded`` mini-batches succeeded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.view(job_id)
+            if view["mini_batches"]["succeeded"] >= succeeded or view["state"] in FINAL:
+                return view
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} hung below {succeeded} mini-batches "
+                                     f"after {timeout:.0f}s\nview: {view}\n"
+                                     f"durable: {self.durable_status(job_id)}")
+            time.sleep(1.0)
+
+    def durable_status(self, job_id: str) -> dict[str, Any] | None:
+        """The orchestration's status (runtimeStatus, output), if a runner is up."""
+        if self.runner is None or self.runner.durable is None:
+            return None
+        status = self.runner.durable.get_status(job_id)
+        if status is None:
+            return None
+        return {k: status.get(k) for k in ("runtimeStatus", "output", "lastUpdatedTime")}
+
+    def unfinished_rows(self, job_id: str) -> list[dict[str, Any]]:
+        """Mini-batch rows that are not final."""
+        rows = self.direct.tables.query(self.settings.minibatches_table, job_id)
+        return [{k: r.get(k) for k in ("RowKey", "status", "tries", "worker", "lease_until",
+                                       "message_id")}
+                for r in rows if r.get("status") not in ("succeeded", "failed")]
+
+    # -- checking ----------------------------------------------------------------------
+
+    def outputs(self, view: dict[str, Any]) -> dict[str, str]:
+        """The job's output files (name → text), read directly."""
+        container, _, prefix = view["output"]["location"].partition("/")
+        out = {}
+        for ref in self.direct.blobs.list_names(container, f"{prefix}/"):
+            name = ref.name[len(prefix) + 1:]
+            if name.endswith((".txt", ".csv", ".json")) and not name.startswith("logs/"):
+                out[name] = self.direct.blobs.download(container, ref.name).decode()
+        return out
+
+    def check_exact(self, view: dict[str, Any], expected: list[str]) -> Exactness:
+        """Assert completed, exact counts, every row once in input order, one report line per
+        mini-batch; returns the figures."""
+        n = len(expected)
+        assert view["state"] == "completed", f"job ended {view['state']}: {view}"
+        assert view["items"] == {"total": n, "succeeded": n, "failed": 0, "pending": 0}, view
+        batches = view["mini_batches"]
+        assert (batches["total"], batches["succeeded"], batches["failed"]) == (n, n, 0), view
+        out = self.outputs(view)
+        rows = [line for line in out["parallel_run_step.txt"].splitlines() if line.strip()]
+        seen = Counter(rows)
+        duplicates = {row: c for row, c in seen.items() if c > 1}
+        missing = sorted(set(expected) - set(seen))
+        unexpected = sorted(set(seen) - set(expected))
+        figures = Exactness(rows=len(rows), duplicates=sum(c - 1 for c in duplicates.values()),
+                            missing=len(missing), unexpected=len(unexpected))
+        assert not duplicates, f"{figures}: rows written twice: {list(duplicates.items())[:10]}"
+        assert not missing, f"{figures}: rows missing: {missing[:10]}"
+        assert not unexpected, f"{figures}: rows nobody asked for: {unexpected[:10]}"
+        assert rows == expected, "rows are all there once, but not in input order"
+        report = list(csv.DictReader(io.StringIO(out["processed_mini-batches.csv"])))
+        ids = [r["mini_batch_id"] for r in report]
+        assert len(report) == n, f"processed_mini-batches.csv has {len(report)} lines for {n}"
+        assert len(set(ids)) == n, "processed_mini-batches.csv repeats a mini-batch"
+        assert {r["status"] for r in report} == {"succeeded"}, Counter(r["status"] for r in report)
+        assert "status: completed" in out["job_result.txt"]
+        figures.max_tries = max(int(r["tries"]) for r in report)
+        figures.retried = sum(1 for r in report if int(r["tries"]) > 1)
+        return figures
+
+
+@dataclass
+class Exactness:
+    """What the output check found."""
+
+    rows: int
+    duplicates: int
+    missing: int
+    unexpected: int
+    max_tries: int = 0
+    retried: int = 0
+
+
+def ended(view: dict[str, Any]) -> bool:
+    """The job is over and its reports are written."""
+    return view["state"] in FINAL and bool(view["outputs_ready"])
+
+
+class WorkerKiller:
+    """SIGKILLs a random worker process of the app's current runner every 1 to 2 s."""
+
+    def __init__(self, app: FaultApp, *, seed: int, every: tuple[float, float] = (1.0, 2.0)
+                 ) -> None:
+        self._app = app
+        self._random = random.Random(seed)
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-killer", daemon=True)
+        self.kills = 0
+
+    def __enter__(self) -> WorkerKiller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import os
+
+        while not self._stop.wait(self._random.uniform(*self._every)):
+            runner = self._app.runner
+            pids = runner.worker_pids if runner is not None else []
+            if pids:
+                try:
+                    os.kill(self._random.choice(pids), signal.SIGKILL)
+                    self.kills += 1
+                except ProcessLookupError:
+                    pass
