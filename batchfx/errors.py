@@ -2,8 +2,12 @@
 
     BatchfxError                  base of everything batchfx raises on purpose
     ├── SpecError                 a job spec was refused; ``problems`` lists one message per problem
+    ├── ScheduleError             a schedule was refused; ``problems`` as for SpecError
     ├── JobNotFoundError          no job has the given id
     ├── JobStateError             the job is in a state that does not allow the operation
+    ├── NotRegisteredError        no deployment or pipeline of that name (or version), or deleted
+    ├── ScheduleNotFoundError     no schedule has the given name
+    ├── ScheduleExistsError       a schedule with the name exists already
     ├── StorageError              an Azure Storage call failed (raised ``from`` the SDK error)
     │   ├── StorageNotFoundError  the container, blob, queue or table does not exist
     │   └── ConflictError         a conditional write lost to a concurrent writer (ETag)
@@ -25,7 +29,11 @@ __all__ = [
     "InputError",
     "JobNotFoundError",
     "JobStateError",
+    "NotRegisteredError",
     "OutputError",
+    "ScheduleError",
+    "ScheduleExistsError",
+    "ScheduleNotFoundError",
     "ScriptError",
     "SpecError",
     "StorageError",
@@ -43,6 +51,26 @@ class SpecError(BatchfxError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("invalid job spec:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class ScheduleError(BatchfxError):
+    """A schedule was refused; one message per problem, each naming field, value and fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid schedule:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class NotRegisteredError(BatchfxError):
+    """No deployment or pipeline has the given name (or version), or it was deleted."""
+
+
+class ScheduleNotFoundError(BatchfxError):
+    """No schedule has the given name."""
+
+
+class ScheduleExistsError(BatchfxError):
+    """A schedule with the name exists already."""
 
 
 class JobNotFoundError(BatchfxError):

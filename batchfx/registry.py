@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchfx.deployments import Deployment
-from batchfx.errors import BatchfxError, ConflictError, SpecError
+from batchfx.errors import ConflictError, NotRegisteredError, SpecError
 from batchfx.jobs import utc_now
 from batchfx.pipelines import Pipeline, placeholders
 from batchfx.spec import split_storage_path
@@ -49,10 +49,6 @@ PIPELINE_PARTITION = "pipeline"
 _MAX_RECORD_CHARS = 30_000
 _HOW_TO = {DEPLOYMENT_PARTITION: "register one with POST /api/deployments",
            PIPELINE_PARTITION: "publish one with POST /api/pipelines"}
-
-
-class NotRegisteredError(BatchfxError):
-    """No deployment or pipeline has the given name (or version), or it was deleted."""
 
 
 @dataclass(frozen=True)

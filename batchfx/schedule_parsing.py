@@ -11,7 +11,7 @@ from typing import Any
 
 from croniter import croniter
 
-from batchfx.errors import BatchfxError
+from batchfx.errors import ScheduleError
 
 __all__ = ["ScheduleError", "ScheduleParts", "check_placeholders", "fill_placeholders",
            "parse_parts"]
@@ -31,14 +31,6 @@ PATTERNS = {"Minute": (), "Hour": (), "Day": ("hours", "minutes"),
 _RANGES = {"hours": (0, 23), "minutes": (0, 59), "month_days": (1, 31)}
 _DAY_NAMES = {name.lower(): i for i, name in enumerate(calendar.day_name)}
 _CRON_EXAMPLE = "e.g. '0 2 * * *' for 02:00 UTC every day"
-
-
-class ScheduleError(BatchfxError):
-    """A schedule was refused; one message per problem, each naming field, value and fix."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("invalid schedule:\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
 @dataclass

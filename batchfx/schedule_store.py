@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from batchfx.errors import (
     BatchfxError,
     ConflictError,
+    ScheduleExistsError,
+    ScheduleNotFoundError,
     SpecError,
     StorageError,
     StorageNotFoundError,
@@ -60,14 +62,6 @@ logger = logging.getLogger(__name__)
 
 PARTITION = "schedule"
 _TRIES = 5
-
-
-class ScheduleNotFoundError(BatchfxError):
-    """No schedule has the given name."""
-
-
-class ScheduleExistsError(BatchfxError):
-    """A schedule with the name exists already."""
 
 
 def _iso(value: datetime | None) -> str:

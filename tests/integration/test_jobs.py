@@ -526,7 +526,7 @@ def test_poison_function_records_the_mini_batch_as_failed(connection_string: str
         storage.blobs.upload(unique_name, f"in/{i}.txt", b"x")
     job = submit_job(storage, {"name": "poison-job", "entry_script": "score.py",
                                "source_directory": f"{unique_name}/code",
-                               "inputs": f"{unique_name}/in", "output": f"{unique_name}/out"})
+                               "inputs": f"{unique_name}/in", "output": f"{unique_name}-out/x"})
     partition_job(storage, job.job_id)
     message = next(storage.queues.receive(unique_name, visibility_timeout=30))
     app_context.use_settings(settings)

@@ -21,7 +21,8 @@ def test_error_tree_is_the_documented_one() -> None:
     assert set(batchfx.errors.__all__) == {
         "AzuriteError", "BatchfxError", "ConflictError", "InputError", "JobNotFoundError",
         "JobStateError",
-        "OutputError", "ScriptError", "SpecError", "StorageError", "StorageNotFoundError"}
+        "OutputError", "ScriptError", "SpecError", "StorageError", "StorageNotFoundError",
+        "NotRegisteredError", "ScheduleError", "ScheduleExistsError", "ScheduleNotFoundError"}
     for name in batchfx.errors.__all__:
         assert issubclass(getattr(batchfx.errors, name), batchfx.errors.BatchfxError)
         assert name in (batchfx.errors.__doc__ or "")
