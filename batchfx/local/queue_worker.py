@@ -21,6 +21,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions.queue import QueueMessage
 
+from batchfx.errors import StorageNotFoundError
 from batchfx.local.app_loader import app_functions
 from batchfx.storage import QueueStore, ReceivedMessage
 
@@ -148,7 +149,13 @@ def handle(queues: QueueStore, trigger: QueueTrigger, m: ReceivedMessage,
         else:
             queues.extend(trigger.queue, m.id, receipt, int(options.retry_delay_s))
         return False
-    queues.delete(trigger.queue, m.id, renewer.stop())
+    try:
+        queues.delete(trigger.queue, m.id, renewer.stop())
+    except StorageNotFoundError:
+        # The lease ran out while the function ran (renewals failed) and another worker
+        # took the message with a new pop receipt: it is that worker's to delete now.
+        logger.warning("message %s: lease lost while %s ran; left to the worker holding it",
+                       m.id, trigger.name)
     return True
 
 

@@ -25,6 +25,12 @@ class Entity:
     etag: str
 
 
+# The blob and queue SDKs default to 20 s to connect and 60 s per read; azure-core's
+# defaults, which the table SDK keeps, are 300 s each: a stalled connection would pin a
+# worker (its message lease renewed all along) or an orchestrator activity for 5 minutes.
+_CONNECT_S, _READ_S = 20, 60
+
+
 class TableStore:
     """Table operations batchfx needs, with SDK errors turned into batchfx errors."""
 
@@ -35,9 +41,11 @@ class TableStore:
     def from_settings(cls, settings: Settings) -> TableStore:
         """Connect with the connection string, or with a managed identity."""
         if settings.connection_string:
-            return cls(TableServiceClient.from_connection_string(settings.connection_string))
+            return cls(TableServiceClient.from_connection_string(
+                settings.connection_string, connection_timeout=_CONNECT_S, read_timeout=_READ_S))
         url = service_url(settings, "table")
-        return cls(TableServiceClient(url, credential=credential_for(settings)))
+        return cls(TableServiceClient(url, credential=credential_for(settings),
+                                      connection_timeout=_CONNECT_S, read_timeout=_READ_S))
 
     def ensure_table(self, name: str) -> None:
         """Create the table if it does not exist."""

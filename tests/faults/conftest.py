@@ -56,8 +56,9 @@ def fault_proxy(azurite: Azurite) -> Iterator[FaultProxy]:
         proxy.stop()
 
 
-def _app(connection_string: str, direct: str, name: str, tmp: Path, **options: Any) -> FaultApp:
-    settings = settings_for(connection_string, name, tmp / "work")
+def _app(connection_string: str, direct: str, name: str, tmp: Path, *, poll_s: float = 1.0,
+         **options: Any) -> FaultApp:
+    settings = settings_for(connection_string, name, tmp / "work", poll_s=poll_s)
     direct_settings = settings_for(direct, name, tmp / "work")
     return FaultApp(settings, Storage.from_settings(direct_settings), tmp, **options)
 
@@ -65,9 +66,9 @@ def _app(connection_string: str, direct: str, name: str, tmp: Path, **options: A
 @pytest.fixture
 def make_app(azurite: Azurite, fault_proxy: FaultProxy, unique_name: str, tmp_path: Path
              ) -> Iterator[Callable[..., FaultApp]]:
-    """``make_app(proxy=None, workers=2, message_lease_s=3.0)``: an app on the session
-    Azurite, talking through ``proxy`` when given; its runners stop at teardown (before
-    the proxy does, which is why this fixture asks for it)."""
+    """``make_app(proxy=None, workers=2, message_lease_s=3.0, poll_s=1.0)``: an app on the
+    session Azurite, talking through ``proxy`` when given; its runners stop at teardown
+    (before the proxy does, which is why this fixture asks for it)."""
     apps: list[FaultApp] = []
 
     def make(proxy: FaultProxy | None = None, **options: Any) -> FaultApp:

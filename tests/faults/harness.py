@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from batchfx.client import ApiClient, ApiError
 from batchfx.jobs import get_job, job_progress, job_view
@@ -33,7 +33,8 @@ FAULT_SCRIPTS = Path(__file__).resolve().parent / "scripts"
 FINAL = {"completed", "failed", "aborted", "canceled"}
 
 
-def settings_for(connection_string: str, name: str, work_dir: Path) -> Settings:
+def settings_for(connection_string: str, name: str, work_dir: Path, *,
+                 poll_s: float = 1.0) -> Settings:
     """Settings of an app with its own container, queue and tables."""
     return Settings(
         connection_string=connection_string,
@@ -41,7 +42,7 @@ def settings_for(connection_string: str, name: str, work_dir: Path) -> Settings:
         queue_name=name,
         jobs_table=f"{name}jobs",
         minibatches_table=f"{name}mb",
-        poll_interval_s=2.0,
+        poll_interval_s=poll_s,
         lease_margin_s=2.0,
         work_dir=str(work_dir),
     )
@@ -150,23 +151,42 @@ class FaultApp:
         return self.view(job_id)
 
     def wait_until(self, job_id: str, timeout: float, done: Callable[[JobRecord], bool],
-                   *, every: float = 0.5) -> JobRecord:
-        """Poll the job row until ``done(job)``; past ``timeout`` fail with the job's view.
+                   *, stall_s: float = 90.0) -> JobRecord:
+        """Poll the job row until ``done(job)``; fail, with the job's view, once the job
+        is hung: past ``timeout``, when its orchestration failed, or when no mini-batch
+        finished for ``stall_s`` seconds.
 
-        Only the job row is read per poll: summing thousands of mini-batch rows every
-        poll would load Azurite as much as the workers do.
+        The job row is read every 0.5 s; the mini-batch rows only every 10 s (summing
+        thousands of them every poll would load Azurite as much as the workers do).
         """
         deadline = time.monotonic() + timeout
+        finished, moved, counted = -1, time.monotonic(), 0.0
         while True:
             job = get_job(self.direct, job_id)
             if done(job):
                 return job
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"job {job_id} hung: not there after {timeout:.0f}s\n"
-                    f"view: {self.view(job_id)}\ndurable: {self.durable_status(job_id)}\n"
-                    f"unfinished mini-batches: {self.unfinished_rows(job_id)[:5]}")
-            time.sleep(every)
+            now = time.monotonic()
+            status = self.durable_status(job_id)
+            if status and status["runtimeStatus"] in ("Failed", "Terminated") \
+                    and not job.state.is_final:
+                self._hung(job_id, "its orchestration ended but the job did not: it would "
+                                   f"stay {job.state.value} forever")
+            if job.state.value == "running" and now - counted >= 10.0:
+                counted = now
+                progress = job_progress(self.direct, job)
+                if progress.mini_batches_done != finished:
+                    finished, moved = progress.mini_batches_done, now
+                elif now - moved > stall_s:
+                    self._hung(job_id, f"no mini-batch finished for {stall_s:.0f}s")
+            if now > deadline:
+                self._hung(job_id, f"not done after {timeout:.0f}s")
+            time.sleep(0.5)
+
+    def _hung(self, job_id: str, why: str) -> NoReturn:
+        raise AssertionError(
+            f"job {job_id} hung: {why}\nview: {self.view(job_id)}\n"
+            f"durable: {self.durable_status(job_id)}\n"
+            f"unfinished mini-batches: {self.unfinished_rows(job_id)[:5]}")
 
     def wait_progress(self, job_id: str, timeout: float, succeeded: int) -> dict[str, Any]:
         """Poll the full view (every 1 s) until ``succeeded`` mini-batches succeeded."""
@@ -176,9 +196,7 @@ class FaultApp:
             if view["mini_batches"]["succeeded"] >= succeeded or view["state"] in FINAL:
                 return view
             if time.monotonic() > deadline:
-                raise AssertionError(f"job {job_id} hung below {succeeded} mini-batches "
-                                     f"after {timeout:.0f}s\nview: {view}\n"
-                                     f"durable: {self.durable_status(job_id)}")
+                self._hung(job_id, f"below {succeeded} mini-batches after {timeout:.0f}s")
             time.sleep(1.0)
 
     def durable_status(self, job_id: str) -> dict[str, Any] | None:

@@ -267,3 +267,23 @@ def test_fetching_a_slice_of_a_replaced_file_is_refused(storage: Storage, tmp_pa
     assert line.tabular is not None
     with pytest.raises(InputError, match="changed after the job listed it"):
         fetch_batch(storage.blobs, line.container, line.tabular, str(tmp_path / "x"))
+
+
+def test_key_value_folders_of_a_tabular_input_group_whole_files(storage: Storage) -> None:
+    for store in ("a", "b"):
+        for part in range(3):
+            table = pa.table({"id": pa.array(range(part * 100, part * 100 + 100), pa.int64())})
+            out = io.BytesIO()
+            pq.write_table(table, out)
+            put(storage, f"hive/store={store}/part-{part}.parquet", out.getvalue())
+    job = submit(storage, f"{storage.settings.jobs_container}/hive", "parquet",
+                 mini_batch_size="250 rows", partition_keys=["store"])
+    partition_all(storage, job.job_id)
+    lines = lines_of(storage)
+    # Files of one folder are packed together; a full mini-batch closes at once, the
+    # rest when the listing page ends.
+    assert [(line.partition_key_value, line.item_count) for line in lines] == [
+        ({"store": "a"}, 200), ({"store": "b"}, 200), ({"store": "a"}, 100),
+        ({"store": "b"}, 100)]
+    assert all(not s.where for line in lines for s in line.tabular.slices)  # type: ignore[union-attr]
+    assert get_job(storage, job.job_id).items_total == 600
