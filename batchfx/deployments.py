@@ -275,7 +275,11 @@ def parse_deployment(data: object) -> Deployment:
     if azureml:
         relabel = {**_RELABEL, "node_count:": "resources.instance_count:"}
     spec = _validated_spec(own, settings, problems, relabel)
-    if problems or spec is None:
+    if spec is not None and (spec.entry_script is None or spec.source_directory is None):
+        problems.append("code_configuration: missing — a deployment needs its scoring script "
+                        "(code_configuration: {code, scoring_script}); MLflow models without "
+                        "a script can be scored by a job spec with model and no entry_script")
+    if problems or spec is None or spec.entry_script is None or spec.source_directory is None:
         raise SpecError(list(dict.fromkeys(problems)))
     record = spec.to_record()
     return Deployment(

@@ -36,8 +36,13 @@ def _records(storage: Storage, job_id: str) -> list[MiniBatchRecord]:
     return records
 
 
-def _manifest_lines(storage: Storage, job: JobRecord) -> Iterator[tuple[int, list[str]]]:
-    """(index, item names) of every mini-batch, read page by page."""
+def _manifest_lines(storage: Storage, job: JobRecord
+                    ) -> Iterator[tuple[int, tuple[list[str], int]]]:
+    """(index, (item names, item count)) of every mini-batch, read page by page.
+
+    For files an item is a file; for tabular inputs the names are slices and the count is
+    rows (estimated for text files cut by bytes).
+    """
     container = storage.settings.jobs_container
     for page in range(int(job.extra.get("pages", 0))):
         blob = f"jobs/{job.job_id}/manifests/page-{page:06d}.jsonl"
@@ -46,7 +51,8 @@ def _manifest_lines(storage: Storage, job: JobRecord) -> Iterator[tuple[int, lis
         for raw in storage.blobs.download(container, blob).splitlines():
             if raw.strip():
                 line = parse_manifest_line(raw)
-                yield line.index, [f"{line.container}/{i.name}" for i in line.items]
+                yield line.index, ([f"{line.container}/{i.name}" for i in line.items],
+                                   line.item_count)
 
 
 def _write_append_row(storage: Storage, job: JobRecord, spec: JobSpec,
@@ -80,8 +86,8 @@ def _write_append_row(storage: Storage, job: JobRecord, spec: JobSpec,
 def _write_reports(storage: Storage, job: JobRecord, records: list[MiniBatchRecord]) -> None:
     items = dict(_manifest_lines(storage, job))
     seen = {r.index for r in records}
-    never_run = {i: len(names) for i, names in items.items() if i not in seen}
-    failures = [(r, items.get(r.index, [])) for r in records if r.failed]
+    never_run = {i: count for i, (_, count) in items.items() if i not in seen}
+    failures = [(r, items.get(r.index, ([], 0))[0]) for r in records if r.failed]
     out = job.output_container
     files: dict[str, str] = {
         "processed_mini-batches.csv": processed_mini_batches_csv(records, never_run),

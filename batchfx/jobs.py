@@ -12,6 +12,7 @@ from typing import Any
 
 from batchfx.access import access_problem
 from batchfx.errors import ConflictError, JobNotFoundError, JobStateError, SpecError
+from batchfx.mlflow_scoring.detect import find_mlmodel_in
 from batchfx.partition import select_files
 from batchfx.progress import Progress, summarize
 from batchfx.records import JobRecord, JobState
@@ -53,8 +54,9 @@ def new_job_id(name: str, now: datetime | None = None) -> str:
 def _check_storage_paths(storage: Storage, spec: JobSpec) -> list[str]:
     """Problems with the spec's storage locations: refused before anything is written."""
     problems: list[str] = []
-    fields: list[tuple[str, str]] = [("inputs.path", spec.inputs.path),
-                                     ("source_directory", spec.source_directory)]
+    fields: list[tuple[str, str]] = [("inputs.path", spec.inputs.path)]
+    if spec.source_directory:
+        fields.append(("source_directory", spec.source_directory))
     if spec.model:
         fields.append(("model", spec.model))
     fields += [(f"side_inputs.{k}", v) for k, v in spec.side_inputs.items()]
@@ -76,8 +78,16 @@ def _check_storage_paths(storage: Storage, spec: JobSpec) -> list[str]:
             problems.append(f"{field}: container {container!r} does not exist in the app's "
                             f"storage account — upload the data first or fix the path {path!r}")
             continue
+        if field == "model" and spec.entry_script is None:
+            base = f"{prefix}/" if prefix else ""
+            names = [r.name[len(base):] for r in storage.blobs.list_names(container, base)]
+            if find_mlmodel_in(names) is None:
+                problems.append(f"entry_script: missing, and model {path!r} is not an MLflow "
+                                "model folder (no MLmodel file) — give entry_script and "
+                                "source_directory, or point model at an MLflow model")
+            continue
         if field == "source_directory":
-            script = f"{prefix}/{spec.entry_script}" if prefix else spec.entry_script
+            script = f"{prefix}/{spec.entry_script}" if prefix else str(spec.entry_script)
             if not storage.blobs.exists(container, script):
                 problems.append(f"entry_script: {spec.entry_script!r} not found in "
                                 f"source_directory {path!r} — upload the code folder with it")

@@ -52,7 +52,8 @@ def reuse_key(storage: Storage, spec: JobSpec) -> str:
                 hasher.update(f"\n[input] {container}/{ref.name}\t{_version(ref)}".encode())
     else:
         _listing(storage, "inputs.path", spec.inputs.path, hasher)
-    _listing(storage, "source_directory", spec.source_directory, hasher)
+    if spec.source_directory:
+        _listing(storage, "source_directory", spec.source_directory, hasher)
     if spec.model:
         _listing(storage, "model", spec.model, hasher)
     for name, path in sorted(spec.side_inputs.items()):

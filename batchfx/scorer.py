@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from batchfx.errors import ConflictError, InputError, JobNotFoundError
 from batchfx.jobs import get_job, utc_now
+from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
 from batchfx.partition import ManifestLine, parse_manifest_line
 from batchfx.records import (
     JobRecord,
@@ -240,7 +241,11 @@ def _stage(storage: Storage, job_id: str, field: str, path: str) -> str:
 def _prepare_script(storage: Storage, job: JobRecord,
                     spec: JobSpec) -> tuple[ScriptConfig, dict[str, str]]:
     """Stage code, model and side inputs (cached per content version) and build the config."""
-    code_dir = _stage(storage, job.job_id, "source_directory", spec.source_directory)
+    if spec.source_directory and spec.entry_script:
+        code_dir, entry_script = (_stage(storage, job.job_id, "source_directory",
+                                         spec.source_directory), spec.entry_script)
+    else:  # an MLflow model without a scoring script: batchfx's own, as Azure ML does
+        code_dir, entry_script = str(MLFLOW_SCORE_SCRIPT.parent), MLFLOW_SCORE_SCRIPT.name
     model_dir = _stage(storage, job.job_id, "model", spec.model) if spec.model else None
     side = {name: _stage(storage, job.job_id, f"side_inputs.{name}", path)
             for name, path in spec.side_inputs.items()}
@@ -250,7 +255,7 @@ def _prepare_script(storage: Storage, job: JobRecord,
     env.update({f"AZUREML_BI_SIDE_INPUT_{k.upper()}": v for k, v in side.items()})
     config = ScriptConfig(
         code_dir=code_dir,
-        entry_script=spec.entry_script,
+        entry_script=entry_script,
         model_dir=model_dir,
         output_dir=os.path.join(root, "outputs"),
         arguments=tuple(spec.arguments),

@@ -32,6 +32,11 @@ V2_ALIASES = {
 }
 _RETRY_KEYS = {"max_retries": "run_max_try", "timeout": "run_invocation_timeout"}
 _FORMATS = "csv, parquet or jsonl"
+_SCRIPT_REQUIRED = (
+    "entry_script: missing — required, e.g. entry_script: score.py; it may be left out "
+    "(with source_directory) only when model is an MLflow model folder (one with an MLmodel "
+    "file), which batchfx then scores itself"
+)
 _OUTPUT_REQUIRED = (
     "output: missing — required when output_action is append_row (the default), "
     "e.g. output: results/digits-nightly; or set output_action: summary_only"
@@ -242,8 +247,9 @@ class JobSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
     name: Annotated[str, _rule(_NAME_RE.match, "name")]
-    entry_script: Annotated[str, _rule(_relative_script, "entry_script")]
-    source_directory: Annotated[str, _rule(_nonblank, "source_directory")]
+    # Both may be left out for an MLflow model folder: batchfx then scores with its own script.
+    entry_script: Annotated[str | None, _rule(_relative_script, "entry_script")] = None
+    source_directory: Annotated[str | None, _rule(_nonblank, "source_directory")] = None
     model: Annotated[str | None, _rule(_nonblank, "model")] = None
     inputs: Annotated[InputSpec, BeforeValidator(_folder_string)]
     side_inputs: Annotated[dict[str, str], _SIDE_INPUTS] = Field(default_factory=dict)
@@ -296,6 +302,11 @@ class JobSpec(BaseModel):
 
     @pydantic.model_validator(mode="after")
     def _output_needed(self) -> JobSpec:
+        if self.entry_script is None and (self.source_directory is not None or not self.model):
+            raise _Problems([_SCRIPT_REQUIRED])
+        if self.entry_script is not None and self.source_directory is None:
+            raise _Problems(["source_directory: missing — required with entry_script: the "
+                             "folder holding the script, e.g. source_directory: ./src"])
         if self.output is None and self.output_action == "append_row":
             raise _Problems([_OUTPUT_REQUIRED])
         if self.partition_keys and self.inputs.type == "uri_file":

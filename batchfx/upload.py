@@ -79,9 +79,9 @@ def upload_local_paths(storage: Storage, record: dict[str, Any], spec_dir: Path)
         return path if path.exists() else None
 
     problems = []
-    code = local(out["source_directory"])
+    code = local(out.get("source_directory"))
     if code is not None:
-        if not (code / out["entry_script"]).is_file():
+        if out.get("entry_script") and not (code / out["entry_script"]).is_file():
             problems.append(f"entry_script: {out['entry_script']!r} not found in "
                             f"source_directory {str(code)!r}")
         out["source_directory"] = upload_folder(storage, code, "code")

@@ -199,3 +199,32 @@ def test_storage_errors_do_not_use_up_a_mini_batchs_tries(
     figures(faults=fault_proxy.faults_by_kind(), jobs_completed=1, rows_checked=exact.rows,
             duplicates=exact.duplicates, missing=exact.missing,
             seconds=round(time.monotonic() - started, 1))
+
+
+@pytest.mark.timeout(600)
+def test_orchestrator_survives_storage_errors_in_its_activities(
+        make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, fast_sdk_retries: None,
+        figures: Figures) -> None:
+    """(e), orchestrator: 100 mini-batches on 3 workers; until every mini-batch is done
+    the proxy answers 503 to every write of progress_overview.json, which the
+    orchestrator's check_job activity makes on each poll, so that activity fails past
+    the SDK's retries again and again. A failed poll must cost a poll, not the job: once
+    storage answers again the job finalizes (a failed orchestration would leave it
+    running forever).
+    """
+    started = time.monotonic()
+    app = make_app(fault_proxy, workers=3)
+    inputs, expected = app.upload_inputs(100)
+    app.start()
+    fault_proxy.set_rates("blob", methods=["PUT"], path=r"progress_overview\.json",
+                          error_503=1.0)
+    job = app.submit(app.spec(SCRIPTS / "echo.py", inputs))
+    app.wait_until(job, 240, lambda j: j.partitioned and
+                   app.view(job)["mini_batches"]["pending"] == 0)
+    time.sleep(3.0)  # a few more failing polls
+    fault_proxy.clear()
+    view = app.wait(job, 120)
+    exact = app.check_exact(view, expected)
+    figures(faults=fault_proxy.faults_by_kind(), jobs_completed=1, rows_checked=exact.rows,
+            duplicates=exact.duplicates, missing=exact.missing,
+            seconds=round(time.monotonic() - started, 1))
