@@ -13,8 +13,9 @@ import shutil
 import socket
 import time
 from enum import StrEnum
+from typing import Any
 
-from batchfx.errors import ConflictError, InputError, JobNotFoundError
+from batchfx.errors import ConflictError, InputError, JobNotFoundError, StorageError
 from batchfx.jobs import get_job, utc_now
 from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
 from batchfx.partition import ManifestLine, parse_manifest_line
@@ -137,6 +138,11 @@ def score_mini_batch(
     except ConflictError:
         logger.warning("job %s: mini-batch %d was taken over by another worker", job_id, index)
         return ScoreResult.SUPERSEDED
+    except StorageError:
+        # Storage failed us, the script did not: give the try back before the queue
+        # redelivers, so the next delivery does not count it as a dead worker's.
+        _release_claim(storage, record)
+        raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -185,9 +191,40 @@ def _claim(storage: Storage, record: MiniBatchRecord, etag: str | None, message_
     record.lease_until = (time.time() + spec.run_invocation_timeout
                           + storage.settings.lease_margin_s)
     table = storage.settings.minibatches_table
-    if etag is None:
-        return storage.tables.insert(table, record.to_entity())
-    return storage.tables.replace(table, record.to_entity(), etag=etag)
+    try:
+        if etag is None:
+            return storage.tables.insert(table, record.to_entity())
+        return storage.tables.replace(table, record.to_entity(), etag=etag)
+    except ConflictError:
+        # The write may have landed and only its reply been lost: the SDK's retry then
+        # meets our own ETag change (412). The row is ours if it carries this very claim.
+        found = storage.tables.get(table, record.job_id, mini_batch_key(record.index))
+        if found is None or not _is_claim(found.values, record):
+            raise
+        return found.etag
+
+
+def _release_claim(storage: Storage, record: MiniBatchRecord) -> None:
+    """Undo this worker's claim if it is still the row's (best effort)."""
+    table = storage.settings.minibatches_table
+    try:
+        found = storage.tables.get(table, record.job_id, mini_batch_key(record.index))
+        if found is None or not _is_claim(found.values, record):
+            return
+        values = dict(found.values)
+        values.update(tries=record.tries - 1, lease_until=0.0, message_id="", worker="")
+        storage.tables.replace(table, values, etag=found.etag)
+    except StorageError as exc:
+        logger.warning("job %s: mini-batch %d: could not give back try %d: %s", record.job_id,
+                       record.index, record.tries, exc)
+
+
+def _is_claim(values: dict[str, Any], record: MiniBatchRecord) -> bool:
+    """Whether a stored row is exactly ``record``'s claim (same try, worker, message, start)."""
+    return (values.get("status") == MiniBatchStatus.RUNNING.value
+            and values.get("tries") == record.tries and values.get("worker") == record.worker
+            and values.get("message_id") == record.message_id
+            and values.get("started") == record.started)
 
 
 def _finish(storage: Storage, record: MiniBatchRecord, etag: str | None,

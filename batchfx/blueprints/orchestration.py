@@ -16,6 +16,10 @@ from batchfx.records import JobState
 
 bp = df.Blueprint()
 
+# Activities touch storage; a transient error must cost a retry, never the orchestration
+# (a failed orchestration leaves its job "running" forever).
+_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=10)
+
 _OUTCOMES = {Action.FINALIZE: JobState.COMPLETED, Action.ABORT: JobState.ABORTED,
              Action.FAIL: JobState.FAILED}
 
@@ -29,17 +33,20 @@ def watch_job(context: df.DurableOrchestrationContext) -> Any:
     state = dict(context.get_input() or {})
     job_id = state["job_id"]
     if not state.get("partitioned"):
-        result = yield context.call_activity("partition_inputs", job_id)
+        result = yield context.call_activity_with_retry("partition_inputs", _RETRY, job_id)
         state["partitioned"] = bool(result["done"])
-    check = yield context.call_activity("check_job", job_id)
+    try:
+        check = yield context.call_activity_with_retry("check_job", _RETRY, job_id)
+    except Exception:  # storage unreachable past the retries: a missed poll, not a failed job
+        check = {"action": Action.WAIT.value}
     if check["action"] == Action.WAIT.value:
         if state["partitioned"]:
             due = context.current_utc_datetime + timedelta(seconds=float(state.get("poll_s", 5)))
             yield context.create_timer(due)
         context.continue_as_new(state)
         return None
-    final = yield context.call_activity(
-        "end_job", {"job_id": job_id, "outcome": check["outcome"], "reason": check["reason"]})
+    request = {"job_id": job_id, "outcome": check["outcome"], "reason": check["reason"]}
+    final = yield context.call_activity_with_retry("end_job", _RETRY, request)
     return {"job_id": job_id, "state": final}
 
 
