@@ -9,12 +9,10 @@ raises gets the event again on the next poll, up to ``max_attempts`` times.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 import re
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +22,7 @@ from azure.functions.blob import InputStream
 
 from batchfx.errors import StorageNotFoundError
 from batchfx.local.app_loader import app_functions
-from batchfx.local.http_server import shared_loop
+from batchfx.local.http_server import call_function
 from batchfx.storage import BlobRef, Storage
 
 __all__ = ["BlobEventEmulator", "BlobTrigger", "blob_triggers"]
@@ -76,10 +74,6 @@ def blob_triggers(app: func.FunctionRegister, env: Mapping[str, str]) -> list[Bl
         triggers.append(BlobTrigger(fn.get_function_name(), container, pattern, prefix,
                                     info["name"], client, fn.get_user_function()))
     return triggers
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
 
 
 class BlobEventEmulator:
@@ -160,10 +154,7 @@ class BlobEventEmulator:
         kwargs: dict[str, Any] = {trigger.arg: stream}
         if trigger.client_arg:
             kwargs[trigger.client_arg] = self._client_binding()
-        result = trigger.function(**kwargs)
-        if inspect.isawaitable(result):
-            coroutine: Coroutine[Any, Any, Any] = _await(result)
-            asyncio.run_coroutine_threadsafe(coroutine, shared_loop()).result()
+        call_function(trigger.function, kwargs)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -19,7 +19,7 @@ import azure.functions as func
 
 from batchfx.local.app_loader import app_functions
 
-__all__ = ["FunctionsHttpServer", "HttpRoute", "http_routes", "shared_loop"]
+__all__ = ["FunctionsHttpServer", "HttpRoute", "call_function", "http_routes", "shared_loop"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,6 @@ class FunctionsHttpServer:
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
-        self._loop = shared_loop()
 
     @property
     def url(self) -> str:
@@ -160,9 +159,7 @@ class FunctionsHttpServer:
         if route.client_arg and self._durable is not None:
             kwargs[route.client_arg] = self._durable.client_binding(self.url)
         try:
-            result = route.function(**kwargs)
-            if inspect.isawaitable(result):
-                result = asyncio.run_coroutine_threadsafe(_await(result), self._loop).result()
+            result = call_function(route.function, kwargs)
         except Exception:
             logger.exception("function %s failed", route.name)
             return _error(500, f"function {route.name} failed; see the runner's log")
@@ -193,6 +190,14 @@ def shared_loop() -> asyncio.AbstractEventLoop:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+def call_function(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Call an app function as the host does; an async one runs on the shared loop."""
+    result = function(**kwargs)
+    if inspect.isawaitable(result):
+        result = asyncio.run_coroutine_threadsafe(_await(result), shared_loop()).result()
+    return result
 
 
 def _error(status: int, message: str) -> tuple[int, dict[str, str], bytes]:

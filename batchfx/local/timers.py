@@ -7,8 +7,6 @@ singleton), gets a real ``TimerRequest`` (``past_due`` when it runs late) and, w
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 import os
 import re
@@ -23,7 +21,7 @@ from azure.functions.timer import TimerRequest
 from croniter import croniter
 
 from batchfx.local.app_loader import app_functions
-from batchfx.local.http_server import shared_loop
+from batchfx.local.http_server import call_function
 
 __all__ = ["TimerDriver", "TimerFunction", "timer_functions"]
 
@@ -132,11 +130,7 @@ class TimerDriver:
                                    "TimerDriver a client_binding")
             kwargs[timer.client_arg] = self._client_binding()
         with self._locks[timer.name]:  # the host runs a timer function once at a time
-            result = timer.function(**kwargs)
-            if inspect.isawaitable(result):
-                # The Durable client's aiohttp session is bound to the shared loop.
-                result = asyncio.run_coroutine_threadsafe(_await(result), shared_loop()).result()
-        return result
+            return call_function(timer.function, kwargs)
 
     def _run(self) -> None:
         now = self._clock()
@@ -162,6 +156,3 @@ class TimerDriver:
         except Exception:
             logger.exception("timer function %s failed", timer.name)
 
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
