@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 from batchfx.errors import JobStateError, OutputError
+from batchfx.isolating import load_item_errors
 from batchfx.jobs import get_job, job_progress, job_view, transition_job
-from batchfx.output_format import merge_parquet_parts
+from batchfx.output_files import write_job_outputs
+from batchfx.output_layout import REPORT_FILES
 from batchfx.partition import parse_manifest_line
 from batchfx.progress import Thresholds
-from batchfx.records import JobRecord, JobState, MiniBatchRecord, MiniBatchStatus
+from batchfx.records import JobRecord, JobState, MiniBatchRecord
 from batchfx.reports import (
     error_details,
     errors_csv,
@@ -23,6 +23,7 @@ from batchfx.reports import (
 from batchfx.reuse import copy_outputs, remember_result
 from batchfx.spec import JobSpec
 from batchfx.storage import Storage
+from batchfx.worker_outputs import custom_output_problems
 
 __all__ = ["finalize_job", "write_progress_overview"]
 
@@ -55,32 +56,17 @@ def _manifest_lines(storage: Storage, job: JobRecord
                                    line.item_count)
 
 
-def _write_append_row(storage: Storage, job: JobRecord, spec: JobSpec,
-                      records: list[MiniBatchRecord]) -> int:
-    """Concatenate succeeded parts in mini-batch order; one part per mini-batch, never two."""
-    parts = [r for r in records if r.status is MiniBatchStatus.SUCCEEDED and r.part]
-    name = f"{job.output_prefix}/{spec.append_row_file_name}"
-    jobs_container = storage.settings.jobs_container
-    if spec.output_format == "parquet":
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "out.parquet")
-            rows = merge_parquet_parts(
-                ((r.index, storage.blobs.download(jobs_container, r.part)) for r in parts), path)
-            if rows:
-                storage.blobs.upload_file(job.output_container, name, path)
-            else:
-                storage.blobs.upload(job.output_container, name, b"")
-        return rows
-    writer = storage.blobs.block_writer(job.output_container, name)
-    header = next((r.header for r in parts if r.header), "")
-    if header and (spec.output_format == "csv" or spec.append_row_header):
-        writer.write(header.encode())
-    rows = 0
-    for r in parts:
-        writer.write(storage.blobs.download(jobs_container, r.part))
-        rows += r.rows
-    writer.close()
-    return rows
+def _write_outputs(storage: Storage, job: JobRecord, spec: JobSpec,
+                   records: list[MiniBatchRecord]) -> None:
+    """The rows' files (none for summary_only); OutputError also for lost custom outputs."""
+    names: list[str] = []
+    if spec.output_action != "summary_only":
+        names, rows = write_job_outputs(storage, job, spec, records)
+        logger.info("job %s: wrote %d rows to %d files (%s)", job.job_id, rows, len(names),
+                    spec.output_action)
+    problems = custom_output_problems(storage, job, [*names, *REPORT_FILES])
+    if problems:
+        raise OutputError("; ".join(problems))
 
 
 def _write_reports(storage: Storage, job: JobRecord, records: list[MiniBatchRecord]) -> None:
@@ -88,11 +74,12 @@ def _write_reports(storage: Storage, job: JobRecord, records: list[MiniBatchReco
     seen = {r.index for r in records}
     never_run = {i: count for i, (_, count) in items.items() if i not in seen}
     failures = [(r, items.get(r.index, ([], 0))[0]) for r in records if r.failed]
+    isolated = load_item_errors(storage, records)
     out = job.output_container
     files: dict[str, str] = {
         "processed_mini-batches.csv": processed_mini_batches_csv(records, never_run),
-        "errors.csv": errors_csv(failures),
-        "errors.txt": error_details(records),
+        "errors.csv": errors_csv(failures, isolated),
+        "errors.txt": error_details(records, isolated),
     }
     for name, text in files.items():
         storage.blobs.upload(out, f"{job.output_prefix}/{name}", text.encode())
@@ -150,10 +137,7 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
         spec = JobSpec.from_record(job.spec)
         records = _records(storage, job_id)
         try:
-            if spec.output_action == "append_row":
-                rows = _write_append_row(storage, job, spec, records)
-                logger.info("job %s: wrote %d rows to %s", job_id, rows,
-                            spec.append_row_file_name)
+            _write_outputs(storage, job, spec, records)
             final, why = JobState.COMPLETED, reason or "every mini-batch finished"
         except OutputError as exc:
             final, why = JobState.FAILED, f"assembling the output failed: {exc}"

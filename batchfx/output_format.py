@@ -11,6 +11,10 @@ Formats (``output_format`` of the job):
              lists/tuples are columns ``c0..cN``).
     jsonl    one JSON value per line (DataFrame rows as objects).
     parquet  each part is a complete Parquet file; ``merge_parquet_parts`` joins them.
+
+``format_segments`` formats the rows in runs (one per input file) and says how many bytes
+each run took, so that finalize can cut a part into per-input-file outputs;
+``common_header`` refuses mini-batches whose CSV/text headers differ.
 """
 
 from __future__ import annotations
@@ -28,7 +32,14 @@ from batchfx.scoring.contract import OUTPUT_FORMATS, is_dataframe
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["OUTPUT_FORMATS", "format_rows", "merge_parquet_parts"]
+__all__ = [
+    "OUTPUT_FORMATS",
+    "ParquetSink",
+    "common_header",
+    "format_rows",
+    "format_segments",
+    "merge_parquet_parts",
+]
 
 Rows = list[Any] | tuple[Any, ...]
 
@@ -46,6 +57,39 @@ def format_rows(
     if output_format == "parquet":
         return _parquet(result), None
     raise ValueError(f"output_format: {output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}")
+
+
+def format_segments(
+    result: Rows | pd.DataFrame, output_format: str, header: bool, rows: Sequence[int]
+) -> tuple[bytes, bytes | None, list[int]]:
+    """Like :func:`format_rows`, and the bytes of each run of ``rows[i]`` consecutive rows
+    (zeros for Parquet, whose parts are cut by rows). ``sum(rows)`` must be ``len(result)``."""
+    if sum(rows) != len(result):
+        raise ValueError(f"rows: {sum(rows)} rows in runs but the result has {len(result)}")
+    if output_format == "parquet":
+        return _parquet(result), None, [0] * len(rows)
+    if output_format == "csv" and not is_dataframe(result) and result:
+        columns, values = _table(result)  # the columns of every row, not of each run
+        runs = [_csv_rows(values[a:b]) for a, b in _bounds(rows)]
+        return b"".join(runs), _csv_line(columns), [len(c) for c in runs]
+    chunks: list[bytes] = []
+    head: bytes | None = None
+    for a, b in _bounds(rows):
+        piece = result.iloc[a:b] if is_dataframe(result) else result[a:b]
+        chunk, run_head = format_rows(piece, output_format, header)
+        chunks.append(chunk)
+        head = head or run_head
+    if not rows:
+        head = format_rows(result, output_format, header)[1]
+    return b"".join(chunks), head, [len(c) for c in chunks]
+
+
+def _bounds(rows: Sequence[int]) -> list[tuple[int, int]]:
+    bounds, start = [], 0
+    for count in rows:
+        bounds.append((start, start + count))
+        start += count
+    return bounds
 
 
 def _text(result: Rows | pd.DataFrame, header: bool) -> tuple[bytes, bytes | None]:
@@ -87,9 +131,13 @@ def _csv(result: Rows | pd.DataFrame) -> tuple[bytes, bytes | None]:
     if not result:
         return b"", None  # no rows, no columns to name
     columns, values = _table(result)
+    return _csv_rows(values), _csv_line(columns)
+
+
+def _csv_rows(values: Sequence[Sequence[Any]]) -> bytes:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(values)
-    return buf.getvalue().encode(), _csv_line(columns)
+    return buf.getvalue().encode()
 
 
 def _jsonl(result: Rows | pd.DataFrame) -> bytes:
@@ -129,6 +177,53 @@ def _describe(schema: Any) -> str:
     return "{" + ", ".join(f"{f.name}: {f.type}" for f in schema) + "}"
 
 
+class ParquetSink:
+    """One Parquet file written from the tables of several mini-batches, which must all
+    have the same schema (OutputError names the first mini-batch that differs)."""
+
+    def __init__(self, sink: str | os.PathLike[str] | BinaryIO, what: str = "parquet output"):
+        self._sink, self._what = sink, what
+        self._writer: Any = None
+        self._first_index = -1
+        self.rows = 0
+
+    def add(self, index: int, table: Any) -> None:
+        """Append a pyarrow table of mini-batch ``index``."""
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._sink, table.schema)
+            self._first_index = index
+        elif not table.schema.equals(self._writer.schema, check_metadata=False):
+            raise OutputError(
+                f"{self._what}: mini-batch {index} returned columns "
+                f"{_describe(table.schema)} but mini-batch {self._first_index} returned "
+                f"{_describe(self._writer.schema)}; make run() return the same columns and "
+                "types for every mini-batch, or use output_format 'csv' or 'jsonl'"
+            )
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    @property
+    def started(self) -> bool:
+        """Whether a table was added (the file exists)."""
+        return self._writer is not None
+
+    def close(self) -> None:
+        """Finish the file (nothing is written when no table was added)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def read_parquet_part(data: bytes) -> Any:
+    """A part's rows as a pyarrow table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(data))
+
+
 def merge_parquet_parts(
     parts: Iterable[tuple[int, bytes]], sink: str | os.PathLike[str] | BinaryIO
 ) -> int:
@@ -136,30 +231,42 @@ def merge_parquet_parts(
 
     Empty parts are skipped; with no rows at all nothing is written to ``sink``.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    writer: Any = None
-    first_index = -1
-    rows = 0
+    writer = ParquetSink(sink)
     try:
         for index, data in parts:
-            if not data:
-                continue
-            table = pq.read_table(pa.BufferReader(data))
-            if writer is None:
-                writer = pq.ParquetWriter(sink, table.schema)
-                first_index = index
-            elif not table.schema.equals(writer.schema, check_metadata=False):
-                raise OutputError(
-                    f"parquet output: mini-batch {index} returned columns "
-                    f"{_describe(table.schema)} but mini-batch {first_index} returned "
-                    f"{_describe(writer.schema)}; make run() return the same columns and "
-                    "types for every mini-batch, or use output_format 'csv' or 'jsonl'"
-                )
-            writer.write_table(table)
-            rows += table.num_rows
+            if data:
+                writer.add(index, read_parquet_part(data))
     finally:
-        if writer is not None:
-            writer.close()
-    return rows
+        writer.close()
+    return writer.rows
+
+
+def _columns(header: str, output_format: str) -> list[str]:
+    line = header.rstrip("\r\n")
+    if output_format == "csv":
+        return next(csv.reader([line]), [])
+    return line.split(" ")
+
+
+def common_header(headers: Iterable[tuple[int, str]], output_format: str,
+                  what: str = "output") -> str:
+    """The header line every (mini-batch index, header) pair shares ('' when none has one).
+
+    Mini-batches without a header (no rows) are skipped; OutputError names the first two
+    mini-batches whose columns differ, both column lists and how to fix it.
+    """
+    first: tuple[int, str] | None = None
+    for index, header in headers:
+        if not header:
+            continue
+        if first is None:
+            first = (index, header)
+        elif header != first[1]:
+            raise OutputError(
+                f"{output_format} {what}: mini-batch {index} returned columns "
+                f"{_columns(header, output_format)} but mini-batch {first[0]} returned "
+                f"{_columns(first[1], output_format)}; make run() return the same columns, "
+                "in the same order, for every mini-batch (e.g. select them: "
+                "frame[[...]]), or use output_format 'jsonl', which needs no header"
+            )
+    return first[1] if first else ""

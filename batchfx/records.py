@@ -133,6 +133,14 @@ class MiniBatchRecord:
     manifest: str = ""
     manifest_offset: int = 0
     manifest_length: int = 0
+    # Isolating bad items after the last try: how often it was started (a worker may die
+    # during it), its runs, and the blob listing each failed item with its error.
+    isolations: int = 0
+    isolation_runs: int = 0
+    item_errors: str = ""
+    # per_input_file: the blob next to the part saying which input file each run of its
+    # rows came from (see batchfx.output_layout).
+    segments: str = ""
 
     def to_entity(self) -> dict[str, Any]:
         """The table row."""

@@ -45,14 +45,23 @@ def processed_mini_batches_csv(records: Iterable[MiniBatchRecord],
     return out.getvalue()
 
 
-def errors_csv(failures: Iterable[tuple[MiniBatchRecord, list[str]]]) -> str:
-    """``errors.csv``: each failed item and why (partial failures named per mini-batch)."""
+def errors_csv(failures: Iterable[tuple[MiniBatchRecord, list[str]]],
+               isolated: Mapping[int, list[dict[str, Any]]] | None = None) -> str:
+    """``errors.csv``: each failed item and why (partial failures named per mini-batch).
+
+    ``isolated``: for mini-batches whose bad items were isolated, the item errors by index.
+    """
+    isolated = isolated or {}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(ERROR_COLUMNS)
     for record, items in failures:
         key = mini_batch_key(record.index)
-        if record.status.value == "failed":
+        if record.index in isolated:
+            for entry in isolated[record.index]:
+                writer.writerow([entry["item"], key, entry["tries"], entry["error_type"],
+                                 _first_line(entry["error"]), entry["reason"]])
+        elif record.status.value == "failed":
             reason = f"the mini-batch failed after {record.tries} tries"
             for item in items:
                 writer.writerow([item, key, record.tries, record.error_type,
@@ -64,11 +73,25 @@ def errors_csv(failures: Iterable[tuple[MiniBatchRecord, list[str]]]) -> str:
     return out.getvalue()
 
 
-def error_details(records: Iterable[MiniBatchRecord]) -> str:
-    """Full tracebacks of every failed mini-batch (``errors.txt``)."""
+def error_details(records: Iterable[MiniBatchRecord],
+                  isolated: Mapping[int, list[dict[str, Any]]] | None = None) -> str:
+    """Full tracebacks of every failed mini-batch, and of each isolated item (``errors.txt``)."""
+    isolated = isolated or {}
     blocks = []
     for r in records:
         if r.status.value != "failed":
+            continue
+        if r.index in isolated:
+            blocks.append(
+                f"=== mini-batch {mini_batch_key(r.index)}: failed after {r.tries} tries; "
+                f"split to isolate its bad items in {r.isolation_runs} runs: "
+                f"{r.succeeded} items scored, {r.failed} failed\n")
+            for entry in isolated[r.index]:
+                blocks.append(
+                    f"--- {entry['item']}: failed after {entry['tries']} tries "
+                    f"(phase {entry['phase']}): {entry['reason']}\n"
+                    f"{entry['error_type']}: {entry['error']}\n{entry['traceback']}".rstrip()
+                    + "\n")
             continue
         blocks.append(
             f"=== mini-batch {mini_batch_key(r.index)}: failed after {r.tries} tries "

@@ -7,6 +7,7 @@ twice and a worker that lost its claim cannot overwrite the winner's result.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -16,6 +17,8 @@ from enum import StrEnum
 from typing import Any
 
 from batchfx.errors import ConflictError, InputError, JobNotFoundError, StorageError
+from batchfx.isolating import MAX_ISOLATIONS, isolate_mini_batch
+from batchfx.isolation import may_isolate
 from batchfx.jobs import get_job, utc_now
 from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
 from batchfx.partition import ManifestLine, parse_manifest_line
@@ -42,7 +45,7 @@ from batchfx.tabular.batch import TabularBatch
 from batchfx.tabular.fetch import fetch_batch
 from batchfx.worker_outputs import sync_worker_outputs
 
-__all__ = ["ScoreResult", "record_poison_message", "score_mini_batch"]
+__all__ = ["ScoreResult", "score_mini_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +103,8 @@ def score_mini_batch(
             logger.info("job %s: mini-batch %d is held by %s; deferred %ds", job_id, index,
                         record.worker, int(wait) + 1)
             return ScoreResult.DEFERRED
-        _note_dead_try(record)
+        if not record.isolations:  # while isolating, the row keeps the mini-batch's error
+            _note_dead_try(record)
     line = parse_manifest_line(storage.blobs.download(
         storage.settings.jobs_container, ref.blob, offset=ref.offset, length=ref.length))
     if record is None:
@@ -108,11 +112,17 @@ def score_mini_batch(
                                  items_planned=line.item_count, manifest=ref.blob,
                                  manifest_offset=ref.offset, manifest_length=ref.length)
     etag = found.etag if found else None
-    if record.tries >= spec.run_max_try:
+    # Tries used up: finished, unless the worker isolating its bad items died (go on).
+    resume = record.tries >= spec.run_max_try
+    if resume and not 0 < record.isolations < MAX_ISOLATIONS:
+        if record.isolations:
+            _note_dead_isolation(record)
         return _finish(storage, record, etag, None, spec)
     work_dir = os.path.join(storage.settings.work_dir, "minibatches", f"{job_id}-{index}")
     try:
-        etag = _claim(storage, record, etag, message_id, spec)
+        if not resume:
+            etag = _claim(storage, record, etag, message_id, spec)
+        assert etag is not None
         config, context_inputs = _prepare_script(storage, job, spec)
         try:
             inputs = _stage_inputs(storage, line, work_dir)
@@ -120,11 +130,12 @@ def score_mini_batch(
             error = TryError(TryPhase.INPUT, "InputError", str(exc), str(exc))
             failed = TryOutcome.failure(error, record.items, 0.0, worker_name())
             return _finish(storage, record, etag, failed, spec)
+        context = MiniBatchContext(job_id, mini_batch_key(index), index, record.tries,
+                                   partition_key_value=dict(line.partition_key_value),
+                                   side_inputs=context_inputs)
         outcome: TryOutcome | None = None
-        while True:
-            context = MiniBatchContext(job_id, mini_batch_key(index), index, record.tries,
-                                       partition_key_value=dict(line.partition_key_value),
-                                       side_inputs=context_inputs)
+        while not resume:
+            context = dataclasses.replace(context, try_number=record.tries)
             outcome = worker.run_mini_batch(config, inputs, context,
                                             float(spec.run_invocation_timeout))
             sync_worker_outputs(storage, job, config)
@@ -134,6 +145,15 @@ def score_mini_batch(
             logger.warning("job %s: mini-batch %d try %d failed: %s", job_id, index,
                            record.tries, outcome.error)
             etag = _claim(storage, record, etag, message_id, spec)
+        failure = outcome.error if outcome is not None else _recorded_error(record)
+        total = max(_planned(inputs), outcome.items if outcome is not None else 0)
+        if (failure is not None and record.tries >= spec.run_max_try
+                and may_isolate(failure, total) and not _job_ended(storage, job_id)):
+            outcome, etag = isolate_mini_batch(
+                storage, worker, record, etag, failure, inputs, total, line, config, context,
+                spec, renew=lambda r, e: _renew(storage, r, e, message_id, spec),
+                ended=lambda: _job_ended(storage, job_id),
+                after_run=lambda: sync_worker_outputs(storage, job, config))
         return _finish(storage, record, etag, outcome, spec)
     except ConflictError:
         logger.warning("job %s: mini-batch %d was taken over by another worker", job_id, index)
@@ -153,6 +173,26 @@ def _stage_inputs(storage: Storage, line: ManifestLine,
     if line.tabular is not None:
         return fetch_batch(storage.blobs, line.container, line.tabular, work_dir)
     return download_items(storage, line.container, line.prefix, line.items, work_dir)
+
+
+def _planned(inputs: list[str] | TabularBatch) -> int:
+    return inputs.rows if isinstance(inputs, TabularBatch) else len(inputs)
+
+
+def _recorded_error(record: MiniBatchRecord) -> TryError:
+    """The error of the mini-batch's last try, as the row keeps it."""
+    phase = TryPhase(record.error_phase) if record.error_phase else TryPhase.RUN
+    return TryError(phase, record.error_type or "Error", record.error_message,
+                    record.error_traceback)
+
+
+def _note_dead_isolation(record: MiniBatchRecord) -> None:
+    record.error_message = (
+        f"{record.error_type}: {record.error_message} — and the workers isolating its bad "
+        f"items stopped without reporting {record.isolations} times (last: "
+        f"{record.worker or '?'}), so every item counts as failed")
+    record.error_type = "WorkerLost"
+    record.error_phase = "crash"
 
 
 def _job_ended(storage: Storage, job_id: str) -> bool:
@@ -204,6 +244,24 @@ def _claim(storage: Storage, record: MiniBatchRecord, etag: str | None, message_
         return found.etag
 
 
+def _renew(storage: Storage, record: MiniBatchRecord, etag: str, message_id: str,
+           spec: JobSpec) -> str:
+    """Stamp this worker and a fresh lease on the row without counting a try."""
+    record.status = MiniBatchStatus.RUNNING
+    record.worker = worker_name()
+    record.message_id = message_id
+    record.lease_until = (time.time() + spec.run_invocation_timeout
+                          + storage.settings.lease_margin_s)
+    table = storage.settings.minibatches_table
+    try:
+        return storage.tables.replace(table, record.to_entity(), etag=etag)
+    except ConflictError:
+        found = storage.tables.get(table, record.job_id, mini_batch_key(record.index))
+        if found is None or not _is_claim(found.values, record):
+            raise
+        return found.etag
+
+
 def _release_claim(storage: Storage, record: MiniBatchRecord) -> None:
     """Undo this worker's claim if it is still the row's (best effort)."""
     table = storage.settings.minibatches_table
@@ -232,26 +290,32 @@ def _finish(storage: Storage, record: MiniBatchRecord, etag: str | None,
     """Write the part blob (if any rows) and the final row, conditional on our claim."""
     record.ended = utc_now()
     record.lease_until = 0.0
-    if outcome is not None:
+    if outcome is None:
+        record.status = MiniBatchStatus.FAILED
+        record.succeeded, record.failed, record.rows = 0, record.items, 0
+    else:
+        # A failed outcome may still carry rows: isolating the bad items scored the others.
+        record.status = MiniBatchStatus.SUCCEEDED if outcome.ok else MiniBatchStatus.FAILED
         record.items = outcome.items  # tabular: the rows actually read, when known
-    if outcome is not None and outcome.ok:
-        record.status = MiniBatchStatus.SUCCEEDED
         record.succeeded, record.failed, record.rows = (outcome.succeeded, outcome.failed,
                                                         outcome.rows)
         record.seconds = round(outcome.seconds, 3)
         record.header = (outcome.header or b"").decode("utf-8", "replace")
-        record.worker = outcome.worker or record.worker
+        if outcome.ok:
+            record.worker = outcome.worker or record.worker
+        else:
+            _set_error(record, outcome.error, record.error_try if record.isolations
+                       else record.tries)
         if outcome.rows:
             ext = PART_EXTENSIONS[spec.output_format]
+            isolated = f"-i{record.isolations}" if record.isolations else ""
             record.part = (f"jobs/{record.job_id}/results/"
-                           f"{mini_batch_key(record.index)}-t{record.tries}.{ext}")
+                           f"{mini_batch_key(record.index)}-t{record.tries}{isolated}.{ext}")
             storage.blobs.upload(storage.settings.jobs_container, record.part, outcome.part)
-    else:
-        record.status = MiniBatchStatus.FAILED
-        record.succeeded, record.failed, record.rows = 0, record.items, 0
-        if outcome is not None:
-            record.seconds = round(outcome.seconds, 3)
-            _set_error(record, outcome.error, record.tries)
+            if outcome.segments:  # per_input_file: which input file each run of rows is from
+                from batchfx.output_files import store_segments
+
+                record.segments = store_segments(storage, record.part, outcome.segments)
     table = storage.settings.minibatches_table
     if etag is None:
         storage.tables.insert(table, record.to_entity())
@@ -300,39 +364,8 @@ def _prepare_script(storage: Storage, job: JobRecord,
         logging_level=spec.logging_level,
         output_format=spec.output_format,
         append_row_header=spec.append_row_header,
+        join_input=spec.join_input,
+        per_input_file=spec.output_action == "per_input_file",
         log_path=os.path.join(root, "logs", f"{name}.log"),
     )
     return config, side
-
-
-def record_poison_message(storage: Storage, text: str, *, dequeue_count: int) -> ScoreResult:
-    """A message the host gave up on becomes a failed mini-batch, never silence."""
-    try:
-        job_id, index, ref = decode_message(text)
-    except ValueError as exc:
-        logger.error("poison queue: dropping a malformed message: %s", exc)
-        return ScoreResult.SKIPPED
-    table = storage.settings.minibatches_table
-    found = storage.tables.get(table, job_id, mini_batch_key(index))
-    if found is not None and MiniBatchStatus(found.values["status"]).is_final:
-        return ScoreResult.DUPLICATE
-    if found is not None:
-        record = MiniBatchRecord.from_entity(found.values)
-    else:
-        line = parse_manifest_line(storage.blobs.download(
-            storage.settings.jobs_container, ref.blob, offset=ref.offset, length=ref.length))
-        record = MiniBatchRecord(job_id, index, MiniBatchStatus.FAILED, items=line.item_count,
-                                 items_planned=line.item_count, manifest=ref.blob,
-                                 manifest_offset=ref.offset, manifest_length=ref.length)
-    record.status = MiniBatchStatus.FAILED
-    record.succeeded, record.failed, record.rows = 0, record.items, 0
-    record.error_phase = "crash"
-    record.error_type = "PoisonMessage"
-    record.error_message = (f"the queue gave up after {dequeue_count} deliveries: every worker "
-                            f"that took this mini-batch stopped without reporting "
-                            f"(last: {record.worker or 'none'})")
-    record.error_try = record.tries
-    record.ended = utc_now()
-    storage.tables.replace(table, record.to_entity(), etag=found.etag if found else None)
-    logger.error("job %s: mini-batch %d failed from the poison queue", job_id, index)
-    return ScoreResult.FAILED

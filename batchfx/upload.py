@@ -94,8 +94,8 @@ def upload_local_paths(storage: Storage, record: dict[str, Any], spec_dir: Path)
         if data.is_dir() and not any(data.iterdir()):
             problems.append(f"inputs.path: folder {str(data)!r} is empty — zero inputs to score")
         inputs["path"] = upload_folder(storage, data, "inputs")
-        if data.is_file():
-            inputs["type"] = "uri_file"
+        if data.is_file() and inputs.get("type") != "tabular":
+            inputs["type"] = "uri_file"  # a tabular input may be one file too
     out["inputs"] = inputs
     out["side_inputs"] = {name: (upload_folder(storage, p, "side") if (p := local(v)) else v)
                           for name, v in out.get("side_inputs", {}).items()}

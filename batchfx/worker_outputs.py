@@ -1,20 +1,49 @@
-"""Uploading what a worker's script wrote to AZUREML_BI_OUTPUT_PATH, and its log."""
+"""Uploading what a worker's script wrote to AZUREML_BI_OUTPUT_PATH, and its log.
+
+Each worker has its own output folder, and its files land under the job's output with
+the same relative name, so two workers writing ``summary.csv`` would overwrite each other.
+The first worker to upload a name owns it: it creates a small marker blob naming itself
+(create-if-absent, so exactly one worker wins). A later upload of the name by its owner
+overwrites (the same writer, a newer version); another worker's upload is not made but
+recorded as a collision, which finalize reports (the job fails, naming file and workers).
+A worker is ``host:pid`` of the process scoring mini-batches.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
+from collections.abc import Iterable
+from typing import Any
 
+from batchfx.errors import ConflictError
 from batchfx.records import JobRecord
 from batchfx.scoring.contract import ScriptConfig
 from batchfx.storage import Storage
 
-__all__ = ["sync_worker_outputs"]
+__all__ = ["custom_output_problems", "sync_worker_outputs"]
 
 logger = logging.getLogger(__name__)
 
 # (path) -> (size, mtime) already uploaded by this process
 _uploaded: dict[str, tuple[int, float]] = {}
+# (job id, relative name) this process owns
+_owned: set[tuple[str, str]] = set()
+_MAX_LISTED = 10
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _markers(job_id: str) -> str:
+    return f"jobs/{job_id}/custom-outputs/"
+
+
+def _collisions(job_id: str) -> str:
+    return f"jobs/{job_id}/custom-output-collisions/"
 
 
 def _changed_files(root: str) -> list[tuple[str, str]]:
@@ -32,12 +61,37 @@ def _changed_files(root: str) -> list[tuple[str, str]]:
     return changed
 
 
+def _claim(storage: Storage, job: JobRecord, relative: str, me: str) -> bool:
+    """Whether this worker may upload ``relative``: it owns the name, or now claims it."""
+    if (job.job_id, relative) in _owned:
+        return True
+    container = storage.settings.jobs_container
+    marker = _markers(job.job_id) + relative
+    try:
+        storage.blobs.upload(container, marker, json.dumps({"worker": me}).encode(),
+                             overwrite=False)
+    except ConflictError:
+        owner = str(json.loads(storage.blobs.download(container, marker)).get("worker", "?"))
+        if owner != me:
+            record = {"file": relative, "owner": owner, "worker": me}
+            storage.blobs.upload(container, f"{_collisions(job.job_id)}{relative}/"
+                                 f"{me.replace(':', '-')}.json", json.dumps(record).encode())
+            logger.error("job %s: custom output %s of worker %s not uploaded: worker %s "
+                         "wrote a file of that name first", job.job_id, relative, me, owner)
+            return False
+    _owned.add((job.job_id, relative))
+    return True
+
+
 def sync_worker_outputs(storage: Storage, job: JobRecord, config: ScriptConfig) -> int:
     """Upload new or changed custom outputs and the worker log; returns how many files."""
     count = 0
+    me = _worker()
     for path, relative in _changed_files(config.output_dir):
-        storage.blobs.upload_file(job.output_container, f"{job.output_prefix}/{relative}", path)
-        count += 1
+        if _claim(storage, job, relative, me):
+            storage.blobs.upload_file(job.output_container, f"{job.output_prefix}/{relative}",
+                                      path)
+            count += 1
     if config.log_path and os.path.isfile(config.log_path):
         log_dir = os.path.dirname(config.log_path)
         for path, relative in _changed_files(log_dir):
@@ -47,3 +101,33 @@ def sync_worker_outputs(storage: Storage, job: JobRecord, config: ScriptConfig) 
     if count:
         logger.debug("job %s: uploaded %d worker output files", job.job_id, count)
     return count
+
+
+def _listed(lines: list[str]) -> list[str]:
+    if len(lines) <= _MAX_LISTED:
+        return lines
+    return [*lines[:_MAX_LISTED], f"and {len(lines) - _MAX_LISTED} more"]
+
+
+def custom_output_problems(storage: Storage, job: JobRecord, written: Iterable[str]
+                           ) -> list[str]:
+    """Custom outputs that were lost: a name written by two workers (the second copy was
+    not uploaded), or one that batchfx's own outputs (``written``) replaced."""
+    container = storage.settings.jobs_container
+    found: dict[str, list[str]] = {}
+    for ref in storage.blobs.list_names(container, _collisions(job.job_id)):
+        data: dict[str, Any] = json.loads(storage.blobs.download(container, ref.name))
+        found.setdefault(str(data["file"]), [str(data["owner"])]).append(str(data["worker"]))
+    problems = [
+        f"custom output {name!r} was written by workers {', '.join(workers)}: only the first "
+        f"one's copy was uploaded; give each worker's files their own names in "
+        f"AZUREML_BI_OUTPUT_PATH (e.g. with os.getpid() or the mini-batch index)"
+        for name, workers in sorted(found.items())]
+    ours = set(written)
+    base = _markers(job.job_id)
+    replaced = [ref.name[len(base):] for ref in storage.blobs.list_names(container, base)
+                if ref.name[len(base):] in ours]
+    problems += [
+        f"custom output {name!r} has the name of an output batchfx writes, which replaced "
+        "it; give the file another name" for name in sorted(replaced)]
+    return _listed(problems)

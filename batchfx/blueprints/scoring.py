@@ -7,7 +7,8 @@ import logging
 import azure.functions as func
 
 from batchfx import app_context
-from batchfx.scorer import record_poison_message, score_mini_batch
+from batchfx.poison import record_poison_message
+from batchfx.scorer import score_mini_batch
 
 bp = func.Blueprint()
 logger = logging.getLogger(__name__)

@@ -7,10 +7,13 @@ like any other: ``init()`` loads the model through ``mlflow.pyfunc`` from
 one ``predict`` per file) or a tabular ``pandas.DataFrame``, casts the columns to the
 model signature and returns one row per input row: ``row``, ``prediction``, ``file_name``.
 
-A tabular mini-batch may carry two optional columns that the scorer reads and drops
-before ``predict``: ``FILE_NAME_COLUMN`` (the input file of each row) and ``ROW_COLUMN``
-(its row number in that file). Without them ``file_name`` is empty and ``row`` counts
-from 0 within the mini-batch.
+For a tabular mini-batch read by batchfx, ``file_name`` and ``row`` come from the row
+sources the scoring host publishes for the frame (``batchfx.tabular.reading.row_sources``):
+the input file's base name and the row's number in it (null where unknown: CSV/JSON-lines
+slices cut after the file's first line). A caller may instead give two columns, which the
+scorer reads and drops before ``predict``: ``FILE_NAME_COLUMN`` (the input file of each
+row) and ``ROW_COLUMN`` (its row number in that file). With neither, ``file_name`` is
+empty and ``row`` counts from 0 within the mini-batch.
 
 mlflow is imported only by ``init()``; ``detect`` needs nothing but the file system.
 """

@@ -4,7 +4,9 @@ It does what Azure ML's no-code deployment of an MLflow model does: ``init()`` l
 model through ``mlflow.pyfunc`` from ``AZUREML_MODEL_DIR``; ``run(mini_batch)`` reads each
 input file (CSV, Parquet, JSON Lines), casts its columns to the model signature, calls
 ``predict`` once per file and returns one row per input row: ``row`` (its number in the
-file, from 0), ``prediction``, ``file_name``. A model that returns several named outputs
+file, from 0), ``prediction``, ``file_name``. A tabular mini-batch (a DataFrame) is one
+``predict``; its rows' files and numbers come from the row sources batchfx's reader
+published for it (see ``batchfx.mlflow_scoring``). A model that returns several named outputs
 (a DataFrame with several columns, or a dict) gets one column per output in place of
 ``prediction``; a 2-D array gives a ``prediction`` holding each row's list of values.
 
@@ -46,6 +48,7 @@ from batchfx.mlflow_scoring.signature import (
     describe_columns,
     signature_columns,
 )
+from batchfx.tabular.reading import RowSource, row_sources
 
 __all__ = [
     "MISSING_EXTRA",
@@ -227,22 +230,49 @@ def _score_file(model: _Model, path: str) -> pd.DataFrame:
 
 
 def _score_frame(model: _Model, mini_batch: pd.DataFrame) -> pd.DataFrame:
+    sources = row_sources(mini_batch)  # published for the very object the host read
     frame = mini_batch.reset_index(drop=True)
+    keys = None
+    if sources is not None and sum(s.rows for s in sources) == len(frame):
+        keys = _keys_from_sources(sources)
+    # Columns the caller added win over the sources; without either, rows count from 0.
     if FILE_NAME_COLUMN in frame.columns:
         file_names = frame.pop(FILE_NAME_COLUMN).astype(str).to_numpy()
-        shown = list(dict.fromkeys(file_names))
-        source = "tabular mini-batch from " + ", ".join(f"'{n}'" for n in shown[:3])
-        source += f" and {len(shown) - 3} more files" if len(shown) > 3 else ""
     else:
-        file_names = np.full(len(frame), "", dtype=object)
-        source = "tabular mini-batch"
-    rows = (
-        frame.pop(ROW_COLUMN).to_numpy() if ROW_COLUMN in frame.columns else np.arange(len(frame))
-    )
+        file_names = keys[0] if keys else np.full(len(frame), "", dtype=object)
+    rows: Any
+    if ROW_COLUMN in frame.columns:
+        rows = frame.pop(ROW_COLUMN).to_numpy()
+    else:
+        rows = keys[1] if keys else np.arange(len(frame))
+    shown = [name for name in dict.fromkeys(file_names) if name]
+    source = "tabular mini-batch"
+    if shown:
+        source += " from " + ", ".join(f"'{n}'" for n in shown[:3])
+        source += f" and {len(shown) - 3} more files" if len(shown) > 3 else ""
 
     def where(i: int) -> str:
-        return f"row {rows[i]} of '{file_names[i]}'" if file_names[i] else f"row {i}"
+        if not file_names[i]:
+            return f"row {i}"
+        if pd.isna(rows[i]):
+            return f"row {i} of the mini-batch (from '{file_names[i]}')"
+        return f"row {rows[i]} of '{file_names[i]}'"
 
     if len(frame) == 0:
         return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
     return _with_keys(_predict(model, frame, source, where), rows, file_names)
+
+
+def _keys_from_sources(sources: Sequence[RowSource]) -> tuple[Any, Any]:
+    """Each row's file (base name, as for file inputs) and row number there (NA: unknown)."""
+    counts = [s.rows for s in sources]
+    file_names = np.repeat(
+        np.array([os.path.basename(s.file_name) for s in sources], dtype=object), counts)
+    known = [s.first_row is not None for s in sources]
+    values = np.concatenate([np.arange(s.first_row or 0, (s.first_row or 0) + s.rows)
+                             for s in sources] or [np.zeros(0, np.int64)])
+    if all(known):
+        return file_names, values
+    # Text cut after its first line: the rows' numbers in the file are not known.
+    missing = np.repeat(np.array([not k for k in known]), counts)
+    return file_names, pd.arrays.IntegerArray(values.astype(np.int64), missing)

@@ -22,6 +22,7 @@ __all__ = [
     "MiniBatchContext",
     "ResultCounts",
     "ScriptConfig",
+    "Segment",
     "TryError",
     "TryOutcome",
     "TryPhase",
@@ -46,6 +47,10 @@ class ScriptConfig:
     output_format: str = "text"
     append_row_header: bool = False
     log_path: str | None = None
+    # The input row's columns go before what run() returned (tabular inputs only).
+    join_input: bool = False
+    # Attribute returned rows to input files (``TryOutcome.segments``): one row per item.
+    per_input_file: bool = False
 
     def __post_init__(self) -> None:
         if self.output_format not in OUTPUT_FORMATS:
@@ -101,9 +106,19 @@ class TryError:
         return f"{self.phase.value}: {self.type}: {self.message}"
 
 
+# (source position, rows, bytes) of a run of consecutive rows of a part that came from one
+# input: position = the file's index in the mini-batch's items (file inputs) or the slice's
+# in its slices (tabular); bytes are those of the rows in a text part, 0 in a Parquet part.
+Segment = tuple[int, int, int]
+
+
 @dataclass(frozen=True)
 class TryOutcome:
-    """The result of one try of one mini-batch."""
+    """The result of one try of one mini-batch.
+
+    ``segments`` is filled only for ``per_input_file`` outputs: the part's rows, in order,
+    attributed to the inputs they came from.
+    """
 
     items: int
     succeeded: int
@@ -114,6 +129,7 @@ class TryOutcome:
     error: TryError | None
     seconds: float
     worker: str
+    segments: tuple[Segment, ...] = ()
 
     @property
     def ok(self) -> bool:

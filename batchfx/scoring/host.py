@@ -6,12 +6,13 @@ Frames are length-prefixed pickles (``multiprocessing.connection.Connection``).
 
     parent -> child                     child -> parent
     ("init", ScriptConfig)              ("ready", worker_id) | ("error", TryError)
-    ("run", paths | TabularBatch,       ("done", rows, succeeded, failed, part, header, items)
-     MiniBatchContext)                  | ("error", TryError, items | None)
+    ("run", paths | TabularBatch,       ("done", rows, succeeded, failed, part, header, items,
+     MiniBatchContext)                   segments) | ("error", TryError, items | None)
     ("shutdown",)                       ("bye", TryError | None), then the child exits
 
 A ``TabularBatch`` is read here into one DataFrame (``items`` = its rows), so the frame
-never crosses the pipe; a list of paths is passed to run() as is.
+never crosses the pipe; a list of paths is passed to run() as is. What run() returns is
+shaped here too (``join_input``; ``per_input_file`` segments, see ``scoring.shaping``).
 
 After an init error the child exits by itself. It also exits (taking its process group
 along) when the parent goes away: EOF on the pipe when idle, a watchdog thread otherwise.
@@ -37,13 +38,23 @@ from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import Any, cast
 
-from batchfx.output_format import Rows, format_rows
+from batchfx.output_format import Rows, format_rows, format_segments
 from batchfx.scoring.contract import (
     MiniBatchContext,
     ScriptConfig,
+    Segment,
     TryError,
     TryPhase,
     evaluate_result,
+    is_dataframe,
+)
+from batchfx.scoring.shaping import (
+    ShapeError,
+    file_runs,
+    join_input,
+    one_row_per_item,
+    snapshot,
+    source_runs,
 )
 from batchfx.tabular.batch import TabularBatch
 
@@ -184,10 +195,14 @@ class ScriptHost:
         """Call run() for one mini-batch and format what it returned."""
         if self._run is None or self._config is None:
             raise RuntimeError("run requested before a successful init")
+        config = self._config
         data: Any
+        sources: Any = None
         if isinstance(mini_batch, TabularBatch):
             try:
                 data = _read_rows(mini_batch)
+                if config.per_input_file:
+                    sources = _row_sources(data)
             except Exception as exc:
                 error = script_error(TryPhase.INPUT, exc, "reading the mini-batch")
                 message = f"cannot read the mini-batch's rows: {error.message}"
@@ -196,6 +211,7 @@ class ScriptHost:
         else:
             data = list(mini_batch)
         items = len(data)
+        original = snapshot(data) if config.join_input and is_dataframe(data) else None
         started = time.monotonic()
         try:
             args = (data, context) if self._with_context else (data,)
@@ -212,15 +228,27 @@ class ScriptHost:
         counts = evaluate_result(result, items)
         if isinstance(counts, TryError):
             return "error", counts, items
-        fmt = self._config.output_format
+        fmt = config.output_format
         try:
-            part, header = format_rows(cast(Rows, result), fmt, self._config.append_row_header)
+            runs = _runs(config, result, items, sources)
+            if original is not None:
+                result = join_input(original, result)
+            if runs is None:
+                part, header = format_rows(cast(Rows, result), fmt, config.append_row_header)
+                segments: tuple[Segment, ...] = ()
+            else:
+                part, header, sizes = format_segments(
+                    cast(Rows, result), fmt, config.append_row_header, [n for _, n in runs])
+                segments = tuple((p, n, b) for (p, n), b in zip(runs, sizes, strict=True))
+        except ShapeError as exc:
+            return "error", TryError(TryPhase.RETURN, "ValueError", str(exc), str(exc)), items
         except Exception as exc:
             error = script_error(TryPhase.RETURN, exc, "run()")
             message = f"run()'s result cannot be written as {fmt}: {error.message}"
             return "error", TryError(TryPhase.RETURN, error.type, message,
                                      error.traceback), items
-        return "done", counts.rows, counts.succeeded, counts.failed, part, header, items
+        return ("done", counts.rows, counts.succeeded, counts.failed, part, header, items,
+                segments)
 
     def shutdown(self) -> tuple[Any, ...]:
         """Call the script's shutdown() when it has one."""
@@ -235,10 +263,36 @@ class ScriptHost:
         return "bye", None
 
 
-def _read_rows(batch: TabularBatch) -> Any:
-    from batchfx.tabular.reading import read_batch  # pandas and pyarrow: only when needed
+def _runs(config: ScriptConfig, result: Any, items: int,
+          sources: Any) -> list[tuple[int, int]] | None:
+    """(input position, rows) of the result's rows for per_input_file, else None."""
+    if not config.per_input_file:
+        return None
+    unit = "files" if sources is None else "rows"
+    one_row_per_item(len(result), items, option="output_action per_input_file", unit=unit)
+    return file_runs(items) if sources is None else source_runs(sources, items)
 
-    return read_batch(batch)
+
+def _row_sources(frame: Any) -> Any:
+    """Which slice (input file) each run of the frame's rows came from (published by
+    ``_read_rows``)."""
+    from batchfx.tabular.reading import row_sources
+
+    sources = row_sources(frame)
+    if sources is None:
+        raise RuntimeError("per_input_file: the rows' input files are not known")
+    return sources
+
+
+def _read_rows(batch: TabularBatch) -> Any:
+    # pandas and pyarrow: only when needed
+    from batchfx.tabular.reading import publish_row_sources, read_batch_with_sources
+
+    frame, sources = read_batch_with_sources(batch)
+    # Where each row comes from, for scripts that ask (the built-in MLflow script's
+    # file_name and row): reading.row_sources(frame).
+    publish_row_sources(frame, sources)
+    return frame
 
 
 def _die_with_parent(parent_pid: int) -> None:

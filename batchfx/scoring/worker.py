@@ -294,7 +294,7 @@ class ScriptWorker:
             # The child says how many rows it read, when it got that far.
             read = reply[2] if len(reply) > 2 and reply[2] is not None else items
             return TryOutcome.failure(reply[1], read, seconds, child.worker_id)
-        _, rows, succeeded, failed, part, header, items = reply
+        _, rows, succeeded, failed, part, header, items, segments = reply
         return TryOutcome(
             items=items,
             succeeded=succeeded,
@@ -305,6 +305,7 @@ class ScriptWorker:
             error=None,
             seconds=seconds,
             worker=child.worker_id,
+            segments=segments,
         )
 
     @staticmethod

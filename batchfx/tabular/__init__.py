@@ -9,7 +9,8 @@
     planning    the partition activity's loop: files → pieces → packed manifest pages
     fetch       the scorer side: download a mini-batch's slices (ranged) to local files
     batch       the picklable read instructions passed to the scoring child process
-    reading     the child side: slices → one pandas DataFrame, rows in input order
+    reading     the child side: slices → one pandas DataFrame in input order, and each
+                row's file and row number there (row sources)
 
 Nothing here imports pandas or pyarrow at import time, so file-input jobs never pay for it.
 """

@@ -18,6 +18,10 @@ class ReadSlice:
     skip: int = 0  # rows to skip first (a row range inside one row group)
     take: int | None = None  # rows to keep after ``skip``; None = all
     where: tuple[tuple[str, str | None], ...] = ()  # keep rows whose key columns have these
+    name: str = ""  # the input blob as partitioned (container-relative), for row sources
+    # 0-based row of the file at the slice's first row (after ``skip``, before ``where``);
+    # None where unknown: CSV/JSON lines cut after the file's first line.
+    first_row: int | None = None
 
 
 @dataclass(frozen=True)
@@ -27,3 +31,6 @@ class TabularBatch:
     format: str  # csv | jsonl | parquet
     slices: tuple[ReadSlice, ...]
     rows: int  # rows as planned (exact, or estimated for text cut by bytes)
+    # Rows [start, stop) of the mini-batch only (stop None: to the end), used when a failed
+    # mini-batch is split to isolate its bad rows; None = every row.
+    window: tuple[int, int | None] | None = None

@@ -3,13 +3,17 @@
 CSV and JSON-lines slices become one small file each (a CSV slice that starts after the
 header gets the header line first). Parquet slices of one file share a sparse local copy
 holding just their row groups and the footer, so pyarrow reads it as a normal file.
-Every range is read from the blob version (ETag) that was partitioned.
+Every range is read from the blob version (ETag) that was partitioned. Each slice is
+given its blob name and, where known, the file row of its first row (Parquet: from the
+local footer; text: only at the top of the file), for the reader's row sources.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from batchfx.errors import ConflictError
@@ -36,7 +40,7 @@ def fetch_batch(blobs: BlobStore, container: str, line: TabularLine, dest: str) 
                 piece.file, (os.path.join(dest, f"file-{len(copies):04d}.parquet"), []))
             ranges.append((piece.start, piece.stop))
             read.append(ReadSlice(path, tuple(range(*piece.row_groups)), piece.skip, piece.take,
-                                  piece.where))
+                                  piece.where, piece.file.name))
             continue
         path = os.path.join(dest, f"slice-{number:04d}.{line.format}")
         header = b""
@@ -46,14 +50,33 @@ def fetch_batch(blobs: BlobStore, container: str, line: TabularLine, dest: str) 
                                                  piece.file.etag, 0, piece.file.header)
             header = headers[piece.file]
         tasks.append(partial(_text_slice, blobs, container, piece, header, path))
-        read.append(ReadSlice(path, where=piece.where))
+        # Rows of a text slice are numbered only from the file's top: counting the lines
+        # before a later cut would mean downloading the file up to it.
+        first = 0 if piece.start <= piece.file.header else None
+        read.append(ReadSlice(path, where=piece.where, name=piece.file.name, first_row=first))
     for file, (path, ranges) in copies.items():
         with open(path, "wb") as stream:
             stream.truncate(file.size)  # sparse: the bytes not fetched take no disk space
         for start, stop in _union([*ranges, (file.footer, file.size)]):
             tasks.append(partial(_into, blobs, container, file, path, start, stop))
     list(reads().map(lambda task: task(), tasks))
+    if copies:
+        read = _with_first_rows(read)
     return TabularBatch(line.format, tuple(read), line.estimate)
+
+
+def _with_first_rows(read: list[ReadSlice]) -> list[ReadSlice]:
+    """Parquet slices with the file row of their first row, from the local copy's footer."""
+    import pyarrow.parquet as pq
+
+    starts: dict[str, list[int]] = {}
+    for piece in read:
+        if piece.path not in starts:
+            metadata = pq.read_metadata(piece.path)
+            counts = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+            starts[piece.path] = [0, *itertools.accumulate(counts)]
+    return [replace(piece, first_row=starts[piece.path][piece.row_groups[0]] + piece.skip)
+            if piece.row_groups else replace(piece, first_row=0) for piece in read]
 
 
 def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -37,19 +37,24 @@ def test_items_not_returned_count_as_failed(app: App) -> None:
     assert [e["error_type"] for e in errors] == ["MissingResults", "MissingResults"]
 
 
-def test_failing_mini_batch_is_tried_run_max_try_times_then_fails_with_traceback(
+def test_failing_mini_batch_is_tried_run_max_try_times_then_its_bad_item_isolated(
         app: App) -> None:
     job = app.submit(app.spec("raises_on_bad.py", _files(4, bad={2}), mini_batch_size=2,
                               run_max_try=2))
     view = app.wait(job)
     assert view["state"] == "completed"
-    assert view["items"] == {"total": 4, "succeeded": 2, "failed": 2, "pending": 0}
+    # item-003 shared a mini-batch with the corrupt item-002: split off, it still scores
+    assert view["items"] == {"total": 4, "succeeded": 3, "failed": 1, "pending": 0}
     out = app.outputs(view)
+    assert lines(out["parallel_run_step.txt"]) == ["item-000.txt ok", "item-001.txt ok",
+                                                   "item-003.txt ok"]
     report = list(csv.DictReader(io.StringIO(out["processed_mini-batches.csv"])))
-    assert [(r["status"], r["tries"]) for r in report] == [("succeeded", "1"), ("failed", "2")]
+    assert [(r["status"], r["tries"], r["succeeded"], r["failed"]) for r in report] == [
+        ("succeeded", "1", "2", "0"), ("failed", "2", "1", "1")]
     errors = list(csv.DictReader(io.StringIO(out["errors.csv"])))
-    assert {e["item"].rsplit("/", 1)[-1] for e in errors} == {"item-002.txt", "item-003.txt"}
-    assert all(e["error_type"] == "ValueError" for e in errors)
+    assert [(e["item"].rsplit("/", 1)[-1], e["tries"], e["error_type"]) for e in errors] == [
+        ("item-002.txt", "3", "ValueError")]  # 2 tries of the mini-batch, 1 alone
+    assert "failed on its own" in errors[0]["reason"]
     assert "cannot score item-002.txt: corrupt input" in out["errors.txt"]
     assert 'score.py", line' in out["errors.txt"]  # the script's own traceback
 

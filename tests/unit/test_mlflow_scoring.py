@@ -312,3 +312,40 @@ def test_public_surface() -> None:
         "FILE_NAME_COLUMN", "MLMODEL", "OUTPUT_COLUMNS", "ROW_COLUMN", "SCORE_SCRIPT",
         "find_mlmodel", "find_mlmodel_in", "is_mlflow_model",
     }  # fmt: skip
+
+
+def test_tabular_mini_batch_takes_file_name_and_row_from_its_row_sources(
+        score: ModuleType) -> None:
+    from batchfx.tabular.reading import RowSource, publish_row_sources
+
+    mini_batch = pd.DataFrame({"age": [21, 69, 23], "bmi": [22.0, 28.0, 21.0]})
+    publish_row_sources(mini_batch, (RowSource(0, "uploads/in/a.parquet", 500, 2),
+                                     RowSource(1, "uploads/in/b.parquet", 0, 1)))
+
+    result = score.run(mini_batch)
+
+    assert result.values.tolist() == [[500, 0, "a.parquet"], [501, 1, "a.parquet"],
+                                      [0, 0, "b.parquet"]]
+
+
+def test_rows_of_text_cut_after_its_top_have_no_row_number(score: ModuleType) -> None:
+    from batchfx.tabular.reading import RowSource, publish_row_sources
+
+    mini_batch = pd.DataFrame({"age": [21, 69], "bmi": [22.0, 28.0]})
+    publish_row_sources(mini_batch, (RowSource(0, "in/a.csv", 0, 1),
+                                     RowSource(1, "in/b.csv", None, 1)))
+
+    result = score.run(mini_batch)
+
+    assert result["row"].tolist()[0] == 0 and pd.isna(result["row"].tolist()[1])
+    assert result["file_name"].tolist() == ["a.csv", "b.csv"]
+    assert str(result["row"].dtype) == "Int64"
+
+
+def test_sources_of_another_frame_are_not_used(score: ModuleType) -> None:
+    from batchfx.tabular.reading import RowSource, publish_row_sources
+
+    mini_batch = pd.DataFrame({"age": [21], "bmi": [22.0]})
+    publish_row_sources(mini_batch.copy(), (RowSource(0, "in/a.parquet", 9, 1),))
+
+    assert score.run(mini_batch).values.tolist() == [[0, 0, ""]]

@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 
 from batchfx.errors import OutputError
-from batchfx.output_format import format_rows, merge_parquet_parts
+from batchfx.output_format import (
+    common_header,
+    format_rows,
+    format_segments,
+    merge_parquet_parts,
+)
 
 FRAME = pd.DataFrame({"file": ["a.txt", "b.txt"], "length": [5, 12]})
 
@@ -127,3 +132,56 @@ def test_merge_parquet_parts_writes_to_a_file_object() -> None:
     sink = io.BytesIO()
     assert merge_parquet_parts([(0, part)], sink) == 1
     assert pd.read_parquet(io.BytesIO(sink.getvalue()))["result"].tolist() == ["x"]
+
+
+@pytest.mark.parametrize("output_format", ["text", "csv", "jsonl"])
+@pytest.mark.parametrize("result", [FRAME, ["a 1", "b\n2"], [{"x": 1}, {"y": 2}]],
+                         ids=["frame", "strings", "dicts"])  # "b\n2": a value with a line break
+def test_format_segments_cuts_the_same_bytes_into_runs(output_format: str,
+                                                       result: object) -> None:
+    whole, header = format_rows(result, output_format, True)  # type: ignore[arg-type]
+    part, head, sizes = format_segments(result, output_format, True, [1, 0, 1])  # type: ignore[arg-type]
+    assert (part, head) == (whole, header)
+    assert sum(sizes) == len(part) and sizes[1] == 0
+    if not (isinstance(result, list) and isinstance(result[0], dict)):  # CSV dicts: next test
+        first, _ = format_rows(result[:1] if isinstance(result, list) else FRAME.iloc[:1],
+                               output_format, True)
+        assert part[:sizes[0]] == first
+
+
+def test_format_segments_of_csv_dicts_keeps_every_run_in_the_same_columns() -> None:
+    part, header, sizes = format_segments([{"a": 1}, {"b": 2}], "csv", False, [1, 1])
+    assert header == b"a,b\n"
+    assert (part[:sizes[0]], part[sizes[0]:]) == (b"1,\n", b",2\n")
+
+
+def test_format_segments_of_parquet_is_one_file_cut_by_rows() -> None:
+    part, header, sizes = format_segments(FRAME, "parquet", False, [1, 1])
+    assert header is None and sizes == [0, 0]
+    assert pd.read_parquet(io.BytesIO(part))["file"].tolist() == ["a.txt", "b.txt"]
+
+
+def test_format_segments_refuses_runs_that_do_not_add_up() -> None:
+    with pytest.raises(ValueError, match="3 rows in runs but the result has 2"):
+        format_segments(FRAME, "csv", False, [2, 1])
+
+
+def test_common_header_is_the_header_every_mini_batch_shares() -> None:
+    headers = [(0, "a,b\n"), (1, ""), (2, "a,b\n")]
+    assert common_header(headers, "csv") == "a,b\n"
+    assert common_header([(0, ""), (1, "")], "csv") == ""
+
+
+def test_common_header_refuses_different_csv_columns_naming_both() -> None:
+    with pytest.raises(OutputError) as raised:
+        common_header([(0, "id,score\n"), (1, "id,score\n"), (5, 'id,"x,y"\n')], "csv",
+                      "output 'results.csv'")
+    message = str(raised.value)
+    assert message.startswith("csv output 'results.csv': mini-batch 5 returned columns "
+                              "['id', 'x,y'] but mini-batch 0 returned ['id', 'score']")
+    assert "same columns, in the same order, for every mini-batch" in message
+
+
+def test_common_header_of_text_compares_space_separated_names() -> None:
+    with pytest.raises(OutputError, match=r"\['a', 'c'\] but mini-batch 1 returned \['a', 'b'\]"):
+        common_header([(1, "a b\n"), (2, "a c\n")], "text")

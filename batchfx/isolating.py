@@ -1,0 +1,161 @@
+"""The scorer's side of isolating bad items (see :mod:`batchfx.isolation` for the method).
+
+Each isolation run is stamped on the mini-batch row first (ETag-conditional, the lease
+renewed), so a redelivered message waits for it and a worker that lost the row stops.
+The failed items, each with its error and try count, go to a blob next to the results
+that the errors file lists (a table property could not hold thousands of them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from batchfx.errors import OutputError
+from batchfx.isolation import Isolation, ItemFailure, Span, combine, isolate
+from batchfx.partition import ManifestLine
+from batchfx.records import MiniBatchRecord, mini_batch_key
+from batchfx.scoring.contract import (
+    MiniBatchContext,
+    ScriptConfig,
+    TryError,
+    TryOutcome,
+    TryPhase,
+)
+from batchfx.scoring.worker import ScriptWorker
+from batchfx.spec import JobSpec
+from batchfx.storage import Storage
+from batchfx.tabular.batch import TabularBatch
+
+__all__ = ["MAX_ISOLATIONS", "isolate_mini_batch", "item_error_entries", "load_item_errors"]
+
+logger = logging.getLogger(__name__)
+
+# A worker that dies while isolating (the item may be what kills it) gets one successor.
+MAX_ISOLATIONS = 2
+
+
+def _subset(inputs: list[str] | TabularBatch, span: Span) -> list[str] | TabularBatch:
+    if isinstance(inputs, TabularBatch):
+        rows = span.planned(inputs.rows)
+        return dataclasses.replace(inputs, window=(span.start, span.stop), rows=rows)
+    return inputs[span.start:span.stop]
+
+
+def isolate_mini_batch(
+    storage: Storage, worker: ScriptWorker, record: MiniBatchRecord, etag: str,
+    error: TryError, inputs: list[str] | TabularBatch, total: int, line: ManifestLine,
+    config: ScriptConfig, context: MiniBatchContext, spec: JobSpec,
+    *, renew: Callable[[MiniBatchRecord, str], str], ended: Callable[[], bool],
+    after_run: Callable[[], Any],
+) -> tuple[TryOutcome, str]:
+    """Run the spans of a mini-batch that used up its tries; the combined outcome, new ETag.
+
+    ``total`` is the mini-batch's items (for tabular inputs the rows read, or planned).
+
+    ``renew(record, etag)`` writes the row (stamping the run and the lease) and returns its
+    new ETag, raising ConflictError when another worker took the mini-batch.
+    """
+    record.isolations += 1
+    record.error_try = record.tries
+    etag = renew(record, etag)
+    started = time.monotonic()
+    state = {"etag": etag}
+
+    def run(span: Span) -> TryOutcome:
+        record.isolation_runs += 1
+        state["etag"] = renew(record, state["etag"])
+        span_context = dataclasses.replace(context, try_number=record.tries + span.depth)
+        outcome = worker.run_mini_batch(config, _subset(inputs, span), span_context,
+                                        float(spec.run_invocation_timeout))
+        after_run()
+        logger.info("job %s: mini-batch %d: isolation run %d on items %d-%s: %s",
+                    record.job_id, record.index, record.isolation_runs, span.start,
+                    "end" if span.stop is None else span.stop - 1,
+                    "ok" if outcome.ok else outcome.error)
+        return outcome
+
+    found = isolate(total, error, run, tries=record.tries, ended=ended)
+    seconds = time.monotonic() - started
+    try:
+        outcome = combine(found, spec.output_format, seconds, worker_of(found, record),
+                          file_inputs=not isinstance(inputs, TabularBatch))
+    except OutputError as exc:
+        failure = TryError(TryPhase.RETURN, "OutputError", str(exc), str(exc))
+        outcome = TryOutcome.failure(failure, total, seconds, record.worker)
+        found = Isolation(failures=[ItemFailure(0, total, failure, record.tries, False)],
+                          runs=found.runs, gave_up=str(exc))
+    entries = item_error_entries(found, record, line)
+    if entries:
+        first = found.failures[0]
+        record.error_try = first.tries
+        record.item_errors = (f"jobs/{record.job_id}/item-errors/"
+                              f"{mini_batch_key(record.index)}-t{record.tries}"
+                              f"-i{record.isolations}.json")
+        storage.blobs.upload(storage.settings.jobs_container, record.item_errors,
+                             json.dumps(entries, indent=1).encode())
+    logger.warning("job %s: mini-batch %d isolated in %d runs: %d items scored, %d failed%s",
+                   record.job_id, record.index, found.runs, outcome.succeeded,
+                   outcome.failed, f" ({found.gave_up})" if found.gave_up else "")
+    return outcome, state["etag"]
+
+
+def worker_of(found: Isolation, record: MiniBatchRecord) -> str:
+    """The script worker that scored the spans (the last one to report)."""
+    workers = [o.worker for _, o in found.succeeded if o.worker]
+    return workers[-1] if workers else record.worker
+
+
+def _names(line: ManifestLine, failure: ItemFailure) -> list[tuple[str, int]]:
+    """(item name, items it stands for): files one by one, rows as a range of slices."""
+    if line.tabular is None:
+        refs = line.items[failure.position:failure.position + failure.count]
+        return [(f"{line.container}/{ref.name}", 1) for ref in refs]
+    slices = ", ".join(f"{line.container}/{ref.name}" for ref in line.items[:3])
+    more = f" and {len(line.items) - 3} more slices" if len(line.items) > 3 else ""
+    last = failure.position + failure.count - 1
+    rows = (f"row {failure.position}" if failure.count == 1
+            else f"rows {failure.position}-{last}")
+    return [(f"{rows} of mini-batch {mini_batch_key(line.index)} ({slices}{more})",
+             failure.count)]
+
+
+def item_error_entries(found: Isolation, record: MiniBatchRecord,
+                       line: ManifestLine) -> list[dict[str, Any]]:
+    """The item-errors blob: one entry per failed file (or row range), in input order."""
+    entries = []
+    for failure in found.failures:
+        if failure.alone:
+            reason = ("failed on its own after its mini-batch was split to isolate bad "
+                      "items")
+        else:
+            reason = f"not isolated: {found.gave_up or 'failed with its span'}"
+        for name, count in _names(line, failure):
+            entries.append({
+                "item": name,
+                "items": count,
+                "position": failure.position,
+                "mini_batch_id": mini_batch_key(record.index),
+                "tries": failure.tries,
+                "phase": failure.error.phase.value,
+                "error_type": failure.error.type,
+                "error": failure.error.message[:2000],
+                "traceback": failure.error.traceback[-8000:],
+                "reason": reason,
+            })
+    return entries
+
+
+def load_item_errors(storage: Storage,
+                     records: Iterable[MiniBatchRecord]) -> dict[int, list[dict[str, Any]]]:
+    """Item errors of every isolated mini-batch, by mini-batch index."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    for record in records:
+        if record.item_errors:
+            data = storage.blobs.download(storage.settings.jobs_container, record.item_errors)
+            found[record.index] = list(json.loads(data))
+    return found

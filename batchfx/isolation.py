@@ -1,0 +1,213 @@
+"""Isolating the bad items of a mini-batch that used up its tries. Pure: no storage, no
+processes — the scorer hands in how to run a span of items.
+
+Azure ML fails every item of such a mini-batch, so one corrupt file costs its nine
+neighbours too. Here the mini-batch is split in halves and each half run once; a half
+that succeeds keeps its rows, a half that fails is split again, down to single items.
+One bad item among ``n`` costs about ``2·log2(n)`` extra runs.
+
+Isolation gives up (every item left counts as failed, with the error seen) when:
+
+* the failure does not depend on the items: both halves fail with the error of the whole
+  mini-batch (a script bug, a model that cannot load its weights) — two runs, not ``2n``;
+* the error is not about items: the script could not be loaded or ``init()`` failed;
+* ``max_runs`` runs were spent, or the job ended meanwhile (canceled, aborted).
+
+Spans of tabular mini-batches cut from text files by bytes know their row count only
+approximately, so the last span of every split reaches "to the end" (``stop`` None):
+no row beyond an estimate is ever dropped.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from batchfx.errors import OutputError
+from batchfx.output_format import merge_parquet_parts
+from batchfx.output_layout import combine_segments
+from batchfx.scoring.contract import TryError, TryOutcome, TryPhase
+
+__all__ = [
+    "MAX_ISOLATION_RUNS",
+    "Isolation",
+    "ItemFailure",
+    "Span",
+    "combine",
+    "isolate",
+    "may_isolate",
+]
+
+MAX_ISOLATION_RUNS = 100
+
+# Errors that say nothing about the items: splitting the mini-batch cannot help.
+_NOT_ABOUT_ITEMS = {TryPhase.LOAD, TryPhase.INIT, TryPhase.INPUT}
+
+
+@dataclass(frozen=True)
+class Span:
+    """Items ``[start, stop)`` of a mini-batch (``stop`` None: to its end); ``depth`` is
+    how many isolation runs these items took part in, this span's included."""
+
+    start: int
+    stop: int | None
+    depth: int
+
+    def planned(self, total: int) -> int:
+        """Items in the span as far as planned (``total``: the mini-batch's items)."""
+        return max(0, (self.stop if self.stop is not None else total) - self.start)
+
+    def halves(self, total: int) -> tuple[Span, Span] | None:
+        """The two halves, or None for a single item."""
+        size = self.planned(total)
+        if size < 2:
+            return None
+        middle = self.start + size // 2
+        return (Span(self.start, middle, self.depth + 1),
+                Span(middle, self.stop, self.depth + 1))
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """Items ``[position, position + count)`` failed with ``error`` after ``tries`` runs."""
+
+    position: int
+    count: int
+    error: TryError
+    tries: int
+    alone: bool  # True when the item failed on its own (isolated), not with a whole span
+
+
+@dataclass
+class Isolation:
+    """What isolating found: the spans that scored (in order) and the items that failed."""
+
+    succeeded: list[tuple[Span, TryOutcome]] = field(default_factory=list)
+    failures: list[ItemFailure] = field(default_factory=list)
+    runs: int = 0
+    gave_up: str = ""  # why isolation stopped before single items, if it did
+
+
+def may_isolate(error: TryError | None, items: int) -> bool:
+    """Whether a mini-batch that failed with ``error`` is worth splitting."""
+    return error is not None and items > 1 and error.phase not in _NOT_ABOUT_ITEMS
+
+
+def _same(a: TryError, b: TryError) -> bool:
+    """Same failure, ignoring numbers (pids, timings, counts differ between runs)."""
+    def norm(text: str) -> str:
+        return re.sub(r"\d+", "#", text)
+    return a.phase == b.phase and a.type == b.type and norm(a.message) == norm(b.message)
+
+
+def isolate(total: int, error: TryError, run: Callable[[Span], TryOutcome], *, tries: int,
+            max_runs: int = MAX_ISOLATION_RUNS,
+            ended: Callable[[], bool] = lambda: False) -> Isolation:
+    """Split items ``[0, total)`` that failed with ``error`` after ``tries`` tries.
+
+    ``run(span)`` runs the script once on the span's items; ``ended()`` says whether the
+    job ended meanwhile. Every item ends in exactly one succeeded span or failure.
+    """
+    result = Isolation()
+    root = Span(0, None, 0)
+    halves = root.halves(total)
+    if halves is None or not may_isolate(error, total):
+        result.failures.append(ItemFailure(0, total, error, tries, alone=total == 1))
+        result.gave_up = "nothing to split"
+        return result
+    first, second = halves
+    pending: deque[tuple[Span, TryError]] = deque()
+    # Both halves first: if each fails as the whole did, the items are not the cause.
+    outcomes = [(span, run(span)) for span in (first, second)]
+    result.runs = 2
+    if all(not o.ok and o.error and _same(o.error, error) for _, o in outcomes):
+        for span, outcome in outcomes:
+            assert outcome.error is not None
+            result.failures.append(_failure(span, outcome, outcome.error, tries, total))
+        result.gave_up = ("both halves failed with the mini-batch's own error, so the "
+                          "failure does not depend on particular items")
+        return result
+    _settle(result, outcomes, pending, tries, total)
+    while pending:
+        span, parent_error = pending.popleft()
+        if result.runs >= max_runs or ended():
+            result.gave_up = (f"stopped after {result.runs} isolation runs" if not ended()
+                              else "the job ended while isolating")
+            result.failures.append(ItemFailure(span.start, span.planned(total), parent_error,
+                                               tries + span.depth - 1, alone=False))
+            continue
+        outcome = run(span)
+        result.runs += 1
+        _settle(result, [(span, outcome)], pending, tries, total)
+    result.failures.sort(key=lambda f: f.position)
+    return result
+
+
+def _settle(result: Isolation, outcomes: list[tuple[Span, TryOutcome]],
+            pending: deque[tuple[Span, TryError]], tries: int, total: int) -> None:
+    """Keep what scored; split what failed (in order, before anything later)."""
+    split: list[tuple[Span, TryError]] = []
+    for span, outcome in outcomes:
+        if outcome.ok:
+            result.succeeded.append((span, outcome))
+            continue
+        assert outcome.error is not None
+        # A span reaching the end may hold more rows than planned: the run counted them.
+        known = max(total, span.start + outcome.items) if span.stop is None else total
+        halves = span.halves(known)
+        if halves is None or not may_isolate(outcome.error, span.planned(known)):
+            result.failures.append(_failure(span, outcome, outcome.error, tries, known))
+        else:
+            split += [(half, outcome.error) for half in halves]
+    pending.extendleft(reversed(split))
+
+
+def _failure(span: Span, outcome: TryOutcome, error: TryError, tries: int,
+             total: int) -> ItemFailure:
+    count = outcome.items if span.stop is None else span.planned(total)
+    return ItemFailure(span.start, count, error, tries + span.depth,
+                       alone=span.planned(total) <= 1)
+
+
+def combine(isolation: Isolation, output_format: str, seconds: float,
+            worker: str, *, file_inputs: bool = True) -> TryOutcome:
+    """One outcome for the mini-batch: the scored spans' rows in order, failures counted.
+
+    Its ``error`` is the first failed item's (None when every span scored after all). The
+    rows' input files (``segments``, for per_input_file outputs) are shifted by each span's
+    start for file inputs; tabular windows report the mini-batch's own slice positions.
+    """
+    scored = sorted(isolation.succeeded, key=lambda pair: pair[0].start)
+    outcomes = [o for _, o in scored]
+    failed_items = sum(f.count for f in isolation.failures)
+    part = _join_parts([o.part for o in outcomes], output_format)
+    header = next((o.header for o in outcomes if o.header), None)
+    failures = sorted(isolation.failures, key=lambda f: f.position)
+    return TryOutcome(
+        items=sum(o.items for o in outcomes) + failed_items,
+        succeeded=sum(o.succeeded for o in outcomes),
+        failed=sum(o.failed for o in outcomes) + failed_items,
+        rows=sum(o.rows for o in outcomes),
+        part=part,
+        header=header,
+        error=failures[0].error if failures else None,
+        seconds=seconds,
+        worker=worker,
+        segments=combine_segments(
+            (span.start if file_inputs else 0, o) for span, o in scored),
+    )
+
+
+def _join_parts(parts: list[bytes], output_format: str) -> bytes:
+    parts = [p for p in parts if p]
+    if output_format != "parquet" or len(parts) <= 1:
+        return b"".join(parts)
+    sink = io.BytesIO()
+    try:
+        merge_parquet_parts(enumerate(parts), sink)
+    except OutputError as exc:
+        raise OutputError(f"joining the isolated spans' rows: {exc}") from exc
+    return sink.getvalue()

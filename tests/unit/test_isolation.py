@@ -1,0 +1,156 @@
+"""Isolating bad items: the pure splitting, its limits and the combined outcome."""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batchfx.isolation import Isolation, Span, combine, isolate, may_isolate
+from batchfx.output_format import format_rows
+from batchfx.scoring.contract import TryError, TryOutcome, TryPhase
+
+BAD = TryError(TryPhase.RUN, "ValueError", "corrupt input", "Traceback ...")
+
+
+def _runner(items: list[str], bad: set[str], fmt: str = "text", actual: int | None = None):
+    """A run(span) over ``items`` failing when the span holds a bad item; records calls."""
+    calls: list[Span] = []
+    size = actual if actual is not None else len(items)
+
+    def run(span: Span) -> TryOutcome:
+        calls.append(span)
+        chosen = items[span.start:span.stop if span.stop is not None else size]
+        broken = [i for i in chosen if i in bad]
+        if broken:
+            error = TryError(TryPhase.RUN, "ValueError", f"corrupt input {broken[0]}", "tb")
+            return TryOutcome.failure(error, len(chosen), 0.1, "w")
+        part, header = format_rows([f"{i} ok" for i in chosen], fmt, False)
+        return TryOutcome(len(chosen), len(chosen), 0, len(chosen), part, header, None, 0.1, "w")
+
+    return run, calls
+
+
+def test_one_bad_item_fails_alone_and_its_neighbours_score() -> None:
+    items = [f"f{i}" for i in range(10)]
+    run, calls = _runner(items, {"f6"})
+    found = isolate(10, BAD, run, tries=3)
+    assert [(f.position, f.count, f.alone) for f in found.failures] == [(6, 1, True)]
+    failure = found.failures[0]
+    assert failure.error.message == "corrupt input f6"
+    # the item took part in the 3 tries and in each isolation run down to itself
+    assert failure.tries == 3 + max(s.depth for s in calls if s.start == 6 and s.stop == 7)
+    assert found.runs == len(calls) <= 2 * 4  # about 2·log2(10), far below 2n
+    outcome = combine(found, "text", 1.0, "w")
+    assert outcome.part.decode().splitlines() == [f"f{i} ok" for i in range(10) if i != 6]
+    assert (outcome.items, outcome.succeeded, outcome.failed, outcome.rows) == (10, 9, 1, 9)
+    assert outcome.error is not None and "f6" in outcome.error.message
+    # every item is in exactly one scored span or failure
+    covered = sorted([i for s, o in found.succeeded for i in range(s.start, s.start + o.items)]
+                     + [f.position for f in found.failures])
+    assert covered == list(range(10))
+
+
+def test_two_bad_items_in_different_halves_are_both_isolated() -> None:
+    items = [f"f{i}" for i in range(8)]
+    run, _ = _runner(items, {"f1", "f5"})
+    found = isolate(8, BAD, run, tries=2)
+    assert [f.position for f in found.failures] == [1, 5]
+    assert all(f.alone for f in found.failures)
+    assert combine(found, "text", 0.0, "w").succeeded == 6
+
+
+def test_a_failure_that_does_not_depend_on_items_stops_after_two_runs() -> None:
+    calls: list[Span] = []
+
+    def run(span: Span) -> TryOutcome:
+        calls.append(span)
+        error = TryError(TryPhase.RUN, "NameError", "name 'modle' is not defined (pid 1234)",
+                         "tb")
+        return TryOutcome.failure(error, span.planned(10), 0.1, "w")
+
+    error = TryError(TryPhase.RUN, "NameError", "name 'modle' is not defined (pid 99)", "tb")
+    found = isolate(10, error, run, tries=3)
+    assert len(calls) == 2
+    assert "does not depend on particular items" in found.gave_up
+    assert sum(f.count for f in found.failures) == 10
+    assert not any(f.alone for f in found.failures)
+    assert combine(found, "text", 0.0, "w").failed == 10
+
+
+@pytest.mark.parametrize("phase", [TryPhase.LOAD, TryPhase.INIT, TryPhase.INPUT])
+def test_errors_not_about_items_are_not_split(phase: TryPhase) -> None:
+    error = TryError(phase, "ImportError", "no module named torch", "tb")
+    assert not may_isolate(error, 10)
+
+    def run(span: Span) -> TryOutcome:
+        raise AssertionError("must not run")
+
+    found = isolate(10, error, run, tries=3)
+    assert found.runs == 0 and found.failures[0].count == 10
+
+
+def test_single_item_mini_batches_are_not_split() -> None:
+    assert not may_isolate(BAD, 1)
+    assert not may_isolate(None, 10)
+    assert may_isolate(TryError(TryPhase.TIMEOUT, "TimeoutError", "slow", ""), 2)
+
+
+def test_the_run_budget_ends_isolation_with_every_item_accounted_for() -> None:
+    items = [f"f{i}" for i in range(64)]
+    run, calls = _runner(items, {f"f{i}" for i in range(0, 64, 3)})
+    found = isolate(64, BAD, run, tries=1, max_runs=10)
+    assert found.runs == 10 == len(calls)
+    assert "stopped after 10 isolation runs" in found.gave_up
+    outcome = combine(found, "text", 0.0, "w")
+    assert outcome.items == 64 and outcome.succeeded + outcome.failed == 64
+
+
+def test_a_job_that_ends_stops_isolation() -> None:
+    items = [f"f{i}" for i in range(16)]
+    run, calls = _runner(items, {"f3"})
+    found = isolate(16, BAD, run, tries=1, ended=lambda: True)
+    assert len(calls) == 2  # the two halves, then nothing more
+    assert found.gave_up == "the job ended while isolating"
+    assert combine(found, "text", 0.0, "w").succeeded + sum(
+        f.count for f in found.failures) == 16
+
+
+def test_rows_beyond_an_estimate_are_never_dropped() -> None:
+    """Text cut by bytes: 6 rows planned, 9 read — the last span reaches the end."""
+    items = [f"r{i}" for i in range(9)]
+    run, calls = _runner(items, {"r8"}, actual=9)
+    found = isolate(6, BAD, run, tries=3)
+    outcome = combine(found, "text", 0.0, "w")
+    assert outcome.part.decode().splitlines() == [f"r{i} ok" for i in range(8)]
+    assert outcome.items == 9 and outcome.failed == 1
+    # the rightmost span always reaches the end; the bad row is isolated by the rows read
+    assert (8, None) in [(s.start, s.stop) for s in calls]
+    assert [(f.position, f.count) for f in found.failures] == [(8, 1)]
+
+
+def test_parquet_parts_of_the_scored_spans_are_merged_in_order() -> None:
+    items = [f"f{i}" for i in range(6)]
+    run, _ = _runner(items, {"f2"}, fmt="parquet")
+    outcome = combine(isolate(6, BAD, run, tries=1), "parquet", 0.0, "w")
+    table = pq.read_table(pa.BufferReader(outcome.part))
+    assert table.column("result").to_pylist() == [f"f{i} ok" for i in (0, 1, 3, 4, 5)]
+
+
+def test_every_span_scoring_after_all_gives_a_success() -> None:
+    """A flaky failure that does not come back on smaller runs: nothing fails."""
+    ok_part = io.BytesIO(b"x ok\n").getvalue()
+
+    def run(span: Span) -> TryOutcome:
+        n = span.planned(4)
+        return TryOutcome(n, n, 0, n, ok_part * n, None, None, 0.0, "w")
+
+    outcome = combine(isolate(4, BAD, run, tries=3), "text", 0.0, "w")
+    assert outcome.ok and outcome.succeeded == 4 and outcome.rows == 4
+
+
+def test_combine_of_nothing_scored() -> None:
+    outcome = combine(Isolation(), "csv", 0.0, "w")
+    assert (outcome.items, outcome.rows, outcome.part) == (0, 0, b"")
