@@ -26,6 +26,7 @@ from batchfx.spec_fields import (
     folder_string,
     key_list,
     nonblank,
+    not_utf8,
     output_option_problems,
     relative_script,
     rule,
@@ -228,6 +229,8 @@ def parse_job_spec(data: object) -> JobSpec:
     if not isinstance(data, Mapping):
         expected = "expected a mapping of field names to values, e.g. name: digits-nightly"
         raise SpecError([f"job spec: got {type(data).__name__} {short(data)} — {expected}"])
+    if text_problems := not_utf8(data):
+        raise SpecError(text_problems)  # nothing else can be checked, or even printed, safely
     cleaned, problems, labels = _normalise(data)
     # Checked here as well as in the model so it is reported together with the other problems.
     writes_files = cleaned.get("output_action", "append_row") in ("append_row", "per_input_file")

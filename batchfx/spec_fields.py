@@ -238,3 +238,27 @@ def output_option_problems(*, tabular: bool, output_action: str, join_input: boo
                "output_action: append_row or remove partition_output")
         problems.append(f"partition_output: got True — {why}")
     return problems
+
+
+def not_utf8(value: object, path: str = "") -> list[str]:
+    """Problems for text that cannot be UTF-8 (lone surrogates, as a JSON ``\\udcff`` escape
+    or a file name of undecodable bytes gives): blob names and values must be UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            where = path or "job spec"
+            return [f"{where}: got {value!r} — not valid UTF-8 text (character "
+                    f"{value[exc.start]!r} at position {exc.start}); blob names and values "
+                    "must be UTF-8: rename the blob or file, or fix the text"]
+        return []
+    if isinstance(value, Mapping):
+        found = []
+        for key, item in value.items():
+            label = f"{path}.{key}" if path else str(key)
+            found += not_utf8(key, f"{label} (the key)") + not_utf8(item, label)
+        return found
+    if isinstance(value, list | tuple):
+        return [p for i, item in enumerate(value) for p in not_utf8(item, f"{path}[{i}]")]
+    return []
+

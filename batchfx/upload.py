@@ -30,6 +30,14 @@ def _files(root: Path) -> list[Path]:
     return found
 
 
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of a file name, kept as surrogates
+        return False
+    return True
+
+
 def _digest(root: Path, files: list[Path]) -> str:
     h = hashlib.sha256()
     for path in files:
@@ -45,6 +53,12 @@ def upload_folder(storage: Storage, local: Path, kind: str) -> str:
     """Upload a folder (or one file) once per content; returns its ``container/prefix``."""
     files = _files(local)
     base = local if local.is_dir() else local.parent
+    undecodable = [os.fsencode(p.relative_to(base)) for p in files
+                   if not _is_utf8(str(p.relative_to(base)))]
+    if undecodable:
+        raise SpecError([f"{kind}: local file {name!r} in {str(local)!r} has a name that is not "
+                         "valid UTF-8, which a blob name must be; rename it"
+                         for name in undecodable[:10]])
     prefix = f"uploads/{kind}/{_digest(local, files)}"
     container = storage.settings.jobs_container
     marker = f"{prefix}/.complete"

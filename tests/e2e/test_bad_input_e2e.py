@@ -85,6 +85,14 @@ def _cases(code: str, inputs: str, out: str) -> list[Case]:
         ("retry both forms differ", spec(run_max_try=2, retry_settings={"max_retries": 5}), 400,
          "run_max_try"),
         ("several problems", spec(name="X", run_max_try=0, colour=1), 400, "colour"),
+        # a JSON "\udcff" escape: a blob name no storage request can carry
+        ("inputs not utf-8", spec(inputs=f"{inputs}/x\udcff"), 400,
+         "inputs: got"),
+        ("inputs path not utf-8", spec(inputs={"path": f"{inputs}/\ud800"}), 400,
+         "inputs.path: got"),
+        ("env value not utf-8", spec(environment_variables={"K": "a\udcff"}), 400,
+         "environment_variables.K: got"),
+        ("key not utf-8", spec(**{"na\udcffme": "x"}), 400, "not valid UTF-8 text"),
     ]
 
 

@@ -1,0 +1,48 @@
+"""`batchfx run`'s upload of local folders: names that cannot be blob names are refused
+before anything of that folder is written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from batchfx.errors import SpecError
+from batchfx.storage import Storage
+from batchfx.upload import upload_local_paths
+
+
+def _record() -> dict[str, object]:
+    return {"name": "upload-check", "entry_script": "score.py", "source_directory": "code",
+            "inputs": {"path": "data"}, "output": "out/x"}
+
+
+def test_a_local_input_file_whose_name_is_not_utf8_is_refused_by_name(
+        storage: Storage, tmp_path: Path) -> None:
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "score.py").write_text("def run(b):\n    return b\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "good.txt").write_text("1")
+    with open(os.path.join(os.fsencode(data), b"bad\xff.txt"), "wb") as f:
+        f.write(b"2")
+    with pytest.raises(SpecError) as caught:
+        upload_local_paths(storage, _record(), tmp_path)
+    [problem] = caught.value.problems
+    assert problem.startswith("inputs: local file b'bad\\xff.txt'")
+    assert "not valid UTF-8" in problem and "rename it" in problem
+    container = storage.settings.jobs_container
+    written = [r.name for r in storage.blobs.list_names(container, "uploads/")]
+    assert not any(name.startswith("uploads/inputs/") for name in written)
+
+
+def test_local_folders_with_utf8_names_upload(storage: Storage, tmp_path: Path) -> None:
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "score.py").write_text("def run(b):\n    return b\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "naïve ünïcode.txt").write_text("1")
+    out = upload_local_paths(storage, _record(), tmp_path)
+    container, prefix = str(out["inputs"]["path"]).split("/", 1)
+    names = [r.name for r in storage.blobs.list_names(container, prefix)]
+    assert [n.rsplit("/", 1)[-1] for n in names] == ["naïve ünïcode.txt"]
