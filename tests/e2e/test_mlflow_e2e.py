@@ -99,8 +99,9 @@ def _score_tabular(app: App, tmp_path: Path, rows: int,
 
 def test_mlflow_model_over_a_large_parquet_file_names_each_rows_file_and_row(
         app: App, tmp_path: Path) -> None:
-    rows = 60_000
-    frame, out, model = _score_tabular(app, tmp_path, rows)
+    rows = 1_000_000  # the "Done means": a million rows, no scoring script
+    frame, out, model = _score_tabular(app, tmp_path, rows, mini_batch_size="40000 rows",
+                                       process_count_per_node=2)
     assert list(out.columns) == ["row", "prediction", "file_name"]
     assert (out["file_name"] == "measurements.parquet").all()
     assert out["row"].tolist() == list(range(rows))  # row groups cut into row ranges
