@@ -26,6 +26,20 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
     return value
 
 
+def _retries(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"setting {key}: got {raw!r} — expected a whole number of retries "
+                         "(0 turns retries off)") from None
+    if value < 0:
+        raise ValueError(f"setting {key}: got {raw!r} — expected 0 or more retries")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where batchfx keeps its state and how often it looks at it."""
@@ -41,6 +55,11 @@ class Settings:
     poll_interval_s: float = 5.0
     lease_margin_s: float = 60.0
     work_dir: str = _DEFAULT_WORK_DIR
+    # How the Azure SDK clients retry a failed storage call (503 ServerBusy, 500, a dropped
+    # connection): the SDKs' own defaults wait 15-21 s before the first blob/queue retry.
+    storage_retry_total: int = 5
+    storage_retry_backoff_s: float = 1.0
+    storage_retry_backoff_max_s: float = 30.0
 
     @property
     def poison_queue_name(self) -> str:
@@ -52,6 +71,14 @@ class Settings:
         """Read settings from a mapping such as ``os.environ``."""
         connection_string = env.get("AzureWebJobsStorage") or None
         account_name = env.get("AzureWebJobsStorage__accountName") or None
+        backoff_s = _float(env, "BATCHFX_STORAGE_RETRY_BACKOFF_S", cls.storage_retry_backoff_s)
+        backoff_max_s = _float(env, "BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S",
+                               max(backoff_s, cls.storage_retry_backoff_max_s))
+        if backoff_max_s < backoff_s:
+            raise ValueError(
+                "setting BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S: got "
+                f"{env['BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S']!r} — expected at least "
+                f"BATCHFX_STORAGE_RETRY_BACKOFF_S ({backoff_s:g} s)")
         return cls(
             connection_string=connection_string,
             account_name=account_name,
@@ -66,6 +93,10 @@ class Settings:
             poll_interval_s=_float(env, "BATCHFX_POLL_INTERVAL_S", cls.poll_interval_s),
             lease_margin_s=_float(env, "BATCHFX_LEASE_MARGIN_S", cls.lease_margin_s),
             work_dir=env.get("BATCHFX_WORK_DIR") or _DEFAULT_WORK_DIR,
+            storage_retry_total=_retries(env, "BATCHFX_STORAGE_RETRY_TOTAL",
+                                         cls.storage_retry_total),
+            storage_retry_backoff_s=backoff_s,
+            storage_retry_backoff_max_s=backoff_max_s,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -80,6 +111,9 @@ class Settings:
             "BATCHFX_POLL_INTERVAL_S": str(self.poll_interval_s),
             "BATCHFX_LEASE_MARGIN_S": str(self.lease_margin_s),
             "BATCHFX_WORK_DIR": self.work_dir,
+            "BATCHFX_STORAGE_RETRY_TOTAL": str(self.storage_retry_total),
+            "BATCHFX_STORAGE_RETRY_BACKOFF_S": str(self.storage_retry_backoff_s),
+            "BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S": str(self.storage_retry_backoff_max_s),
         }
         if self.connection_string:
             env["AzureWebJobsStorage"] = self.connection_string

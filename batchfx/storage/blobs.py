@@ -11,10 +11,10 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient, ExponentialRetry
 
 from batchfx.settings import Settings
-from batchfx.storage.clients import credential_for, sdk_errors, service_url
+from batchfx.storage.clients import BackoffRetry, credential_for, sdk_errors, service_url
 
 __all__ = ["BlobRef", "BlobStore", "BlockWriter"]
 
@@ -33,6 +33,10 @@ class BlobRef:
     content_md5: str = ""  # set by the service for blobs uploaded in one request
 
 
+class BlobRetry(BackoffRetry, ExponentialRetry):
+    """The blob SDK's retry policy on the schedule of the ``storage_retry_*`` settings."""
+
+
 class BlobStore:
     """Blob operations batchfx needs, with SDK errors turned into batchfx errors."""
 
@@ -42,10 +46,13 @@ class BlobStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobStore:
         """Connect with the connection string, or with a managed identity."""
+        retry = BlobRetry.from_settings(settings)
         if settings.connection_string:
-            return cls(BlobServiceClient.from_connection_string(settings.connection_string))
+            return cls(BlobServiceClient.from_connection_string(settings.connection_string,
+                                                                retry_policy=retry))
         url = service_url(settings, "blob")
-        return cls(BlobServiceClient(url, credential=credential_for(settings)))
+        return cls(BlobServiceClient(url, credential=credential_for(settings),
+                                     retry_policy=retry))
 
     def container(self, name: str) -> ContainerClient:
         """The SDK container client (for the local durable store)."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import (
+    ExponentialRetry,
     QueueClient,
     QueueServiceClient,
     TextBase64DecodePolicy,
@@ -18,7 +19,7 @@ from azure.storage.queue import (
 )
 
 from batchfx.settings import Settings
-from batchfx.storage.clients import credential_for, sdk_errors, service_url
+from batchfx.storage.clients import BackoffRetry, credential_for, sdk_errors, service_url
 
 __all__ = ["QueueStore", "ReceivedMessage"]
 
@@ -35,6 +36,10 @@ class ReceivedMessage:
     expiration_time: str | None
 
 
+class QueueRetry(BackoffRetry, ExponentialRetry):
+    """The queue SDK's retry policy on the schedule of the ``storage_retry_*`` settings."""
+
+
 class QueueStore:
     """Queue operations batchfx needs, with SDK errors turned into batchfx errors."""
 
@@ -44,10 +49,13 @@ class QueueStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> QueueStore:
         """Connect with the connection string, or with a managed identity."""
+        retry = QueueRetry.from_settings(settings)
         if settings.connection_string:
-            return cls(QueueServiceClient.from_connection_string(settings.connection_string))
+            return cls(QueueServiceClient.from_connection_string(settings.connection_string,
+                                                                 retry_policy=retry))
         url = service_url(settings, "queue")
-        return cls(QueueServiceClient(url, credential=credential_for(settings)))
+        return cls(QueueServiceClient(url, credential=credential_for(settings),
+                                      retry_policy=retry))
 
     def _queue(self, name: str) -> QueueClient:
         return self._service.get_queue_client(

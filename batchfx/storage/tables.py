@@ -12,7 +12,12 @@ from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from batchfx.settings import Settings
-from batchfx.storage.clients import credential_for, sdk_errors, service_url
+from batchfx.storage.clients import (
+    credential_for,
+    sdk_errors,
+    service_url,
+    table_retry_options,
+)
 
 __all__ = ["Entity", "TableStore"]
 
@@ -40,12 +45,13 @@ class TableStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> TableStore:
         """Connect with the connection string, or with a managed identity."""
+        options = {"connection_timeout": _CONNECT_S, "read_timeout": _READ_S,
+                   **table_retry_options(settings)}
         if settings.connection_string:
-            return cls(TableServiceClient.from_connection_string(
-                settings.connection_string, connection_timeout=_CONNECT_S, read_timeout=_READ_S))
+            return cls(TableServiceClient.from_connection_string(settings.connection_string,
+                                                                 **options))
         url = service_url(settings, "table")
-        return cls(TableServiceClient(url, credential=credential_for(settings),
-                                      connection_timeout=_CONNECT_S, read_timeout=_READ_S))
+        return cls(TableServiceClient(url, credential=credential_for(settings), **options))
 
     def ensure_table(self, name: str) -> None:
         """Create the table if it does not exist."""

@@ -3,8 +3,6 @@ proxy) or on a private on-disk Azurite, and a figures line per test in the CI ou
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,28 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import FaultApp, settings_for
 from proxy import FaultProxy
 
-SITE_DIR = Path(__file__).resolve().parent / "_site"
 _FIGURES: list[str] = []
-
-
-def _load_retry_module() -> Any:
-    spec = importlib.util.spec_from_file_location("faults_sdk_retry",
-                                                  SITE_DIR / "faults_sdk_retry.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def fast_sdk_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Short SDK retry backoff in this process and in worker processes started from now on."""
-    module = _load_retry_module()
-    for obj, name, value in module.patches():
-        monkeypatch.setattr(obj, name, value)
-    path = os.environ.get("PYTHONPATH", "")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SITE_DIR), path) if p))
-    monkeypatch.setenv(module.ENV_FLAG, "1")
 
 
 @pytest.fixture

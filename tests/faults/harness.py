@@ -33,9 +33,16 @@ FAULT_SCRIPTS = Path(__file__).resolve().parent / "scripts"
 FINAL = {"completed", "failed", "aborted", "canceled"}
 
 
+# Storage retries 0.05, 0.1, 0.2, ... s apart (production: 1, 2, 4, ... s): a suite that
+# injects hundreds of 503s must not sleep through them. The runner hands these settings
+# to its worker processes (Settings.to_env), so every storage client of the app uses them.
+FAST_RETRY_BACKOFF_S = 0.05
+FAST_RETRY_BACKOFF_MAX_S = 1.0
+
+
 def settings_for(connection_string: str, name: str, work_dir: Path, *,
                  poll_s: float = 1.0) -> Settings:
-    """Settings of an app with its own container, queue and tables."""
+    """Settings of an app with its own container, queue and tables, and fast retries."""
     return Settings(
         connection_string=connection_string,
         jobs_container=name,
@@ -45,6 +52,8 @@ def settings_for(connection_string: str, name: str, work_dir: Path, *,
         poll_interval_s=poll_s,
         lease_margin_s=2.0,
         work_dir=str(work_dir),
+        storage_retry_backoff_s=FAST_RETRY_BACKOFF_S,
+        storage_retry_backoff_max_s=FAST_RETRY_BACKOFF_MAX_S,
     )
 
 

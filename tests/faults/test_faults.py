@@ -25,8 +25,7 @@ def _restarts(app: FaultApp) -> int:
 
 @pytest.mark.timeout(900)
 def test_2000_mini_batches_exact_under_worker_kills_and_storage_faults(
-        make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, fast_sdk_retries: None,
-        figures: Figures) -> None:
+        make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, figures: Figures) -> None:
     """(a)+(e): 2,000 one-file mini-batches on 3 workers. Every storage call of the app
     (workers, orchestrator, HTTP API, Durable store) goes through the fault proxy, which
     answers 4% of blob, queue and table requests with 503 ServerBusy and 2% with 500,
@@ -93,7 +92,7 @@ def test_azurite_restarts_mid_job_lose_and_repeat_nothing(
         disk_azurite: Azurite, disk_app: FaultApp, figures: Figures) -> None:
     """(c): 400 mini-batches on 3 workers against a private Azurite persisting to disk;
     Azurite is stopped and started again on the same ports twice mid-job: at once, and
-    after 12 s down, longer than the table SDK's default retries last (about 5 s). Every
+    after 12 s down, far longer than the app's storage retries last (harness.py). Every
     storage call of workers, orchestrator and Durable store fails meanwhile. State on
     disk survives; the job completes exactly.
     """
@@ -120,8 +119,8 @@ def test_azurite_restarts_mid_job_lose_and_repeat_nothing(
 
 @pytest.mark.timeout(600)
 def test_expired_message_leases_run_a_mini_batch_twice_but_write_it_once(
-        make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, fast_sdk_retries: None,
-        tmp_path: Path, figures: Figures) -> None:
+        make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, tmp_path: Path,
+        figures: Figures) -> None:
     """(d): 100 mini-batches on 3 workers with a 2 s message lease; the proxy fails every
     lease renewal (PUT .../messages/{id}?popreceipt=...) with 503, and every 20th item
     sleeps 5 s in run() on its first try. Its message reappears while that run() goes
@@ -156,8 +155,7 @@ def test_expired_message_leases_run_a_mini_batch_twice_but_write_it_once(
 
 @pytest.mark.timeout(600)
 def test_lost_replies_on_mini_batch_row_writes_strand_nothing(
-        make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, fast_sdk_retries: None,
-        figures: Figures) -> None:
+        make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, figures: Figures) -> None:
     """(e), focused: 300 mini-batches on 3 workers; the proxy withholds the reply of 10%
     of table writes (POST/PUT/PATCH/MERGE) after Azurite applied them, so a worker does
     not know whether its claim or result landed, and the SDK's retry of a conditional
@@ -180,8 +178,7 @@ def test_lost_replies_on_mini_batch_row_writes_strand_nothing(
 
 @pytest.mark.timeout(600)
 def test_storage_errors_do_not_use_up_a_mini_batchs_tries(
-        make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, fast_sdk_retries: None,
-        figures: Figures) -> None:
+        make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, figures: Figures) -> None:
     """(e), tries: 200 mini-batches with run_max_try=1 on 3 workers; the proxy withholds
     the reply of 10% of table inserts (a worker's claim of a mini-batch lands, the worker
     gets an error and the queue redelivers). The script never fails and no worker dies,
@@ -203,8 +200,7 @@ def test_storage_errors_do_not_use_up_a_mini_batchs_tries(
 
 @pytest.mark.timeout(600)
 def test_orchestrator_survives_storage_errors_in_its_activities(
-        make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, fast_sdk_retries: None,
-        figures: Figures) -> None:
+        make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, figures: Figures) -> None:
     """(e), orchestrator: 100 mini-batches on 3 workers; until every mini-batch is done
     the proxy answers 503 to every write of progress_overview.json, which the
     orchestrator's check_job activity makes on each poll, so that activity fails past

@@ -49,3 +49,15 @@ def test_proxy_drops_or_withholds_the_reply(fault_proxy: FaultProxy, unique_name
     # A withheld reply still reached Azurite: the write happened; a drop never did.
     assert container.get_blob_client("x.txt").exists() is (kind == "timeout")
     assert fault_proxy.faults_by_kind() == {kind: 1}
+
+
+def test_proxy_rule_with_a_limit_stops_after_that_many_faults(fault_proxy: FaultProxy,
+                                                              unique_name: str) -> None:
+    container = _blobs(fault_proxy, retry_total=0).get_container_client(unique_name)
+    container.create_container()
+    fault_proxy.set_rates("blob", error_503=1.0, limit=2)
+    for _ in range(2):
+        with pytest.raises(HttpResponseError):
+            container.upload_blob("x.txt", b"x", overwrite=True)
+    container.upload_blob("x.txt", b"x", overwrite=True)
+    assert fault_proxy.faults_by_kind() == {"error_503": 2}

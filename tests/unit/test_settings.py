@@ -18,6 +18,8 @@ def test_from_env_of_an_empty_mapping_gives_the_defaults() -> None:
     assert settings.jobs_table == "batchfxjobs"
     assert settings.minibatches_table == "batchfxminibatches"
     assert (settings.poll_interval_s, settings.lease_margin_s) == (5.0, 60.0)
+    assert (settings.storage_retry_total, settings.storage_retry_backoff_s,
+            settings.storage_retry_backoff_max_s) == (5, 1.0, 30.0)
 
 
 def test_from_env_treats_empty_values_as_unset() -> None:
@@ -38,6 +40,10 @@ def test_from_env_treats_empty_values_as_unset() -> None:
         ("BATCHFX_POLL_INTERVAL_S", "poll_interval_s", "0.5", 0.5),
         ("BATCHFX_LEASE_MARGIN_S", "lease_margin_s", "120", 120.0),
         ("BATCHFX_WORK_DIR", "work_dir", "/srv/batchfx", "/srv/batchfx"),
+        ("BATCHFX_STORAGE_RETRY_TOTAL", "storage_retry_total", "8", 8),
+        ("BATCHFX_STORAGE_RETRY_TOTAL", "storage_retry_total", "0", 0),
+        ("BATCHFX_STORAGE_RETRY_BACKOFF_S", "storage_retry_backoff_s", "0.5", 0.5),
+        ("BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S", "storage_retry_backoff_max_s", "90", 90.0),
     ],
 )
 def test_from_env_reads_each_override(key: str, attribute: str, value: str,
@@ -49,7 +55,9 @@ def test_from_env_ignores_unrelated_variables() -> None:
     assert Settings.from_env({"PATH": "/bin", "BATCHFX_UNKNOWN": "x"}) == Settings()
 
 
-@pytest.mark.parametrize("key", ["BATCHFX_POLL_INTERVAL_S", "BATCHFX_LEASE_MARGIN_S"])
+@pytest.mark.parametrize("key", ["BATCHFX_POLL_INTERVAL_S", "BATCHFX_LEASE_MARGIN_S",
+                                 "BATCHFX_STORAGE_RETRY_BACKOFF_S",
+                                 "BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S"])
 @pytest.mark.parametrize(("raw", "expected"), [("soon", "a number"), ("0", "greater than 0"),
                                                ("-5", "greater than 0"),
                                                ("nan", "greater than 0"),
@@ -64,6 +72,33 @@ def test_bad_number_gives_a_message_naming_the_setting_and_value(key: str, raw: 
     assert expected in message
 
 
+@pytest.mark.parametrize(("raw", "expected"), [("many", "a whole number of retries"),
+                                               ("2.5", "a whole number of retries"),
+                                               ("-1", "0 or more retries")])
+def test_bad_retry_total_gives_a_message_naming_the_setting_and_value(raw: str,
+                                                                      expected: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Settings.from_env({"BATCHFX_STORAGE_RETRY_TOTAL": raw})
+    message = str(info.value)
+    assert "BATCHFX_STORAGE_RETRY_TOTAL" in message
+    assert repr(raw) in message
+    assert expected in message
+
+
+def test_retry_backoff_max_below_the_first_backoff_is_refused_naming_both() -> None:
+    with pytest.raises(ValueError) as info:
+        Settings.from_env({"BATCHFX_STORAGE_RETRY_BACKOFF_S": "10",
+                           "BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S": "5"})
+    message = str(info.value)
+    assert message.startswith("setting BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S: got '5'")
+    assert "at least BATCHFX_STORAGE_RETRY_BACKOFF_S (10 s)" in message
+
+
+def test_retry_backoff_above_the_default_max_raises_the_max_with_it() -> None:
+    settings = Settings.from_env({"BATCHFX_STORAGE_RETRY_BACKOFF_S": "45"})
+    assert (settings.storage_retry_backoff_s, settings.storage_retry_backoff_max_s) == (45, 45)
+
+
 def test_poison_queue_is_named_after_the_queue() -> None:
     assert Settings(queue_name="work").poison_queue_name == "work-poison"
 
@@ -74,7 +109,8 @@ def test_poison_queue_is_named_after_the_queue() -> None:
         Settings(),
         Settings(connection_string=_CONN, jobs_container="c1", queue_name="q1", jobs_table="t1",
                  minibatches_table="t2", poll_interval_s=0.25, lease_margin_s=7.5,
-                 work_dir="/tmp/x"),
+                 work_dir="/tmp/x", storage_retry_total=0, storage_retry_backoff_s=0.05,
+                 storage_retry_backoff_max_s=0.4),
         Settings(account_name="prodacct"),
     ],
 )

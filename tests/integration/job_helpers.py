@@ -1,0 +1,53 @@
+"""Helpers of the job service tests (test_jobs_*.py): inputs, specs, and what a job wrote."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from batchfx.partition import parse_manifest_line
+from batchfx.records import JobRecord, ManifestRef, decode_message
+from batchfx.storage import Storage
+
+__all__ = ["drain_messages", "job_rows", "manifest_items", "spec_for", "upload_inputs"]
+
+
+def upload_inputs(storage: Storage, container: str, sizes: list[int],
+                  folder: str = "inputs") -> list[str]:
+    names = [f"{folder}/f{i:05d}.txt" for i in range(len(sizes))]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda pair: storage.blobs.upload(container, pair[0], b"x" * pair[1]),
+                      zip(names, sizes, strict=True)))
+    return names
+
+
+def spec_for(container: str, **changes: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": "digits",
+        "entry_script": "score.py",
+        "source_directory": f"{container}/code",
+        "inputs": f"{container}/inputs",
+        "output": f"{container}/results",
+    }
+    spec.update(changes)
+    return spec
+
+
+def job_rows(storage: Storage) -> list[dict[str, Any]]:
+    return list(storage.tables.query(storage.settings.jobs_table, JobRecord.PARTITION))
+
+
+def drain_messages(storage: Storage) -> list[tuple[str, int, ManifestRef]]:
+    found: list[tuple[str, int, ManifestRef]] = []
+    while True:
+        batch = list(storage.queues.receive(storage.settings.queue_name, visibility_timeout=300,
+                                            max_messages=32))
+        if not batch:
+            return sorted(found, key=lambda m: m[1])
+        found += [decode_message(m.content) for m in batch]
+
+
+def manifest_items(storage: Storage, ref: ManifestRef) -> list[str]:
+    body = storage.blobs.download(storage.settings.jobs_container, ref.blob, offset=ref.offset,
+                                  length=ref.length)
+    return [item.name for item in parse_manifest_line(body).items]
