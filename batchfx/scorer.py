@@ -366,6 +366,7 @@ def _prepare_script(storage: Storage, job: JobRecord,
         append_row_header=spec.append_row_header,
         join_input=spec.join_input,
         per_input_file=spec.output_action == "per_input_file",
+        max_output_bytes=int(storage.settings.max_output_mb * 1024 * 1024),
         log_path=os.path.join(root, "logs", f"{name}.log"),
     )
     return config, side

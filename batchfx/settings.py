@@ -60,6 +60,8 @@ class Settings:
     storage_retry_total: int = 5
     storage_retry_backoff_s: float = 1.0
     storage_retry_backoff_max_s: float = 30.0
+    # Formatted rows one run() may return for one mini-batch (they pass through memory).
+    max_output_mb: float = 1024.0
 
     @property
     def poison_queue_name(self) -> str:
@@ -97,6 +99,7 @@ class Settings:
                                          cls.storage_retry_total),
             storage_retry_backoff_s=backoff_s,
             storage_retry_backoff_max_s=backoff_max_s,
+            max_output_mb=_float(env, "BATCHFX_MAX_MINI_BATCH_OUTPUT_MB", cls.max_output_mb),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -114,6 +117,7 @@ class Settings:
             "BATCHFX_STORAGE_RETRY_TOTAL": str(self.storage_retry_total),
             "BATCHFX_STORAGE_RETRY_BACKOFF_S": str(self.storage_retry_backoff_s),
             "BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S": str(self.storage_retry_backoff_max_s),
+            "BATCHFX_MAX_MINI_BATCH_OUTPUT_MB": str(self.max_output_mb),
         }
         if self.connection_string:
             env["AzureWebJobsStorage"] = self.connection_string

@@ -51,6 +51,9 @@ class ScriptConfig:
     join_input: bool = False
     # Attribute returned rows to input files (``TryOutcome.segments``): one row per item.
     per_input_file: bool = False
+    # Bytes of formatted rows one run() may return (0: no limit): a runaway result fails
+    # the try with a clear error instead of exhausting the worker's memory or the pipe.
+    max_output_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.output_format not in OUTPUT_FORMATS:

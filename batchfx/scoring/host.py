@@ -247,6 +247,8 @@ class ScriptHost:
             message = f"run()'s result cannot be written as {fmt}: {error.message}"
             return "error", TryError(TryPhase.RETURN, error.type, message,
                                      error.traceback), items
+        if config.max_output_bytes and len(part) > config.max_output_bytes:
+            return "error", _too_large(len(part), config.max_output_bytes, counts.rows), items
         return ("done", counts.rows, counts.succeeded, counts.failed, part, header, items,
                 segments)
 
@@ -282,6 +284,15 @@ def _row_sources(frame: Any) -> Any:
     if sources is None:
         raise RuntimeError("per_input_file: the rows' input files are not known")
     return sources
+
+
+def _too_large(size: int, limit: int, rows: int) -> TryError:
+    mib = 1024 * 1024
+    message = (f"run() returned {size / mib:.1f} MiB of output for {rows} rows, over the limit "
+               f"of {limit / mib:g} MiB per mini-batch (app setting "
+               "BATCHFX_MAX_MINI_BATCH_OUTPUT_MB): return smaller rows, write large results "
+               "as files to AZUREML_BI_OUTPUT_PATH, or use smaller mini-batches")
+    return TryError(TryPhase.RETURN, "OutputTooLarge", message, message)
 
 
 def _read_rows(batch: TabularBatch) -> Any:

@@ -6,6 +6,9 @@ message names what was wrong, and that no job (and no job row) was recorded.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 import json
 import urllib.error
 import urllib.request
@@ -149,3 +152,21 @@ def test_more_rows_than_inputs_are_all_written_and_counted_once(app: App) -> Non
     assert view["state"] == "completed"
     assert view["items"] == {"total": 2, "succeeded": 2, "failed": 0, "pending": 0}
     assert view["rows"] == 4
+
+
+def test_a_huge_row_fails_its_item_clearly_and_the_others_are_written(app: App) -> None:
+    app.stop()
+    app.settings = dataclasses.replace(app.settings, max_output_mb=1.0)
+    app.start()
+    files = {"a.txt": "1", "huge.txt": "2", "z.txt": "3"}
+    view = app.wait(app.submit(app.spec("returns_huge.py", files, mini_batch_size=3,
+                                        run_max_try=1)))
+    assert view["state"] == "completed", view
+    assert view["items"] == {"total": 3, "succeeded": 2, "failed": 1, "pending": 0}
+    out = app.outputs(view)
+    assert out["parallel_run_step.txt"] == "a.txt ok\nz.txt ok\n"
+    errors = list(csv.DictReader(io.StringIO(out["errors.csv"])))
+    assert [(e["item"].rsplit("/", 1)[-1], e["error_type"]) for e in errors] == [
+        ("huge.txt", "OutputTooLarge")]
+    assert "run() returned 3.0 MiB of output for 1 rows, over the limit of 1 MiB" in (
+        errors[0]["error"])

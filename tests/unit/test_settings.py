@@ -44,6 +44,7 @@ def test_from_env_treats_empty_values_as_unset() -> None:
         ("BATCHFX_STORAGE_RETRY_TOTAL", "storage_retry_total", "0", 0),
         ("BATCHFX_STORAGE_RETRY_BACKOFF_S", "storage_retry_backoff_s", "0.5", 0.5),
         ("BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S", "storage_retry_backoff_max_s", "90", 90.0),
+        ("BATCHFX_MAX_MINI_BATCH_OUTPUT_MB", "max_output_mb", "64", 64.0),
     ],
 )
 def test_from_env_reads_each_override(key: str, attribute: str, value: str,
@@ -57,7 +58,8 @@ def test_from_env_ignores_unrelated_variables() -> None:
 
 @pytest.mark.parametrize("key", ["BATCHFX_POLL_INTERVAL_S", "BATCHFX_LEASE_MARGIN_S",
                                  "BATCHFX_STORAGE_RETRY_BACKOFF_S",
-                                 "BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S"])
+                                 "BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S",
+                                 "BATCHFX_MAX_MINI_BATCH_OUTPUT_MB"])
 @pytest.mark.parametrize(("raw", "expected"), [("soon", "a number"), ("0", "greater than 0"),
                                                ("-5", "greater than 0"),
                                                ("nan", "greater than 0"),
