@@ -283,6 +283,22 @@ def job_progress(storage: Storage, job: JobRecord) -> Progress:
                      items_estimated=bool(job.extra.get("items_estimated")))
 
 
+def _row_outputs(location: str, spec: dict[str, Any]) -> dict[str, str | None]:
+    """Where the job's rows go: one append_row file, one per key=value folder (a pattern),
+    or one per input file."""
+    name = spec.get("append_row_file_name")
+    action = spec.get("output_action", "append_row")
+    if action == "append_row" and spec.get("partition_output"):
+        folders = "/".join(f"{key}=*" for key in spec.get("partition_keys") or [])
+        return {"append_row_file": None, "append_row_files": f"{location}/{folders}/{name}"}
+    if action == "append_row":
+        return {"append_row_file": f"{location}/{name}"}
+    if action == "per_input_file":
+        return {"append_row_file": None,
+                "per_input_files": f"{location}/<each input file's relative path>"}
+    return {"append_row_file": None}
+
+
 def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
     """The JSON shape of a job for the HTTP API and the CLI."""
     spec = job.spec
@@ -299,8 +315,7 @@ def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
         "reused_from": job.extra.get("reused_from"),
         "output": {
             "location": job.output_location,
-            "append_row_file": (f"{job.output_location}/{spec.get('append_row_file_name')}"
-                                if spec.get("output_action") == "append_row" else None),
+            **_row_outputs(job.output_location, spec),
             "summary": f"{job.output_location}/job_result.txt",
         },
     }

@@ -96,6 +96,9 @@ def test_partition_output_of_file_inputs_follows_their_key_folders(app: App) -> 
         f"f{n}.txt {day}a{n}" for day in ("d1", "d2") for n in range(2))
     assert len(lines(outputs["shop=b/parallel_run_step.txt"])) == 4
     assert "parallel_run_step.txt" not in outputs
+    where = view["output"]
+    assert where["append_row_file"] is None
+    assert where["append_row_files"] == f"{where['location']}/shop=*/parallel_run_step.txt"
 
 
 def test_per_input_file_gives_each_tabular_file_its_own_output_in_row_order(app: App) -> None:
@@ -142,6 +145,8 @@ def test_per_input_file_of_files_writes_one_file_each_and_names_a_missing_row(
     assert view["state"] == "completed", view
     outputs = app.outputs(view)
     assert (outputs["x/a.txt"], outputs["y/c.txt"]) == ("a.txt ok\n", "c.txt ok\n")
+    assert view["output"]["append_row_file"] is None
+    assert view["output"]["per_input_files"].startswith(view["output"]["location"] + "/")
     assert "x/b.txt" not in outputs
     assert ("output_action per_input_file: run() returned 0 rows for 1 input files"
             in outputs["errors.txt"])
