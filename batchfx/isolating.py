@@ -31,7 +31,16 @@ from batchfx.spec import JobSpec
 from batchfx.storage import Storage
 from batchfx.tabular.batch import TabularBatch
 
-__all__ = ["MAX_ISOLATIONS", "isolate_mini_batch", "item_error_entries", "load_item_errors"]
+__all__ = [
+    "ISOLATION_BUDGET_S",
+    "MAX_ISOLATIONS",
+    "isolate_mini_batch",
+    "isolation_stop",
+    "item_error_entries",
+    "load_item_errors",
+    "note_dead_isolation",
+    "recorded_error",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +59,22 @@ def isolate_mini_batch(
     storage: Storage, worker: ScriptWorker, record: MiniBatchRecord, etag: str,
     error: TryError, inputs: list[str] | TabularBatch, total: int, line: ManifestLine,
     config: ScriptConfig, context: MiniBatchContext, spec: JobSpec,
-    *, renew: Callable[[MiniBatchRecord, str], str], ended: Callable[[], bool],
+    *, renew: Callable[[MiniBatchRecord, str], str], stop: Callable[[], str],
     after_run: Callable[[], Any],
 ) -> tuple[TryOutcome, str]:
     """Run the spans of a mini-batch that used up its tries; the combined outcome, new ETag.
 
     ``total`` is the mini-batch's items (for tabular inputs the rows read, or planned).
 
+    ``stop()`` says why not to start another run ("" to go on).
     ``renew(record, etag)`` writes the row (stamping the run and the lease) and returns its
     new ETag, raising ConflictError when another worker took the mini-batch.
     """
     record.isolations += 1
+    # The last try's error (the loop stops before recording it): a successor that resumes
+    # isolating after this worker died compares the halves' errors with it.
+    record.error_phase, record.error_type = error.phase.value, error.type
+    record.error_message, record.error_traceback = error.message, error.traceback
     record.error_try = record.tries
     etag = renew(record, etag)
     started = time.monotonic()
@@ -79,7 +93,7 @@ def isolate_mini_batch(
                     "ok" if outcome.ok else outcome.error)
         return outcome
 
-    found = isolate(total, error, run, tries=record.tries, ended=ended)
+    found = isolate(total, error, run, tries=record.tries, stop=stop)
     seconds = time.monotonic() - started
     try:
         outcome = combine(found, spec.output_format, seconds, worker_of(found, record),
@@ -90,9 +104,9 @@ def isolate_mini_batch(
         found = Isolation(failures=[ItemFailure(0, total, failure, record.tries, False)],
                           runs=found.runs, gave_up=str(exc))
     entries = item_error_entries(found, record, line)
+    if found.failures:
+        record.error_try = found.failures[0].tries
     if entries:
-        first = found.failures[0]
-        record.error_try = first.tries
         record.item_errors = (f"jobs/{record.job_id}/item-errors/"
                               f"{mini_batch_key(record.index)}-t{record.tries}"
                               f"-i{record.isolations}.json")
@@ -102,6 +116,42 @@ def isolate_mini_batch(
                    record.job_id, record.index, found.runs, outcome.succeeded,
                    outcome.failed, f" ({found.gave_up})" if found.gave_up else "")
     return outcome, state["etag"]
+
+
+# Isolation stops starting runs that could end after this long (the Functions host cuts an
+# invocation at host.json's functionTimeout, 30 minutes, which the tries share).
+ISOLATION_BUDGET_S = 15 * 60
+
+
+def isolation_stop(job_ended: Callable[[], bool], run_timeout_s: float) -> Callable[[], str]:
+    """``stop()`` for :func:`isolate`: the job ended, or no time is left for another run."""
+    deadline = time.monotonic() + ISOLATION_BUDGET_S
+
+    def stop() -> str:
+        if job_ended():
+            return "the job ended while isolating"
+        if time.monotonic() + run_timeout_s > deadline:
+            return (f"isolation time spent ({ISOLATION_BUDGET_S // 60} minutes, within the "
+                    "host's functionTimeout)")
+        return ""
+    return stop
+
+
+def recorded_error(record: MiniBatchRecord) -> TryError:
+    """The error of the mini-batch's last try, as the row keeps it."""
+    phase = TryPhase(record.error_phase) if record.error_phase else TryPhase.RUN
+    return TryError(phase, record.error_type or "Error", record.error_message,
+                    record.error_traceback)
+
+
+def note_dead_isolation(record: MiniBatchRecord) -> None:
+    """Every worker that isolated the mini-batch's items died: its items count as failed."""
+    record.error_message = (
+        f"{record.error_type}: {record.error_message} — and the workers isolating its bad "
+        f"items stopped without reporting {record.isolations} times (last: "
+        f"{record.worker or '?'}), so every item counts as failed")
+    record.error_type = "WorkerLost"
+    record.error_phase = "crash"
 
 
 def worker_of(found: Isolation, record: MiniBatchRecord) -> str:
@@ -127,7 +177,18 @@ def _names(line: ManifestLine, failure: ItemFailure) -> list[tuple[str, int]]:
 def item_error_entries(found: Isolation, record: MiniBatchRecord,
                        line: ManifestLine) -> list[dict[str, Any]]:
     """The item-errors blob: one entry per failed file (or row range), in input order."""
-    entries = []
+    entries: list[dict[str, Any]] = []
+    for span, outcome in found.succeeded:
+        if outcome.failed:  # run() returned fewer rows than the span had items
+            last = "end" if span.stop is None else span.stop - 1
+            entries.append({
+                "item": "", "items": outcome.failed, "position": span.start,
+                "mini_batch_id": mini_batch_key(record.index), "tries": record.tries + span.depth,
+                "phase": "return", "error_type": "MissingResults", "error": "",
+                "traceback": "",
+                "reason": (f"run() returned {outcome.rows} results for the {outcome.items} "
+                           f"items {span.start}-{last} scored apart; {outcome.failed} count "
+                           "as failed")})
     for failure in found.failures:
         if failure.alone:
             reason = ("failed on its own after its mini-batch was split to isolate bad "
@@ -147,6 +208,7 @@ def item_error_entries(found: Isolation, record: MiniBatchRecord,
                 "traceback": failure.error.traceback[-8000:],
                 "reason": reason,
             })
+    entries.sort(key=lambda entry: int(entry["position"]))
     return entries
 
 

@@ -11,7 +11,8 @@ Isolation gives up (every item left counts as failed, with the error seen) when:
 * the failure does not depend on the items: both halves fail with the error of the whole
   mini-batch (a script bug, a model that cannot load its weights) — two runs, not ``2n``;
 * the error is not about items: the script could not be loaded or ``init()`` failed;
-* ``max_runs`` runs were spent, or the job ended meanwhile (canceled, aborted).
+* ``max_runs`` runs were spent, or ``stop()`` says why not to go on: the job ended
+  meanwhile (canceled, aborted), or the time the host gives one invocation runs out.
 
 Spans of tabular mini-batches cut from text files by bytes know their row count only
 approximately, so the last span of every split reaches "to the end" (``stop`` None):
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchfx.errors import OutputError
-from batchfx.output_format import merge_parquet_parts
+from batchfx.output_format import read_parquet_part
 from batchfx.output_layout import combine_segments
 from batchfx.scoring.contract import TryError, TryOutcome, TryPhase
 
@@ -105,11 +106,11 @@ def _same(a: TryError, b: TryError) -> bool:
 
 def isolate(total: int, error: TryError, run: Callable[[Span], TryOutcome], *, tries: int,
             max_runs: int = MAX_ISOLATION_RUNS,
-            ended: Callable[[], bool] = lambda: False) -> Isolation:
+            stop: Callable[[], str] = lambda: "") -> Isolation:
     """Split items ``[0, total)`` that failed with ``error`` after ``tries`` tries.
 
-    ``run(span)`` runs the script once on the span's items; ``ended()`` says whether the
-    job ended meanwhile. Every item ends in exactly one succeeded span or failure.
+    ``run(span)`` runs the script once on the span's items; ``stop()`` says why to stop
+    before the next run ("" to go on). Every item ends in one succeeded span or failure.
     """
     result = Isolation()
     root = Span(0, None, 0)
@@ -133,16 +134,18 @@ def isolate(total: int, error: TryError, run: Callable[[Span], TryOutcome], *, t
     _settle(result, outcomes, pending, tries, total)
     while pending:
         span, parent_error = pending.popleft()
-        if result.runs >= max_runs or ended():
-            result.gave_up = (f"stopped after {result.runs} isolation runs" if not ended()
-                              else "the job ended while isolating")
+        why = f"stopped after {result.runs} isolation runs" if result.runs >= max_runs else ""
+        why = why or result.gave_up or stop()
+        if why:
+            result.gave_up = why
             result.failures.append(ItemFailure(span.start, span.planned(total), parent_error,
                                                tries + span.depth - 1, alone=False))
             continue
         outcome = run(span)
         result.runs += 1
         _settle(result, [(span, outcome)], pending, tries, total)
-    result.failures.sort(key=lambda f: f.position)
+    result.failures = sorted((f for f in result.failures if f.count),
+                             key=lambda f: f.position)
     return result
 
 
@@ -155,8 +158,9 @@ def _settle(result: Isolation, outcomes: list[tuple[Span, TryOutcome]],
             result.succeeded.append((span, outcome))
             continue
         assert outcome.error is not None
-        # A span reaching the end may hold more rows than planned: the run counted them.
-        known = max(total, span.start + outcome.items) if span.stop is None else total
+        if outcome.items == 0:
+            continue  # a window past the last row: no items, so none failed
+        span, known = _seen(span, outcome, total)
         halves = span.halves(known)
         if halves is None or not may_isolate(outcome.error, span.planned(known)):
             result.failures.append(_failure(span, outcome, outcome.error, tries, known))
@@ -165,11 +169,20 @@ def _settle(result: Isolation, outcomes: list[tuple[Span, TryOutcome]],
     pending.extendleft(reversed(split))
 
 
+def _seen(span: Span, outcome: TryOutcome, total: int) -> tuple[Span, int]:
+    """The span and the mini-batch's end as its run saw them: the rows of tabular text cut
+    by bytes are only estimated, and a run counts the rows it read."""
+    if span.stop is None:
+        return span, span.start + outcome.items
+    if outcome.items < span.planned(total):  # the real end lies inside the span
+        return Span(span.start, span.start + outcome.items, span.depth), total
+    return span, total
+
+
 def _failure(span: Span, outcome: TryOutcome, error: TryError, tries: int,
              total: int) -> ItemFailure:
-    count = outcome.items if span.stop is None else span.planned(total)
-    return ItemFailure(span.start, count, error, tries + span.depth,
-                       alone=span.planned(total) <= 1)
+    return ItemFailure(span.start, outcome.items, error, tries + span.depth,
+                       alone=outcome.items <= 1)
 
 
 def combine(isolation: Isolation, output_format: str, seconds: float,
@@ -184,7 +197,13 @@ def combine(isolation: Isolation, output_format: str, seconds: float,
     outcomes = [o for _, o in scored]
     failed_items = sum(f.count for f in isolation.failures)
     part = _join_parts([o.part for o in outcomes], output_format)
-    header = next((o.header for o in outcomes if o.header), None)
+    headers = list(dict.fromkeys(o.header for o in outcomes if o.header))
+    if len(headers) > 1:  # CSV lines under a header of other columns would be misread
+        first, other = (h.decode("utf-8", "replace").strip() for h in headers[:2])
+        raise OutputError(f"the parts of this mini-batch that were scored apart returned "
+                          f"different columns ({first!r}, then {other!r}); make run() return "
+                          "the same columns for any rows, or use output_format 'jsonl'")
+    header = headers[0] if headers else None
     failures = sorted(isolation.failures, key=lambda f: f.position)
     return TryOutcome(
         items=sum(o.items for o in outcomes) + failed_items,
@@ -205,9 +224,16 @@ def _join_parts(parts: list[bytes], output_format: str) -> bytes:
     parts = [p for p in parts if p]
     if output_format != "parquet" or len(parts) <= 1:
         return b"".join(parts)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [read_parquet_part(p) for p in parts]
+    try:  # spans of a few rows type an all-None column as null: let the others decide
+        joined = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise OutputError(f"the rows run() returned for the parts of this mini-batch that "
+                          f"were scored apart have different columns or types ({exc}); "
+                          "make run() return the same columns and types for any rows") from exc
     sink = io.BytesIO()
-    try:
-        merge_parquet_parts(enumerate(parts), sink)
-    except OutputError as exc:
-        raise OutputError(f"joining the isolated spans' rows: {exc}") from exc
+    pq.write_table(joined, sink)
     return sink.getvalue()

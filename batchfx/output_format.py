@@ -195,6 +195,8 @@ class ParquetSink:
             self._writer = pq.ParquetWriter(self._sink, table.schema)
             self._first_index = index
         elif not table.schema.equals(self._writer.schema, check_metadata=False):
+            table = _conform(table, self._writer.schema)
+        if not table.schema.equals(self._writer.schema, check_metadata=False):
             raise OutputError(
                 f"{self._what}: mini-batch {index} returned columns "
                 f"{_describe(table.schema)} but mini-batch {self._first_index} returned "
@@ -214,6 +216,19 @@ class ParquetSink:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _conform(table: Any, schema: Any) -> Any:
+    """``table`` cast to ``schema`` when it differs only by columns that are all null (a
+    mini-batch whose predictions were all None has no type for them); else as it is."""
+    import pyarrow as pa
+
+    if table.schema.names != schema.names:
+        return table
+    if any(not (mine.equals(theirs) or pa.types.is_null(mine.type))
+           for mine, theirs in zip(table.schema, schema, strict=True)):
+        return table
+    return table.cast(schema)
 
 
 def read_parquet_part(data: bytes) -> Any:

@@ -9,6 +9,7 @@ import logging
 
 from batchfx.errors import JobNotFoundError
 from batchfx.jobs import get_job
+from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
 from batchfx.records import JobRecord, JobState
 from batchfx.spec import JobSpec, split_storage_path
 from batchfx.storage import BlobRef, Storage
@@ -54,6 +55,8 @@ def reuse_key(storage: Storage, spec: JobSpec) -> str:
         _listing(storage, "inputs.path", spec.inputs.path, hasher)
     if spec.source_directory:
         _listing(storage, "source_directory", spec.source_directory, hasher)
+    else:  # batchfx's own MLflow scoring script: a new version may write other rows
+        hasher.update(b"\n[script] " + hashlib.sha256(MLFLOW_SCORE_SCRIPT.read_bytes()).digest())
     if spec.model:
         _listing(storage, "model", spec.model, hasher)
     for name, path in sorted(spec.side_inputs.items()):

@@ -17,7 +17,13 @@ from enum import StrEnum
 from typing import Any
 
 from batchfx.errors import ConflictError, InputError, JobNotFoundError, StorageError
-from batchfx.isolating import MAX_ISOLATIONS, isolate_mini_batch
+from batchfx.isolating import (
+    MAX_ISOLATIONS,
+    isolate_mini_batch,
+    isolation_stop,
+    note_dead_isolation,
+    recorded_error,
+)
 from batchfx.isolation import may_isolate
 from batchfx.jobs import get_job, utc_now
 from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
@@ -116,9 +122,10 @@ def score_mini_batch(
     resume = record.tries >= spec.run_max_try
     if resume and not 0 < record.isolations < MAX_ISOLATIONS:
         if record.isolations:
-            _note_dead_isolation(record)
+            note_dead_isolation(record)
         return _finish(storage, record, etag, None, spec)
     work_dir = os.path.join(storage.settings.work_dir, "minibatches", f"{job_id}-{index}")
+    trying = not resume  # whether a try this invocation counted is under way
     try:
         if not resume:
             etag = _claim(storage, record, etag, message_id, spec)
@@ -138,22 +145,27 @@ def score_mini_batch(
             context = dataclasses.replace(context, try_number=record.tries)
             outcome = worker.run_mini_batch(config, inputs, context,
                                             float(spec.run_invocation_timeout))
-            sync_worker_outputs(storage, job, config)
+            sync_worker_outputs(storage, job, config, context.mini_batch_id)
             if outcome.ok or record.tries >= spec.run_max_try or _job_ended(storage, job_id):
                 break
             _set_error(record, outcome.error, record.tries)
             logger.warning("job %s: mini-batch %d try %d failed: %s", job_id, index,
                            record.tries, outcome.error)
             etag = _claim(storage, record, etag, message_id, spec)
-        failure = outcome.error if outcome is not None else _recorded_error(record)
-        total = max(_planned(inputs), outcome.items if outcome is not None else 0)
+        failure = outcome.error if outcome is not None else recorded_error(record)
+        # The rows the last try read (counted before run(), so a hang or crash has them
+        # too); when resuming, the plan's (estimated) count, corrected by the runs.
+        total = outcome.items if outcome is not None else _planned(inputs)
         if (failure is not None and record.tries >= spec.run_max_try
                 and may_isolate(failure, total) and not _job_ended(storage, job_id)):
+            trying = False  # the tries are spent; a successor resumes isolating
             outcome, etag = isolate_mini_batch(
                 storage, worker, record, etag, failure, inputs, total, line, config, context,
                 spec, renew=lambda r, e: _renew(storage, r, e, message_id, spec),
-                ended=lambda: _job_ended(storage, job_id),
-                after_run=lambda: sync_worker_outputs(storage, job, config))
+                stop=isolation_stop(lambda: _job_ended(storage, job_id),
+                                    spec.run_invocation_timeout),
+                after_run=lambda: sync_worker_outputs(storage, job, config,
+                                                      context.mini_batch_id))
         return _finish(storage, record, etag, outcome, spec)
     except ConflictError:
         logger.warning("job %s: mini-batch %d was taken over by another worker", job_id, index)
@@ -161,7 +173,8 @@ def score_mini_batch(
     except StorageError:
         # Storage failed us, the script did not: give the try back before the queue
         # redelivers, so the next delivery does not count it as a dead worker's.
-        _release_claim(storage, record)
+        if trying:
+            _release_claim(storage, record)
         raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -177,22 +190,6 @@ def _stage_inputs(storage: Storage, line: ManifestLine,
 
 def _planned(inputs: list[str] | TabularBatch) -> int:
     return inputs.rows if isinstance(inputs, TabularBatch) else len(inputs)
-
-
-def _recorded_error(record: MiniBatchRecord) -> TryError:
-    """The error of the mini-batch's last try, as the row keeps it."""
-    phase = TryPhase(record.error_phase) if record.error_phase else TryPhase.RUN
-    return TryError(phase, record.error_type or "Error", record.error_message,
-                    record.error_traceback)
-
-
-def _note_dead_isolation(record: MiniBatchRecord) -> None:
-    record.error_message = (
-        f"{record.error_type}: {record.error_message} — and the workers isolating its bad "
-        f"items stopped without reporting {record.isolations} times (last: "
-        f"{record.worker or '?'}), so every item counts as failed")
-    record.error_type = "WorkerLost"
-    record.error_phase = "crash"
 
 
 def _job_ended(storage: Storage, job_id: str) -> bool:

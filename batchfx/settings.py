@@ -13,14 +13,14 @@ __all__ = ["Settings"]
 _DEFAULT_WORK_DIR = os.path.join(tempfile.gettempdir(), "batchfx")
 
 
-def _float(env: Mapping[str, str], key: str, default: float) -> float:
+def _float(env: Mapping[str, str], key: str, default: float, unit: str = "seconds") -> float:
     raw = env.get(key)
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"setting {key}: got {raw!r} — expected a number of seconds") from None
+        raise ValueError(f"setting {key}: got {raw!r} — expected a number of {unit}") from None
     if not math.isfinite(value) or value <= 0:  # nan would pass `<= 0`, then break sleep()
         raise ValueError(f"setting {key}: got {raw!r} — expected a number greater than 0")
     return value
@@ -99,7 +99,8 @@ class Settings:
                                          cls.storage_retry_total),
             storage_retry_backoff_s=backoff_s,
             storage_retry_backoff_max_s=backoff_max_s,
-            max_output_mb=_float(env, "BATCHFX_MAX_MINI_BATCH_OUTPUT_MB", cls.max_output_mb),
+            max_output_mb=_float(env, "BATCHFX_MAX_MINI_BATCH_OUTPUT_MB", cls.max_output_mb,
+                                 "MiB"),
         )
 
     def to_env(self) -> dict[str, str]:

@@ -11,6 +11,7 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from batchfx.errors import SpecError
+from batchfx.output_layout import REPORT_FILES
 from batchfx.sizes import MiniBatchSize, parse_mini_batch_size
 from batchfx.spec_fields import (
     ENVIRONMENT,
@@ -165,6 +166,12 @@ class JobSpec(BaseModel):
             tabular=self.inputs.type == "tabular", output_action=self.output_action,
             join_input=self.join_input, partition_output=self.partition_output,
             partition_keys=self.partition_keys)
+        name = self.append_row_file_name
+        if (self.output_action == "append_row" and not self.partition_output
+                and name in REPORT_FILES):
+            problems.append(f"append_row_file_name: got {name!r} — that is the name of a report "
+                            f"batchfx writes next to the rows ({', '.join(sorted(REPORT_FILES))})"
+                            ", which would replace them; choose another name")
         if problems:
             raise Problems(problems)
         return self

@@ -3,10 +3,12 @@
 Each worker has its own output folder, and its files land under the job's output with
 the same relative name, so two workers writing ``summary.csv`` would overwrite each other.
 The first worker to upload a name owns it: it creates a small marker blob naming itself
-(create-if-absent, so exactly one worker wins). A later upload of the name by its owner
-overwrites (the same writer, a newer version); another worker's upload is not made but
-recorded as a collision, which finalize reports (the job fails, naming file and workers).
-A worker is ``host:pid`` of the process scoring mini-batches.
+and the mini-batch it had just run (create-if-absent, so exactly one worker wins). A later
+upload of the name overwrites when it comes from the owner (the same writer, a newer
+version) or from a later try of the same mini-batch on another worker (a retry, which takes
+the name over); any other upload is not made but recorded as a collision, which finalize
+reports (the job fails, naming file and workers). A worker is ``host:pid`` of the process
+scoring mini-batches.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 # (path) -> (size, mtime) already uploaded by this process
 _uploaded: dict[str, tuple[int, float]] = {}
-# (job id, relative name) this process owns
-_owned: set[tuple[str, str]] = set()
+# (job id, relative name, worker) owned by this process's worker
+_owned: set[tuple[str, str, str]] = set()
 _MAX_LISTED = 10
 
 
@@ -61,34 +63,41 @@ def _changed_files(root: str) -> list[tuple[str, str]]:
     return changed
 
 
-def _claim(storage: Storage, job: JobRecord, relative: str, me: str) -> bool:
+def _claim(storage: Storage, job: JobRecord, relative: str, me: str, mini_batch: str) -> bool:
     """Whether this worker may upload ``relative``: it owns the name, or now claims it."""
-    if (job.job_id, relative) in _owned:
+    if (job.job_id, relative, me) in _owned:
         return True
     container = storage.settings.jobs_container
     marker = _markers(job.job_id) + relative
+    claim = json.dumps({"worker": me, "mini_batch": mini_batch}).encode()
     try:
-        storage.blobs.upload(container, marker, json.dumps({"worker": me}).encode(),
-                             overwrite=False)
+        storage.blobs.upload(container, marker, claim, overwrite=False)
     except ConflictError:
-        owner = str(json.loads(storage.blobs.download(container, marker)).get("worker", "?"))
-        if owner != me:
+        found = json.loads(storage.blobs.download(container, marker))
+        owner = str(found.get("worker", "?"))
+        if owner != me and found.get("mini_batch") == mini_batch:
+            # A later try of the same mini-batch on another worker: its files replace those
+            # of the try before, which wrote the same names.
+            storage.blobs.upload(container, marker, claim)
+        elif owner != me:
             record = {"file": relative, "owner": owner, "worker": me}
             storage.blobs.upload(container, f"{_collisions(job.job_id)}{relative}/"
                                  f"{me.replace(':', '-')}.json", json.dumps(record).encode())
             logger.error("job %s: custom output %s of worker %s not uploaded: worker %s "
                          "wrote a file of that name first", job.job_id, relative, me, owner)
             return False
-    _owned.add((job.job_id, relative))
+    _owned.add((job.job_id, relative, me))
     return True
 
 
-def sync_worker_outputs(storage: Storage, job: JobRecord, config: ScriptConfig) -> int:
-    """Upload new or changed custom outputs and the worker log; returns how many files."""
+def sync_worker_outputs(storage: Storage, job: JobRecord, config: ScriptConfig,
+                        mini_batch: str) -> int:
+    """Upload new or changed custom outputs and the worker log, right after a run of
+    ``mini_batch`` (the files changed are that run's); returns how many files."""
     count = 0
     me = _worker()
     for path, relative in _changed_files(config.output_dir):
-        if _claim(storage, job, relative, me):
+        if _claim(storage, job, relative, me, mini_batch):
             storage.blobs.upload_file(job.output_container, f"{job.output_prefix}/{relative}",
                                       path)
             count += 1

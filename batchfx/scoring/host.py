@@ -151,7 +151,10 @@ def _import_script(path: str) -> ModuleType:
 class ScriptHost:
     """Loads one scoring script and serves init/run/shutdown requests for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, notify: Callable[[tuple[Any, ...]], None] | None = None) -> None:
+        # ``notify`` tells the parent things before run() returns (the rows read), so a
+        # run() that hangs or kills the process still has its rows counted.
+        self._notify = notify
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._config: ScriptConfig | None = None
         self._module: ModuleType | None = None
@@ -211,6 +214,8 @@ class ScriptHost:
         else:
             data = list(mini_batch)
         items = len(data)
+        if self._notify is not None and isinstance(mini_batch, TabularBatch):
+            self._notify(("read", items))
         original = snapshot(data) if config.join_input and is_dataframe(data) else None
         started = time.monotonic()
         try:
@@ -317,7 +322,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def serve(conn_in: Connection, conn_out: Connection) -> int:
     """Answer the parent's requests until shutdown, an init error or EOF."""
-    host = ScriptHost()
+    host = ScriptHost(notify=conn_out.send)
     while True:
         try:
             message = conn_in.recv()

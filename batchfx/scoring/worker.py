@@ -270,6 +270,12 @@ class ScriptWorker:
         try:
             child.send(("run", payload, context))
             reply = child.receive(timeout)
+            while reply[0] == "read":  # the rows of a tabular mini-batch, read before run()
+                items = int(reply[1])
+                left = timeout - (time.monotonic() - started)
+                if left <= 0:
+                    raise _ChildTimeout()
+                reply = child.receive(left)
         except _ChildTimeout:
             _log.warning(
                 "Script worker: mini-batch %s of job %s: run() timed out after %gs; "

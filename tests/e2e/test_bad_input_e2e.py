@@ -82,6 +82,8 @@ def _cases(code: str, inputs: str, out: str) -> list[Case]:
         ("file name with slash", spec(append_row_file_name="a/b.txt"), 400,
          "append_row_file_name"),
         ("file name traversal", spec(append_row_file_name=".."), 400, "append_row_file_name"),
+        ("file name of a report", spec(append_row_file_name="errors.csv"), 400,
+         "that is the name of a report"),
         ("arguments not list", spec(arguments={"a": 1}), 400, "arguments"),
         ("env not mapping", spec(environment_variables=["A=1"]), 400, "environment_variables"),
         ("logging level", spec(logging_level="LOUD"), 400, "logging_level"),

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from batchfx.errors import OutputError
 from batchfx.isolation import Isolation, Span, combine, isolate, may_isolate
 from batchfx.output_format import format_rows
 from batchfx.scoring.contract import TryError, TryOutcome, TryPhase
@@ -111,7 +112,7 @@ def test_the_run_budget_ends_isolation_with_every_item_accounted_for() -> None:
 def test_a_job_that_ends_stops_isolation() -> None:
     items = [f"f{i}" for i in range(16)]
     run, calls = _runner(items, {"f3"})
-    found = isolate(16, BAD, run, tries=1, ended=lambda: True)
+    found = isolate(16, BAD, run, tries=1, stop=lambda: "the job ended while isolating")
     assert len(calls) == 2  # the two halves, then nothing more
     assert found.gave_up == "the job ended while isolating"
     assert combine(found, "text", 0.0, "w").succeeded + sum(
@@ -154,3 +155,63 @@ def test_every_span_scoring_after_all_gives_a_success() -> None:
 def test_combine_of_nothing_scored() -> None:
     outcome = combine(Isolation(), "csv", 0.0, "w")
     assert (outcome.items, outcome.rows, outcome.part) == (0, 0, b"")
+
+
+def _rows_runner(actual: int, bad: set[int], *, raise_on_empty: bool):
+    """A tabular run(span): rows [start, stop) of ``actual`` real rows (a window past the
+    end is empty), failing on a bad row, or on no rows at all like sklearn's predict."""
+    def run(span: Span) -> TryOutcome:
+        rows = range(span.start, min(span.stop if span.stop is not None else actual, actual))
+        if any(r in bad for r in rows) or (raise_on_empty and not rows):
+            error = TryError(TryPhase.RUN, "ValueError", f"bad rows near {rows}", "tb")
+            return TryOutcome.failure(error, len(rows), 0.0, "w")
+        part = "".join(f"{r}\n" for r in rows).encode()
+        return TryOutcome(len(rows), len(rows), 0, len(rows), part, None, None, 0.0, "w")
+    return run
+
+
+@pytest.mark.parametrize(("planned", "actual"), [(1000, 3000), (69, 48), (10, 10)])
+@pytest.mark.parametrize("raise_on_empty", [False, True])
+def test_counts_stay_exact_whatever_the_row_estimate(planned: int, actual: int,
+                                                      raise_on_empty: bool) -> None:
+    """Resuming uses the plan's estimate; the runs' own row counts correct it."""
+    bad = {actual - 2, actual // 3}
+    found = isolate(planned, BAD, _rows_runner(actual, bad, raise_on_empty=raise_on_empty),
+                    tries=1)
+    outcome = combine(found, "text", 0.0, "w", file_inputs=False)
+    assert [(f.position, f.count) for f in found.failures] == [(r, 1) for r in sorted(bad)]
+    assert (outcome.items, outcome.failed, outcome.succeeded) == (actual, 2, actual - 2)
+    assert outcome.part.decode().split() == [str(r) for r in range(actual) if r not in bad]
+
+
+def test_spans_typing_a_column_differently_are_joined_not_dropped() -> None:
+    """Single-row spans type an all-None prediction as null: the others decide its type."""
+    values = [1.5, 2.5, "raise", None]
+
+    def run(span: Span) -> TryOutcome:
+        chosen = values[span.start:span.stop]
+        if "raise" in chosen:
+            return TryOutcome.failure(BAD, len(chosen), 0.0, "w")
+        part, _ = format_rows([{"p": v} for v in chosen], "parquet", False)
+        n = len(chosen)
+        return TryOutcome(n, n, 0, n, part, None, None, 0.0, "w")
+
+    outcome = combine(isolate(4, BAD, run, tries=1), "parquet", 0.0, "w")
+    table = pq.read_table(pa.BufferReader(outcome.part))
+    assert table.column("p").to_pylist() == [1.5, 2.5, None]
+    assert outcome.succeeded == 3 and outcome.failed == 1
+
+
+def test_spans_returning_other_csv_columns_fail_clearly_instead_of_misaligning() -> None:
+    def run(span: Span) -> TryOutcome:
+        if span.start == 0 and span.stop is None:
+            return TryOutcome.failure(BAD, 4, 0.0, "w")
+        if span.planned(4) > 1 and span.start == 0:
+            return TryOutcome.failure(BAD, 2, 0.0, "w")
+        rows = [{"a": 1, "warn": "x"}] if span.start == 1 else [{"a": 1}] * span.planned(4)
+        part, header = format_rows(rows, "csv", False)
+        n = span.planned(4)
+        return TryOutcome(n, n, 0, len(rows), part, header, None, 0.0, "w")
+
+    with pytest.raises(OutputError, match="returned different columns"):
+        combine(isolate(4, BAD, run, tries=1), "csv", 0.0, "w")

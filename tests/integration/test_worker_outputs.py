@@ -1,0 +1,40 @@
+"""Custom outputs (AZUREML_BI_OUTPUT_PATH) on Azurite: who may write a name, and how a
+collision between two mini-batches is recorded rather than silently overwritten."""
+
+from __future__ import annotations
+
+from batchfx.records import JobRecord, JobState
+from batchfx.storage import Storage
+from batchfx.worker_outputs import _claim, custom_output_problems
+
+
+def _job(storage: Storage) -> JobRecord:
+    return JobRecord("job-outputs-1", "outputs", JobState.RUNNING, {}, "2026-11-23T00:00:00Z",
+                     storage.settings.jobs_container, "out/job-outputs-1")
+
+
+def test_a_retry_of_the_same_mini_batch_on_another_worker_takes_the_name_over(
+        storage: Storage) -> None:
+    job = _job(storage)
+    assert _claim(storage, job, "mb-3.txt", "host:100", "0000003")
+    # worker 100 died; the mini-batch's next try runs on worker 200 and writes the same name
+    assert _claim(storage, job, "mb-3.txt", "host:200", "0000003")
+    assert custom_output_problems(storage, job, []) == []
+
+
+def test_two_mini_batches_writing_one_name_is_a_collision_naming_both_workers(
+        storage: Storage) -> None:
+    job = _job(storage)
+    assert _claim(storage, job, "summary.csv", "host:100", "0000001")
+    assert not _claim(storage, job, "summary.csv", "host:200", "0000002")
+    [problem] = custom_output_problems(storage, job, [])
+    assert problem.startswith("custom output 'summary.csv' was written by workers host:100, "
+                              "host:200")
+
+
+def test_a_worker_updating_its_own_file_over_many_mini_batches_is_no_collision(
+        storage: Storage) -> None:
+    job = _job(storage)
+    assert _claim(storage, job, "worker-stats.json", "host:300", "0000001")
+    assert _claim(storage, job, "worker-stats.json", "host:300", "0000007")
+    assert custom_output_problems(storage, job, []) == []
