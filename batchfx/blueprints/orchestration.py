@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -32,22 +32,40 @@ def watch_job(context: df.DurableOrchestrationContext) -> Any:
     """
     state = dict(context.get_input() or {})
     job_id = state["job_id"]
+    now = context.current_utc_datetime
     if not state.get("partitioned"):
         result = yield context.call_activity_with_retry("partition_inputs", _RETRY, job_id)
         state["partitioned"] = bool(result["done"])
+        # Progress is summed from every mini-batch row: between partition steps only once
+        # a poll interval has passed, or a big job's checks would crowd out its scoring.
+        if not state["partitioned"] and now < _parse(state.get("next_check")):
+            context.continue_as_new(state)
+            return None
     try:
         check = yield context.call_activity_with_retry("check_job", _RETRY, job_id)
     except Exception:  # storage unreachable past the retries: a missed poll, not a failed job
         check = {"action": Action.WAIT.value}
     if check["action"] == Action.WAIT.value:
+        wait = timedelta(seconds=float(check.get("wait_s") or state.get("poll_s", 5)))
+        state["next_check"] = (now + wait).isoformat()
         if state["partitioned"]:
-            due = context.current_utc_datetime + timedelta(seconds=float(state.get("poll_s", 5)))
-            yield context.create_timer(due)
+            yield context.create_timer(now + wait)
         context.continue_as_new(state)
         return None
     request = {"job_id": job_id, "outcome": check["outcome"], "reason": check["reason"]}
     final = yield context.call_activity_with_retry("end_job", _RETRY, request)
     return {"job_id": job_id, "state": final}
+
+
+def _parse(moment: str | None) -> datetime:
+    return datetime.fromisoformat(moment) if moment else datetime.min.replace(tzinfo=UTC)
+
+
+def poll_seconds(base_s: float, mini_batches: int) -> float:
+    """The wait between two progress checks: the app's poll interval, longer for big jobs
+    (one second per 2,000 mini-batches, at most a minute) since each check reads every
+    mini-batch's row."""
+    return max(base_s, min(60.0, mini_batches / 2000))
 
 
 @bp.activity_trigger(input_name="jobid")
@@ -67,8 +85,9 @@ def check_job(jobid: str) -> dict[str, Any]:
     progress = job_progress(storage, job)
     verdict = decide(progress, Thresholds.from_spec(job.spec))
     if verdict.action is Action.WAIT:
-        write_progress_overview(storage, job)
-        return {"action": Action.WAIT.value, "outcome": "", "reason": ""}
+        write_progress_overview(storage, job, progress)
+        wait_s = poll_seconds(storage.settings.poll_interval_s, progress.mini_batches_total)
+        return {"action": Action.WAIT.value, "outcome": "", "reason": "", "wait_s": wait_s}
     return {"action": verdict.action.value, "outcome": _OUTCOMES[verdict.action].value,
             "reason": verdict.reason}
 

@@ -298,3 +298,11 @@ def test_a_known_total_is_never_corrected() -> None:
     progress = summarize(rows, items_total=7, mini_batches_total=1, partitioned=True,
                          elapsed_s=1.0)
     assert (progress.items_total, progress.items_estimated) == (7, False)
+
+
+def test_big_jobs_are_checked_less_often_since_each_check_reads_every_row() -> None:
+    from batchfx.blueprints.orchestration import poll_seconds
+
+    assert poll_seconds(5.0, 300) == 5.0  # the app's interval for ordinary jobs
+    assert poll_seconds(0.3, 20_000) == 10.0  # one second per 2,000 mini-batches
+    assert poll_seconds(5.0, 10_000_000) == 60.0  # never more than a minute
