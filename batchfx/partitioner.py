@@ -53,8 +53,10 @@ def _state_blob(job_id: str, page: int) -> str:
 
 
 def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
-                  mini_batches_per_page: int = PER_PAGE) -> PartitionResult:
-    """Turn listing pages into mini-batches until the listing ends or ``budget_s`` is spent.
+                  mini_batches_per_page: int = PER_PAGE,
+                  max_mini_batches: int | None = None) -> PartitionResult:
+    """Turn listing pages into mini-batches until the listing ends, ``budget_s`` is spent
+    or about ``max_mini_batches`` were queued by this call (whole pages: it may pass it).
 
     Progress (continuation token, totals) is saved after each page, so a repeated call
     resumes after the last saved page. A mini-batch never spans two listing pages.
@@ -80,7 +82,8 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
             if reused is not None:
                 return reused
             job = get_job(storage, job_id)
-        deadline = time.monotonic() + budget_s
+        deadline = _Deadline(time.monotonic() + budget_s, job.mini_batches_total
+                             + (max_mini_batches if max_mini_batches is not None else 1 << 62))
         if spec.inputs.type == "tabular":
             return _partition_tabular(storage, job, spec, container, prefix, single, deadline,
                                       mini_batches_per_page)
@@ -90,7 +93,7 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
 
 
 def _partition_files(storage: Storage, job: JobRecord, spec: JobSpec, container: str,
-                     prefix: str, deadline: float) -> PartitionResult:
+                     prefix: str, deadline: _Deadline) -> PartitionResult:
     if spec.inputs.type == "uri_file":
         folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         job = _write_page(storage, job, spec, container, folder, [BlobRef(prefix, 0, "")], None)
@@ -104,9 +107,20 @@ def _partition_files(storage: Storage, job: JobRecord, spec: JobSpec, container:
             return PartitionResult(True, job.mini_batches_total, job.items_total)
         if not token:
             break
-        if time.monotonic() > deadline:
+        if deadline.passed(job):
             return PartitionResult(False, job.mini_batches_total, job.items_total)
     return _finish(storage, job)
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    """When a partitioning call stops: out of time, or enough mini-batches queued."""
+
+    at: float
+    mini_batches: int
+
+    def passed(self, job: JobRecord) -> bool:
+        return time.monotonic() > self.at or job.mini_batches_total >= self.mini_batches
 
 
 def _tabular_file(storage: Storage, spec: JobSpec, container: str,
@@ -217,7 +231,7 @@ def _write_page(
 
 
 def _partition_tabular(storage: Storage, job: JobRecord, spec: JobSpec, container: str,
-                       prefix: str, single: BlobRef | None, deadline: float,
+                       prefix: str, single: BlobRef | None, deadline: _Deadline,
                        per_page: int) -> PartitionResult:
     """Cut tabular inputs page by page; a page may end inside a file (see planning)."""
     assert spec.inputs.format is not None
@@ -236,7 +250,7 @@ def _partition_tabular(storage: Storage, job: JobRecord, spec: JobSpec, containe
                 return _result(job)
             if not _more(job):
                 break
-            if time.monotonic() > deadline:
+            if deadline.passed(job):
                 return PartitionResult(False, job.mini_batches_total, job.items_total)
     return _finish(storage, job)
 
