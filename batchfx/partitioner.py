@@ -87,20 +87,22 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
         if spec.inputs.type == "tabular":
             return _partition_tabular(storage, job, spec, container, prefix, single, deadline,
                                       mini_batches_per_page)
-        return _partition_files(storage, job, spec, container, prefix, deadline)
+        return _partition_files(storage, job, spec, container, prefix, deadline,
+                                _page_size(spec, max_mini_batches))
     except InputError as exc:
         return _fail(storage, job, str(exc))
 
 
 def _partition_files(storage: Storage, job: JobRecord, spec: JobSpec, container: str,
-                     prefix: str, deadline: _Deadline) -> PartitionResult:
+                     prefix: str, deadline: _Deadline, page_size: int) -> PartitionResult:
     if spec.inputs.type == "uri_file":
         folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         job = _write_page(storage, job, spec, container, folder, [BlobRef(prefix, 0, "")], None)
         return _finish(storage, job)
     list_prefix = f"{prefix}/" if prefix else ""
     pages = storage.blobs.list_pages(container, list_prefix,
-                                     continuation=job.continuation or None)
+                                     continuation=job.continuation or None,
+                                     page_size=page_size)
     for refs, token in pages:
         job = _write_page(storage, job, spec, container, prefix, refs, token)
         if job.state.is_final:
@@ -110,6 +112,15 @@ def _partition_files(storage: Storage, job: JobRecord, spec: JobSpec, container:
         if deadline.passed(job):
             return PartitionResult(False, job.mini_batches_total, job.items_total)
     return _finish(storage, job)
+
+
+def _page_size(spec: JobSpec, max_mini_batches: int | None) -> int:
+    """Files listed per page: 5,000 (the service's most), fewer when that many files would
+    queue far more mini-batches than a call may (a mini-batch never spans two pages)."""
+    count = spec.mini_batch_limit.count
+    if max_mini_batches is None or count is None:
+        return 5000
+    return min(5000, max(100, max_mini_batches * count))
 
 
 @dataclass(frozen=True)

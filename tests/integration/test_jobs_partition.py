@@ -121,3 +121,20 @@ def test_partition_after_cancel_sends_nothing(storage: Storage, data: str) -> No
     assert result.mini_batches == 0
     assert drain_messages(storage) == []
     assert get_job(storage, job.job_id).state is JobState.CANCELED
+
+
+def test_a_call_queues_about_max_mini_batches_and_the_next_goes_on_from_there(
+        storage: Storage, data: str) -> None:
+    """The orchestrator keeps the queue short: each call stops near its allowance."""
+    names = upload_inputs(storage, data, [1] * 250)
+    job = submit_job(storage, spec_for(data, mini_batch_size=1))
+    steps = []
+    while True:
+        result = partition_job(storage, job.job_id, max_mini_batches=100)
+        steps.append(result.mini_batches)
+        if result.done:
+            break
+    assert steps == [100, 200, 250]
+    messages = drain_messages(storage)
+    assert [m[1] for m in messages] == list(range(250))
+    assert [item for m in messages for item in manifest_items(storage, m[2])] == names
