@@ -55,14 +55,21 @@ def test_storage_ops_per_mini_batch_are_flat_from_100_to_300(
     small, large = sizes[100], sizes[300]
     marginal = (large["ops_total"] - small["ops_total"]) / 200
     ratio = large["ops_per_mini_batch"] / small["ops_per_mini_batch"]
+    state = [sizes[n]["state"]["state_bytes_per_mb"] for n in (100, 300)]
+    output = [sizes[n]["state"]["output_bytes_per_mb"] for n in (100, 300)]
     print(f"\nFIGURES ops/mini-batch: 100 -> {small['ops_per_mini_batch']}, 300 -> "
           f"{large['ops_per_mini_batch']} (x{ratio:.3f}), marginal {marginal:.2f}; "
-          f"by service 300: {large['ops']['by_service']}")
+          f"by service 300: {large['ops']['by_service']}; state B/mb {state}; "
+          f"output B/mb {output}")
     # Each mini-batch costs a fixed number of requests (message, rows, manifest, input,
     # part); fixed per-job costs only shrink the figure as the job grows. Anything that
     # grows with the job (a scan per mini-batch, re-uploads) pushes the ratio above 1.
     assert 0.75 <= ratio <= 1.10, (small["ops"]["detail"], large["ops"]["detail"])
     assert 0.7 * large["ops_per_mini_batch"] <= marginal <= 1.15 * large["ops_per_mini_batch"]
+    # State (table rows, manifests, result parts, durable instance) and output bytes per
+    # mini-batch stay flat too.
+    assert 0.75 <= state[1] / state[0] <= 1.10, state
+    assert 0.75 <= output[1] / output[0] <= 1.10, output
     for n, figures in sizes.items():
         detail = figures["ops"]["detail"]
         # One part upload, one message sent and one row insert per mini-batch, no more.
