@@ -299,11 +299,27 @@ def run_bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                            poll_s=args.poll_s)
             try:
                 print(f"... job of {n} mini-batches", flush=True)
-                result["sizes"].append(sized_job(app, n, args.input, progress=True,
-                                                 prints=args.script_prints))
+                size = sized_job(app, n, args.input, progress=True, prints=args.script_prints)
             finally:
                 app.stop()
+            result["sizes"].append(size)
+            # Each size's figures as soon as it is done, so a long run stopped later
+            # still leaves them (the full tables come at the end).
+            print(f"    done: {_summary(size)}", flush=True)
+            if args.json is not None:
+                args.json.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _summary(s: dict[str, Any]) -> str:
+    n, st, per = s["mini_batches"], s["state"], s["ops"]["by_service"]
+    return (f"{n} mini-batches, exact, in {s['job_s']:.0f}s ({s['mini_batches_per_s']:.1f}/s); "
+            f"{s['ops_total']} ops = {s['ops_per_mini_batch']:.2f}/mb (blob "
+            f"{per.get('blob', 0) / n:.2f}, queue {per.get('queue', 0) / n:.2f}, table "
+            f"{per.get('table', 0) / n:.2f}); state {st['state_bytes_per_mb']:.0f} B/mb, "
+            f"output {st['output_bytes_per_mb']:.0f} B/mb, sent "
+            f"{sum(s['ops']['sent_bytes'].values()) / n:.0f} B/mb; {s['ops']['scans']} table "
+            f"scans ({s['ops']['scan_pages']} pages); phases s {s['phases_s']}")
 
 
 def _interrupt(signum: int, frame: object) -> None:
