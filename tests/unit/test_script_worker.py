@@ -384,18 +384,3 @@ def test_child_dies_when_the_parent_is_killed(files: dict[str, str], tmp_path: P
         time.sleep(0.1)
     assert not pid_alive(child_pid), f"child {child_pid} outlived its parent"
     assert os.getpid() != child_pid
-
-
-def test_a_tabular_run_that_hangs_still_counts_the_rows_it_read(
-    worker: ScriptWorker, tmp_path: Path
-) -> None:
-    """The plan estimated 10 rows (text cut by bytes); the child read 25 before run()."""
-    from batchfx.tabular.batch import ReadSlice, TabularBatch
-
-    data = tmp_path / "rows.csv"
-    data.write_text("id\n" + "".join(f"{i}\n" for i in range(25)))
-    batch = TabularBatch("csv", (ReadSlice(str(data)),), rows=10)
-    outcome = worker.run_mini_batch(config(tmp_path, "tabular_hangs.py"), batch, context(),
-                                    timeout=3)
-    assert outcome.error is not None and outcome.error.phase is TryPhase.TIMEOUT
-    assert (outcome.items, outcome.failed) == (25, 25)
