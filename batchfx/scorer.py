@@ -220,11 +220,17 @@ def _set_error(record: MiniBatchRecord, error: TryError | None, try_number: int)
 def _claim(storage: Storage, record: MiniBatchRecord, etag: str | None, message_id: str,
            spec: JobSpec) -> str:
     """Start the next try: count it and stamp this worker on the row before any work."""
-    record.status = MiniBatchStatus.RUNNING
     record.tries += 1
+    record.started = utc_now()
+    return _renew(storage, record, etag, message_id, spec)
+
+
+def _renew(storage: Storage, record: MiniBatchRecord, etag: str | None, message_id: str,
+           spec: JobSpec) -> str:
+    """Stamp this worker and a fresh lease on the row (a try is counted by ``_claim``)."""
+    record.status = MiniBatchStatus.RUNNING
     record.worker = worker_name()
     record.message_id = message_id
-    record.started = utc_now()
     record.lease_until = (time.time() + spec.run_invocation_timeout
                           + storage.settings.lease_margin_s)
     table = storage.settings.minibatches_table
@@ -235,24 +241,6 @@ def _claim(storage: Storage, record: MiniBatchRecord, etag: str | None, message_
     except ConflictError:
         # The write may have landed and only its reply been lost: the SDK's retry then
         # meets our own ETag change (412). The row is ours if it carries this very claim.
-        found = storage.tables.get(table, record.job_id, mini_batch_key(record.index))
-        if found is None or not _is_claim(found.values, record):
-            raise
-        return found.etag
-
-
-def _renew(storage: Storage, record: MiniBatchRecord, etag: str, message_id: str,
-           spec: JobSpec) -> str:
-    """Stamp this worker and a fresh lease on the row without counting a try."""
-    record.status = MiniBatchStatus.RUNNING
-    record.worker = worker_name()
-    record.message_id = message_id
-    record.lease_until = (time.time() + spec.run_invocation_timeout
-                          + storage.settings.lease_margin_s)
-    table = storage.settings.minibatches_table
-    try:
-        return storage.tables.replace(table, record.to_entity(), etag=etag)
-    except ConflictError:
         found = storage.tables.get(table, record.job_id, mini_batch_key(record.index))
         if found is None or not _is_claim(found.values, record):
             raise
