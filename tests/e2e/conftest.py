@@ -54,6 +54,27 @@ class App:
             self.storage.blobs.upload(container, f"{prefix}/{name}", text.encode())
         return f"{container}/{prefix}"
 
+    def upload_tabular(self, name: str, body: bytes) -> str:
+        """Upload one tabular input file under ``tabular/``; returns its storage path."""
+        container = self.settings.jobs_container
+        self.storage.blobs.upload(container, f"tabular/{name}", body)
+        return f"{container}/tabular/{name}"
+
+    def tabular_spec(self, job: str, script: str, path: str, fmt: str,
+                     **changes: Any) -> dict[str, Any]:
+        """A job spec over the tabular input ``path`` scored by tests/scripts/``script``."""
+        spec: dict[str, Any] = {
+            "name": job,
+            "entry_script": "score.py",
+            "source_directory": self.upload_script(script),
+            "inputs": {"path": path, "type": "tabular", "format": fmt},
+            "output": f"{self.settings.jobs_container}-out/results",
+            "output_format": "csv",
+            "run_invocation_timeout": 60,
+        }
+        spec.update(changes)
+        return spec
+
     def upload_script(self, script: str, folder: str = "code") -> str:
         """Upload one fixture script from tests/scripts as ``score.py``."""
         container = self.settings.jobs_container

@@ -19,23 +19,11 @@ from batchfx.upload import download_outputs
 
 
 def _upload(app: App, name: str, body: bytes) -> str:
-    container = app.settings.jobs_container
-    app.storage.blobs.upload(container, f"tabular/{name}", body)
-    return f"{container}/tabular/{name}"
+    return app.upload_tabular(name, body)
 
 
 def _spec(app: App, path: str, fmt: str, **changes: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "name": "outputs-job",
-        "entry_script": "score.py",
-        "source_directory": app.upload_script("tabular_predict.py"),
-        "inputs": {"path": path, "type": "tabular", "format": fmt},
-        "output": f"{app.settings.jobs_container}-out/results",
-        "output_format": "csv",
-        "run_invocation_timeout": 60,
-    }
-    spec.update(changes)
-    return spec
+    return app.tabular_spec("outputs-job", "tabular_predict.py", path, fmt, **changes)
 
 
 def _download(app: App, view: dict[str, Any]) -> Path:

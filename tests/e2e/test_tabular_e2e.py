@@ -14,23 +14,11 @@ from conftest import App
 
 
 def _upload(app: App, name: str, body: bytes) -> str:
-    container = app.settings.jobs_container
-    app.storage.blobs.upload(container, f"tabular/{name}", body)
-    return f"{container}/tabular/{name}"
+    return app.upload_tabular(name, body)
 
 
 def _spec(app: App, path: str, fmt: str, **changes: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "name": "tabular-job",
-        "entry_script": "score.py",
-        "source_directory": app.upload_script("tabular_echo.py"),
-        "inputs": {"path": path, "type": "tabular", "format": fmt},
-        "output": f"{app.settings.jobs_container}-out/results",
-        "output_format": "csv",
-        "run_invocation_timeout": 60,
-    }
-    spec.update(changes)
-    return spec
+    return app.tabular_spec("tabular-job", "tabular_echo.py", path, fmt, **changes)
 
 
 def _results(app: App, view: dict[str, Any]) -> pd.DataFrame:
