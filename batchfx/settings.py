@@ -40,6 +40,20 @@ def _retries(env: Mapping[str, str], key: str, default: int) -> int:
     return value
 
 
+def _at_least_one(env: Mapping[str, str], key: str, default: int, unit: str) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"setting {key}: got {raw!r} — expected a whole number of {unit} "
+                         f"(1 or more; unset it for the default, {default})") from None
+    if value < 1:
+        raise ValueError(f"setting {key}: got {raw!r} — expected 1 or more {unit}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where batchfx keeps its state and how often it looks at it."""
@@ -62,6 +76,9 @@ class Settings:
     storage_retry_backoff_max_s: float = 30.0
     # Formatted rows one run() may return for one mini-batch (they pass through memory).
     max_output_mb: float = 1024.0
+    # Mini-batches queued and unfinished that make partitioning wait: a longer queue gains
+    # nothing (workers take one at a time) and slows Azurite's dequeues, which scan it.
+    queue_window: int = 2000
 
     @property
     def poison_queue_name(self) -> str:
@@ -101,6 +118,8 @@ class Settings:
             storage_retry_backoff_max_s=backoff_max_s,
             max_output_mb=_float(env, "BATCHFX_MAX_MINI_BATCH_OUTPUT_MB", cls.max_output_mb,
                                  "MiB"),
+            queue_window=_at_least_one(env, "BATCHFX_QUEUE_WINDOW", cls.queue_window,
+                                       "mini-batches"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -119,6 +138,7 @@ class Settings:
             "BATCHFX_STORAGE_RETRY_BACKOFF_S": str(self.storage_retry_backoff_s),
             "BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S": str(self.storage_retry_backoff_max_s),
             "BATCHFX_MAX_MINI_BATCH_OUTPUT_MB": str(self.max_output_mb),
+            "BATCHFX_QUEUE_WINDOW": str(self.queue_window),
         }
         if self.connection_string:
             env["AzureWebJobsStorage"] = self.connection_string

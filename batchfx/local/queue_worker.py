@@ -2,7 +2,9 @@
 
 Visibility lease renewed while the function runs, dequeue count, retry delay
 (``visibilityTimeout``) and the poison queue after ``maxDequeueCount`` failures — the
-same contract the host gives ``@queue_trigger`` functions.
+same contract the host gives ``@queue_trigger`` functions. Each queue is polled on its own
+backoff, as the host's queue listener does: a busy queue back to back, an idle one (the
+poison queue) ever less often, up to ``maxPollingInterval``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +28,8 @@ from batchfx.errors import StorageNotFoundError
 from batchfx.local.app_loader import app_functions
 from batchfx.storage import QueueStore, ReceivedMessage
 
-__all__ = ["HostQueueOptions", "QueueTrigger", "poll_once", "queue_triggers", "worker_main"]
+__all__ = ["HostQueueOptions", "PollBackoff", "QueuePoller", "QueueTrigger", "poll_once",
+           "queue_triggers", "worker_main"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,15 +163,88 @@ def handle(queues: QueueStore, trigger: QueueTrigger, m: ReceivedMessage,
     return True
 
 
+def _take(queues: QueueStore, trigger: QueueTrigger, options: HostQueueOptions) -> int:
+    """Take and handle at most one message from the trigger's queue; how many were taken."""
+    handled = 0
+    for m in queues.receive(trigger.queue, visibility_timeout=int(options.message_lease_s)):
+        handle(queues, trigger, m, options)
+        handled += 1
+    return handled
+
+
 def poll_once(queues: QueueStore, triggers: list[QueueTrigger],
               options: HostQueueOptions) -> int:
     """Take and handle at most one message per queue; returns how many were handled."""
-    handled = 0
-    for trigger in triggers:
-        for m in queues.receive(trigger.queue, visibility_timeout=int(options.message_lease_s)):
-            handle(queues, trigger, m, options)
-            handled += 1
-    return handled
+    return sum(_take(queues, trigger, options) for trigger in triggers)
+
+
+class PollBackoff:
+    """One queue's polling schedule, as the host's queue listener keeps it: polled again at
+    once after a receive that found a message; after an empty one, ``min_s`` later, then
+    twice as long after each next empty receive, never more than ``max_s``."""
+
+    def __init__(self, min_s: float, max_s: float) -> None:
+        self.min_s, self.max_s = min_s, max(min_s, max_s)
+        self.delay_s = 0.0
+        self.next_at = float("-inf")  # due now
+
+    def due(self, now: float) -> bool:
+        """Whether the queue should be received from at ``now``."""
+        return now >= self.next_at
+
+    def record(self, found: bool, now: float) -> None:
+        """A receive that ended at ``now`` found a message, or not."""
+        if found:
+            self.delay_s = 0.0
+        else:
+            self.delay_s = min(self.max_s, max(self.min_s, self.delay_s * 2))
+        self.next_at = now + self.delay_s
+
+
+class QueuePoller:
+    """Receives from each trigger's queue on its own backoff (a busy queue back to back, an
+    idle one, such as a poison queue, at most every ``max_polling_interval_s`` once it has
+    backed off), so idle queues cost few storage calls while another one is busy."""
+
+    MIN_INTERVAL_S = 0.1  # the host's shortest polling interval
+
+    def __init__(self, queues: QueueStore, triggers: list[QueueTrigger],
+                 options: HostQueueOptions, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._queues, self._options, self._clock = queues, options, clock
+        self._schedule = [(trigger, PollBackoff(self.MIN_INTERVAL_S,
+                                                options.max_polling_interval_s))
+                          for trigger in triggers]
+
+    def poll_due(self) -> int:
+        """Receive from every queue that is due; returns how many messages were handled."""
+        handled = 0
+        for trigger, backoff in self._schedule:
+            if not backoff.due(self._clock()):
+                continue
+            try:
+                taken = _take(self._queues, trigger, self._options)
+            except Exception:
+                logger.exception("polling queue %s failed; trying again", trigger.queue)
+                taken = 0
+            backoff.record(taken > 0, self._clock())
+            handled += taken
+        return handled
+
+    def wait_s(self) -> float:
+        """Seconds until the next queue is due (0: one is due now)."""
+        if not self._schedule:
+            return self._options.max_polling_interval_s
+        earliest = min(backoff.next_at for _, backoff in self._schedule)
+        return max(0.0, earliest - self._clock())
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set, sleeping until the next queue is due."""
+        while not stop.is_set():
+            self.poll_due()
+            wait = self.wait_s()
+            if wait > 0:
+                stop.wait(wait)
 
 
 def worker_main(env: dict[str, str], options: HostQueueOptions, log_level: str) -> None:
@@ -184,17 +261,5 @@ def worker_main(env: dict[str, str], options: HostQueueOptions, log_level: str) 
     settings = Settings.from_env(env)
     app_context.use_settings(settings)
     triggers = queue_triggers(load_app(), env)
-    queues = app_context.storage().queues
-    idle = 0.05
-    while not stop.is_set():
-        try:
-            handled = poll_once(queues, triggers, options)
-        except Exception:
-            logger.exception("polling failed; trying again")
-            handled = 0
-        if handled:
-            idle = 0.05
-        else:
-            stop.wait(idle)
-            idle = min(idle * 2, options.max_polling_interval_s)
+    QueuePoller(app_context.storage().queues, triggers, options).run(stop)
     app_context.script_worker().close()

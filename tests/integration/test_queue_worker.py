@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any, cast
 
 import azure.functions as func
 import pytest
 
-from batchfx.local.queue_worker import HostQueueOptions, QueueTrigger, handle, poll_once
+from batchfx.local.queue_worker import (
+    HostQueueOptions,
+    QueuePoller,
+    QueueTrigger,
+    handle,
+    poll_once,
+)
 from batchfx.settings import Settings
-from batchfx.storage import QueueStore
+from batchfx.storage import QueueStore, ReceivedMessage
 
 OPTIONS = HostQueueOptions(max_dequeue_count=3, retry_delay_s=0, message_lease_s=2)
 
@@ -100,3 +108,57 @@ def test_host_json_options_are_read(tmp_path: Any) -> None:
                     '"visibilityTimeout": "00:00:05", "maxPollingInterval": "00:00:01"}}}')
     options = HostQueueOptions.from_host_json(path, message_lease_s=9)
     assert options == HostQueueOptions(7, 5.0, 1.0, 9)
+
+
+class _CountingQueues:
+    """The real QueueStore, with its receives counted per queue."""
+
+    def __init__(self, store: QueueStore) -> None:
+        self._store = store
+        self.receives: Counter[str] = Counter()
+
+    def receive(self, queue: str, **kwargs: Any) -> Iterator[ReceivedMessage]:
+        self.receives[queue] += 1
+        return self._store.receive(queue, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_the_worker_loop_polls_an_idle_queue_on_its_own_backoff(
+        queues: QueueStore, unique_name: str) -> None:
+    idle = f"{unique_name}-poison"
+    queues.ensure_queue(idle)
+    for i in range(20):
+        queues.send(unique_name, f"m{i}")
+    done = threading.Event()
+    seen: list[str] = []
+
+    def fn(msg: func.QueueMessage) -> None:
+        seen.append(msg.get_body().decode())
+        if len(seen) == 20:
+            done.set()
+
+    counting = _CountingQueues(queues)
+    options = HostQueueOptions(max_dequeue_count=3, max_polling_interval_s=2.0,
+                               message_lease_s=30)
+    poller = QueuePoller(cast(QueueStore, counting),
+                         [_trigger(unique_name, fn), QueueTrigger("p", idle, "msg", fn)], options)
+    stop = threading.Event()
+    thread = threading.Thread(target=poller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert done.wait(30)
+        busy_receives = counting.receives[unique_name]
+        idle_receives = counting.receives[idle]
+    finally:
+        stopped_at = time.monotonic()
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert time.monotonic() - stopped_at < 1.5  # stopped within the wait, not after 2 s
+    assert sorted(seen, key=lambda m: int(m[1:])) == [f"m{i}" for i in range(20)]
+    # The busy queue was received from back to back, the idle one a few times as it backed
+    # off (0, 0.1, 0.3, 0.7 s...), not once per loop as before.
+    assert busy_receives >= 20
+    assert idle_receives < busy_receives / 2, (busy_receives, idle_receives)

@@ -20,6 +20,7 @@ def test_from_env_of_an_empty_mapping_gives_the_defaults() -> None:
     assert (settings.poll_interval_s, settings.lease_margin_s) == (5.0, 60.0)
     assert (settings.storage_retry_total, settings.storage_retry_backoff_s,
             settings.storage_retry_backoff_max_s) == (5, 1.0, 30.0)
+    assert settings.queue_window == 2000
 
 
 def test_from_env_treats_empty_values_as_unset() -> None:
@@ -45,6 +46,8 @@ def test_from_env_treats_empty_values_as_unset() -> None:
         ("BATCHFX_STORAGE_RETRY_BACKOFF_S", "storage_retry_backoff_s", "0.5", 0.5),
         ("BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S", "storage_retry_backoff_max_s", "90", 90.0),
         ("BATCHFX_MAX_MINI_BATCH_OUTPUT_MB", "max_output_mb", "64", 64.0),
+        ("BATCHFX_QUEUE_WINDOW", "queue_window", "200", 200),
+        ("BATCHFX_QUEUE_WINDOW", "queue_window", "1", 1),
     ],
 )
 def test_from_env_reads_each_override(key: str, attribute: str, value: str,
@@ -87,6 +90,24 @@ def test_bad_retry_total_gives_a_message_naming_the_setting_and_value(raw: str,
     assert expected in message
 
 
+@pytest.mark.parametrize(("raw", "expected"), [("lots", "a whole number of mini-batches"),
+                                               ("2.5", "a whole number of mini-batches"),
+                                               ("0", "1 or more mini-batches"),
+                                               ("-3", "1 or more mini-batches")])
+def test_bad_queue_window_gives_a_message_naming_the_setting_and_value(raw: str,
+                                                                       expected: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Settings.from_env({"BATCHFX_QUEUE_WINDOW": raw})
+    message = str(info.value)
+    assert message.startswith(f"setting BATCHFX_QUEUE_WINDOW: got {raw!r} — expected ")
+    assert expected in message
+
+
+def test_a_queue_window_that_is_not_a_number_says_how_to_get_the_default() -> None:
+    with pytest.raises(ValueError, match=r"unset it for the default, 2000"):
+        Settings.from_env({"BATCHFX_QUEUE_WINDOW": "big"})
+
+
 def test_retry_backoff_max_below_the_first_backoff_is_refused_naming_both() -> None:
     with pytest.raises(ValueError) as info:
         Settings.from_env({"BATCHFX_STORAGE_RETRY_BACKOFF_S": "10",
@@ -112,7 +133,7 @@ def test_poison_queue_is_named_after_the_queue() -> None:
         Settings(connection_string=_CONN, jobs_container="c1", queue_name="q1", jobs_table="t1",
                  minibatches_table="t2", poll_interval_s=0.25, lease_margin_s=7.5,
                  work_dir="/tmp/x", storage_retry_total=0, storage_retry_backoff_s=0.05,
-                 storage_retry_backoff_max_s=0.4),
+                 storage_retry_backoff_max_s=0.4, queue_window=50),
         Settings(account_name="prodacct"),
     ],
 )
