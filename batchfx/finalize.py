@@ -31,7 +31,10 @@ logger = logging.getLogger(__name__)
 
 
 def _records(storage: Storage, job_id: str) -> list[MiniBatchRecord]:
-    rows = storage.tables.query(storage.settings.minibatches_table, job_id)
+    # Without the inline parts (a job's can add up to hundreds of MB): the output is
+    # written from a stream of them (result_parts.PartReader).
+    rows = storage.tables.query(storage.settings.minibatches_table, job_id,
+                                select=MiniBatchRecord.columns(without=("part_data",)))
     records = [MiniBatchRecord.from_entity(r) for r in rows]
     records.sort(key=lambda r: r.index)
     return records

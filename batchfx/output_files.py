@@ -30,6 +30,7 @@ from batchfx.output_layout import (
 )
 from batchfx.partition import ManifestLine, parse_manifest_line
 from batchfx.records import JobRecord, MiniBatchRecord
+from batchfx.result_parts import PartReader, has_part
 from batchfx.scoring.contract import Segment
 from batchfx.spec import JobSpec
 from batchfx.storage import Storage
@@ -53,13 +54,14 @@ def write_job_outputs(storage: Storage, job: JobRecord, spec: JobSpec,
                       records: list[MiniBatchRecord]) -> tuple[list[str], int]:
     """Write the job's row outputs; returns their names (relative to the job's output) and
     the rows written. OutputError when the parts cannot be put together."""
-    parts = [r for r in records if r.part]
+    parts = [r for r in records if has_part(r)]
+    reader = PartReader(storage, job.job_id)
     if spec.output_action == "per_input_file":
-        return _write_per_input_file(storage, job, spec, parts)
+        return _write_per_input_file(storage, job, spec, parts, reader)
     if spec.partition_output:
-        return _write_partitioned(storage, job, spec, parts)
+        return _write_partitioned(storage, job, spec, parts, reader)
     name = spec.append_row_file_name
-    return [name], _write_concatenated(storage, job, spec, name, parts)
+    return [name], _write_concatenated(storage, job, spec, name, parts, reader)
 
 
 def _header(spec: JobSpec, headers: Iterable[tuple[int, str]], name: str) -> bytes:
@@ -70,18 +72,16 @@ def _header(spec: JobSpec, headers: Iterable[tuple[int, str]], name: str) -> byt
 
 
 def _write_concatenated(storage: Storage, job: JobRecord, spec: JobSpec, name: str,
-                        parts: list[MiniBatchRecord]) -> int:
+                        parts: list[MiniBatchRecord], reader: PartReader) -> int:
     """One file of every part in mini-batch order."""
     full = f"{job.output_prefix}/{name}"
-    jobs_container = storage.settings.jobs_container
     if spec.output_format == "parquet":
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "out.parquet")
             sink = ParquetSink(path, f"parquet output {name!r}")
             try:
                 for r in parts:
-                    sink.add(r.index, read_parquet_part(storage.blobs.download(jobs_container,
-                                                                               r.part)))
+                    sink.add(r.index, read_parquet_part(reader.read(r)))
             finally:
                 sink.close()
             if sink.rows:
@@ -94,7 +94,7 @@ def _write_concatenated(storage: Storage, job: JobRecord, spec: JobSpec, name: s
     writer.write(header)
     rows = 0
     for r in parts:
-        writer.write(storage.blobs.download(jobs_container, r.part))
+        writer.write(reader.read(r))
         rows += r.rows
     writer.close()
     return rows
@@ -115,7 +115,8 @@ def _lines(storage: Storage, records: list[MiniBatchRecord]
 
 
 def _write_partitioned(storage: Storage, job: JobRecord, spec: JobSpec,
-                       parts: list[MiniBatchRecord]) -> tuple[list[str], int]:
+                       parts: list[MiniBatchRecord], reader: PartReader
+                       ) -> tuple[list[str], int]:
     """One append_row file per partition key values, under ``k1=v1/k2=v2/`` folders."""
     groups: dict[str, list[MiniBatchRecord]] = {}
     for record, line in _lines(storage, parts):
@@ -124,7 +125,7 @@ def _write_partitioned(storage: Storage, job: JobRecord, spec: JobSpec,
     names, rows = [], 0
     for folder, members in groups.items():
         name = f"{folder}/{spec.append_row_file_name}"
-        rows += _write_concatenated(storage, job, spec, name, members)
+        rows += _write_concatenated(storage, job, spec, name, members, reader)
         names.append(name)
     return names, rows
 
@@ -148,7 +149,8 @@ def _plan(storage: Storage, spec: JobSpec, parts: list[MiniBatchRecord]) -> list
 
 
 def _write_per_input_file(storage: Storage, job: JobRecord, spec: JobSpec,
-                          parts: list[MiniBatchRecord]) -> tuple[list[str], int]:
+                          parts: list[MiniBatchRecord], reader: PartReader
+                          ) -> tuple[list[str], int]:
     """One output file per input file, its rows in input order."""
     files = _plan(storage, spec, parts)
     headers = {f.name: _header(spec, f.headers, f.name) for f in files}  # all checked first
@@ -164,7 +166,7 @@ def _write_per_input_file(storage: Storage, job: JobRecord, spec: JobSpec,
         for record in parts:
             if record.index not in by_index:
                 continue
-            data = storage.blobs.download(storage.settings.jobs_container, record.part)
+            data = reader.read(record)
             table = read_parquet_part(data) if spec.output_format == "parquet" else None
             for file, piece in by_index[record.index]:
                 assembly = open_files.get(file.name)

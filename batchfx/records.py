@@ -141,6 +141,8 @@ class MiniBatchRecord:
     # per_input_file: the blob next to the part saying which input file each run of its
     # rows came from (see batchfx.output_layout).
     segments: str = ""
+    # A small part kept in the row instead of a blob (see batchfx.result_parts).
+    part_data: bytes = b""
 
     def to_entity(self) -> dict[str, Any]:
         """The table row."""
@@ -151,7 +153,15 @@ class MiniBatchRecord:
         # Table properties hold at most 64 KiB; a traceback is cut, keeping its end.
         values["error_traceback"] = _tail(self.error_traceback, 24_000)
         values["error_message"] = _tail(self.error_message, 8_000)
+        if not self.part_data:
+            del values["part_data"]  # an empty binary property is not written
         return values
+
+    @classmethod
+    def columns(cls, *, without: tuple[str, ...] = ()) -> list[str]:
+        """The row's property names (for a query's ``select``), less ``without``."""
+        names = [n for n in cls.__dataclass_fields__ if n not in ("job_id", "index", *without)]
+        return ["PartitionKey", "RowKey", *names]
 
     @classmethod
     def from_entity(cls, row: dict[str, Any]) -> MiniBatchRecord:
@@ -160,7 +170,9 @@ class MiniBatchRecord:
         known["status"] = MiniBatchStatus(row["status"])
         known["job_id"] = row["PartitionKey"]
         known["index"] = int(row["RowKey"])
-        return cls(**known)
+        known["part_data"] = bytes(known.get("part_data") or b"")
+        # A select leaves the properties it did not name as None: keep the defaults.
+        return cls(**{k: v for k, v in known.items() if v is not None})
 
 
 def _tail(text: str, limit: int) -> str:

@@ -27,15 +27,17 @@ from batchfx.isolating import (
 from batchfx.isolation import may_isolate
 from batchfx.jobs import get_job, utc_now
 from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
-from batchfx.partition import ManifestLine, parse_manifest_line
+from batchfx.partition import ManifestLine
 from batchfx.records import (
     JobRecord,
     JobState,
+    ManifestRef,
     MiniBatchRecord,
     MiniBatchStatus,
     decode_message,
     mini_batch_key,
 )
+from batchfx.result_parts import store_part
 from batchfx.scoring.contract import (
     MiniBatchContext,
     ScriptConfig,
@@ -49,14 +51,12 @@ from batchfx.staging import download_items, stage_folder
 from batchfx.storage import Storage
 from batchfx.tabular.batch import TabularBatch
 from batchfx.tabular.fetch import fetch_batch
+from batchfx.worker_cache import cached_job, manifest_line
 from batchfx.worker_outputs import sync_worker_outputs
 
 __all__ = ["ScoreResult", "score_mini_batch"]
 
 logger = logging.getLogger(__name__)
-
-PART_EXTENSIONS = {"text": "txt", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
-
 
 class ScoreResult(StrEnum):
     """What happened to a message."""
@@ -84,7 +84,7 @@ def score_mini_batch(
         logger.error("dropping a malformed message %s: %s", message_id, exc)
         return ScoreResult.SKIPPED
     try:
-        job = get_job(storage, job_id)
+        job = cached_job(storage, job_id)
     except JobNotFoundError:
         logger.warning("job %s: unknown, dropping mini-batch %d", job_id, index)
         return ScoreResult.SKIPPED
@@ -92,34 +92,47 @@ def score_mini_batch(
         logger.info("job %s: %s, skipping mini-batch %d", job_id, job.state.value, index)
         return ScoreResult.SKIPPED
     spec = JobSpec.from_record(job.spec)
-    table = storage.settings.minibatches_table
-    found = storage.tables.get(table, job_id, mini_batch_key(index))
-    record = MiniBatchRecord.from_entity(found.values) if found else None
-    if record is not None and record.status.is_final:
-        logger.info("job %s: mini-batch %d already %s (redelivery %d)", job_id, index,
-                    record.status.value, dequeue_count)
-        return ScoreResult.DUPLICATE
-    if record is not None:
-        wait = record.lease_until - time.time()
-        if record.message_id != message_id and wait > 0:
-            # A duplicate message while another worker holds a live claim: look again when
-            # the claim runs out (a fresh copy, so the retry does not count toward poison).
-            storage.queues.send(storage.settings.queue_name, text,
-                                visibility_timeout=min(int(wait) + 1, 7 * 24 * 3600))
-            logger.info("job %s: mini-batch %d is held by %s; deferred %ds", job_id, index,
-                        record.worker, int(wait) + 1)
-            return ScoreResult.DEFERRED
-        if not record.isolations:  # while isolating, the row keeps the mini-batch's error
-            _note_dead_try(record)
-    line = parse_manifest_line(storage.blobs.download(
-        storage.settings.jobs_container, ref.blob, offset=ref.offset, length=ref.length))
+    line = manifest_line(storage, ref)
+    record: MiniBatchRecord | None = None
+    etag: str | None = None
+    claimed = False  # whether this delivery already counted its first try
+    if dequeue_count <= 1:
+        # A first delivery mostly finds no row: claim by inserting it (a row already there,
+        # from a duplicate message, fails the insert and is looked at below).
+        record = _new_record(job_id, index, ref, line)
+        try:
+            etag, claimed = _claim(storage, record, None, message_id, spec), True
+        except ConflictError:
+            record = None
+        except StorageError:
+            _release_claim(storage, record)
+            raise
     if record is None:
-        record = MiniBatchRecord(job_id, index, MiniBatchStatus.RUNNING, items=line.item_count,
-                                 items_planned=line.item_count, manifest=ref.blob,
-                                 manifest_offset=ref.offset, manifest_length=ref.length)
-    etag = found.etag if found else None
+        found = storage.tables.get(storage.settings.minibatches_table, job_id,
+                                   mini_batch_key(index))
+        if found is not None:
+            record = MiniBatchRecord.from_entity(found.values)
+            etag = found.etag
+            if record.status.is_final:
+                logger.info("job %s: mini-batch %d already %s (redelivery %d)", job_id, index,
+                            record.status.value, dequeue_count)
+                return ScoreResult.DUPLICATE
+            wait = record.lease_until - time.time()
+            if record.message_id != message_id and wait > 0:
+                # A duplicate message while another worker holds a live claim: look again
+                # when the claim runs out (a fresh copy, so the retry does not count toward
+                # poison).
+                storage.queues.send(storage.settings.queue_name, text,
+                                    visibility_timeout=min(int(wait) + 1, 7 * 24 * 3600))
+                logger.info("job %s: mini-batch %d is held by %s; deferred %ds", job_id, index,
+                            record.worker, int(wait) + 1)
+                return ScoreResult.DEFERRED
+            if not record.isolations:  # while isolating, the row keeps the mini-batch's error
+                _note_dead_try(record)
+        else:
+            record = _new_record(job_id, index, ref, line)
     # Tries used up: finished, unless the worker isolating its bad items died (go on).
-    resume = record.tries >= spec.run_max_try
+    resume = not claimed and record.tries >= spec.run_max_try
     if resume and not 0 < record.isolations < MAX_ISOLATIONS:
         if record.isolations:
             note_dead_isolation(record)
@@ -127,7 +140,7 @@ def score_mini_batch(
     work_dir = os.path.join(storage.settings.work_dir, "minibatches", f"{job_id}-{index}")
     trying = not resume  # whether a try this invocation counted is under way
     try:
-        if not resume:
+        if not resume and not claimed:
             etag = _claim(storage, record, etag, message_id, spec)
         assert etag is not None
         config, context_inputs = _prepare_script(storage, job, spec)
@@ -178,6 +191,13 @@ def score_mini_batch(
         raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _new_record(job_id: str, index: int, ref: ManifestRef, line: ManifestLine
+                ) -> MiniBatchRecord:
+    return MiniBatchRecord(job_id, index, MiniBatchStatus.RUNNING, items=line.item_count,
+                           items_planned=line.item_count, manifest=ref.blob,
+                           manifest_offset=ref.offset, manifest_length=ref.length)
 
 
 def _stage_inputs(storage: Storage, line: ManifestLine,
@@ -292,11 +312,8 @@ def _finish(storage: Storage, record: MiniBatchRecord, etag: str | None,
             _set_error(record, outcome.error, record.error_try if record.isolations
                        else record.tries)
         if outcome.rows:
-            ext = PART_EXTENSIONS[spec.output_format]
-            isolated = f"-i{record.isolations}" if record.isolations else ""
-            record.part = (f"jobs/{record.job_id}/results/"
-                           f"{mini_batch_key(record.index)}-t{record.tries}{isolated}.{ext}")
-            storage.blobs.upload(storage.settings.jobs_container, record.part, outcome.part)
+            store_part(storage, record, outcome.part, spec.output_format,
+                       inline=not outcome.segments)
             if outcome.segments:  # per_input_file: which input file each run of rows is from
                 from batchfx.output_files import store_segments
 

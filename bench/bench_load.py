@@ -3,6 +3,7 @@ operations per mini-batch at several sizes, all on the local runner against Azur
 
     .venv/bin/python bench/bench_load.py [--submits 100] [--mini-batches 20000]
                                          [--sizes 500,2000] [--input files|csv] [--json PATH]
+                                         [--queue-window 2000]
 
 Every wire request batchfx makes (HTTP function, orchestrator, partitioner, scorer workers,
 finalize) goes through a counting FaultProxy (no faults) in front of Azurite; the bench
@@ -283,7 +284,7 @@ def print_report(result: dict[str, Any]) -> None:
 def run_bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Start Azurite and a counting proxy; run the concurrent submits, then each size."""
     result: dict[str, Any] = {"cpu_count": os.cpu_count(), "workers": args.workers,
-                              "poll_s": args.poll_s}
+                              "poll_s": args.poll_s, "queue_window": args.queue_window}
     with Azurite() as azurite, counting_proxy(azurite) as proxy:
         if args.submits:
             app = make_app(azurite, proxy, work / "concurrent", workers=args.workers,
@@ -296,7 +297,7 @@ def run_bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         result["sizes"] = []
         for n in [*args.sizes, args.mini_batches]:
             app = make_app(azurite, proxy, work / f"size{n}", workers=args.workers,
-                           poll_s=args.poll_s)
+                           poll_s=args.poll_s, queue_window=args.queue_window)
             try:
                 print(f"... job of {n} mini-batches", flush=True)
                 size = sized_job(app, n, args.input, progress=True, prints=args.script_prints)
@@ -340,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the files script prints a line per run() (worker log grows)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--poll-s", type=float, default=5.0, help="orchestrator poll interval")
+    parser.add_argument("--queue-window", type=int, default=2000,
+                        help="BATCHFX_QUEUE_WINDOW of the sized jobs' app")
     parser.add_argument("--queue-probe", default="",
                         help="also time one receive+delete at these queue depths on a bare "
                              "Azurite (comma-separated, e.g. 500,5000,20000)")

@@ -254,7 +254,7 @@ def _overview(direct: Storage, job: JobRecord) -> str:
 
 
 def make_app(azurite: Azurite, proxy: CountingProxy, work: Path, *, workers: int = 2,
-             poll_s: float = 5.0) -> LoadApp:
+             poll_s: float = 5.0, queue_window: int = 2000) -> LoadApp:
     """A started app with unique names whose runner reaches storage through ``proxy``."""
     name = "ld" + uuid.uuid4().hex[:10]
 
@@ -263,7 +263,7 @@ def make_app(azurite: Azurite, proxy: CountingProxy, work: Path, *, workers: int
                         queue_name=name, jobs_table=f"{name}jobs",
                         minibatches_table=f"{name}mb", inbox_container=f"{name}-inbox",
                         poll_interval_s=poll_s, lease_margin_s=10.0,
-                        work_dir=str(work / "work"))
+                        work_dir=str(work / "work"), queue_window=queue_window)
 
     direct = Storage.from_settings(settings(azurite.connection_string))
     direct.ensure_resources()

@@ -46,8 +46,7 @@ def fetch_batch(blobs: BlobStore, container: str, line: TabularLine, dest: str) 
         header = b""
         if line.format == "csv" and piece.start > 0:
             if piece.file not in headers:
-                headers[piece.file] = read_range(blobs, container, piece.file.name,
-                                                 piece.file.etag, 0, piece.file.header)
+                headers[piece.file] = _csv_header(blobs, container, piece.file)
             header = headers[piece.file]
         tasks.append(partial(_text_slice, blobs, container, piece, header, path))
         # Rows of a text slice are numbered only from the file's top: counting the lines
@@ -63,6 +62,24 @@ def fetch_batch(blobs: BlobStore, container: str, line: TabularLine, dest: str) 
     if copies:
         read = _with_first_rows(read)
     return TabularBatch(line.format, tuple(read), line.estimate)
+
+
+# A CSV file's header line by (store, container, name, ETag): a big file is cut into many
+# mini-batches and a worker takes several of each, so the header is read once per process.
+_headers: dict[tuple[int, str, str, str], bytes] = {}
+_HEADERS_KEPT = 1024
+
+
+def _csv_header(blobs: BlobStore, container: str, file: InputFile) -> bytes:
+    key = (id(blobs), container, file.name, file.etag)
+    header = _headers.get(key) if file.etag else None
+    if header is None:
+        header = read_range(blobs, container, file.name, file.etag, 0, file.header)
+        if file.etag:
+            if len(_headers) >= _HEADERS_KEPT:
+                _headers.clear()
+            _headers[key] = header
+    return header
 
 
 def _with_first_rows(read: list[ReadSlice]) -> list[ReadSlice]:

@@ -1,0 +1,72 @@
+"""What a scoring worker process keeps between mini-batches to spare storage round trips.
+
+- A job's record, for ``JOB_CACHE_S`` seconds: the spec in it never changes, and its state
+  is read only to skip the messages of a job already ended (a canceled job's workers
+  stop taking its mini-batches within that time; a mini-batch already final is never
+  scored again whatever the cache says, its row decides).
+- Manifest pages, whole: one message names a byte range of a page, and the next messages
+  a worker takes are mostly from the same page. A page is never rewritten once messages
+  name it (the partitioner resends a page it wrote, it does not write it again).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+from batchfx.jobs import get_job
+from batchfx.partition import ManifestLine, parse_manifest_line
+from batchfx.records import JobRecord, ManifestRef
+from batchfx.settings import Settings
+from batchfx.storage import Storage
+
+__all__ = ["JOB_CACHE_S", "MANIFEST_CACHE_BYTES", "cached_job", "clear", "manifest_line"]
+
+JOB_CACHE_S = 5.0
+MANIFEST_CACHE_BYTES = 32 * 1024 * 1024
+
+_lock = threading.Lock()
+# Keyed by the app's settings too: a test process talks to several Azurites.
+_jobs: dict[tuple[Settings, str], tuple[float, JobRecord]] = {}
+_pages: OrderedDict[tuple[Settings, str, str], bytes] = OrderedDict()
+
+
+def cached_job(storage: Storage, job_id: str) -> JobRecord:
+    """The job's record, read again once it is ``JOB_CACHE_S`` old (JobNotFoundError as
+    ``get_job``; a job not found is not cached)."""
+    now, key = time.monotonic(), (storage.settings, job_id)
+    with _lock:
+        hit = _jobs.get(key)
+    if hit is not None and now - hit[0] < JOB_CACHE_S:
+        return hit[1]
+    job = get_job(storage, job_id)
+    with _lock:
+        if len(_jobs) > 256:
+            _jobs.clear()
+        _jobs[key] = (now, job)
+    return job
+
+
+def manifest_line(storage: Storage, ref: ManifestRef) -> ManifestLine:
+    """The manifest line a message names, from its page (downloaded once per process)."""
+    key = (storage.settings, storage.settings.jobs_container, ref.blob)
+    with _lock:
+        page = _pages.get(key)
+        if page is not None:
+            _pages.move_to_end(key)
+    if page is None or len(page) < ref.offset + ref.length:
+        page = storage.blobs.download(storage.settings.jobs_container, ref.blob)
+        with _lock:
+            _pages[key] = page
+            total = sum(len(p) for p in _pages.values())
+            while total > MANIFEST_CACHE_BYTES and len(_pages) > 1:
+                total -= len(_pages.popitem(last=False)[1])
+    return parse_manifest_line(page[ref.offset:ref.offset + ref.length])
+
+
+def clear() -> None:
+    """Forget everything (tests)."""
+    with _lock:
+        _jobs.clear()
+        _pages.clear()
