@@ -8,8 +8,10 @@ One bad item among ``n`` costs about ``2·log2(n)`` extra runs.
 
 Isolation gives up (every item left counts as failed, with the error seen) when:
 
-* the failure does not depend on the items: both halves fail with the error of the whole
-  mini-batch (a script bug, a model that cannot load its weights) — two runs, not ``2n``;
+* the failure does not depend on the items: both halves, and then their four halves, fail
+  with the error of the whole mini-batch (a script bug, a model that cannot load its
+  weights) — six runs, not ``2n``. One level is not enough: two bad files, one in each
+  half, fail both halves with errors that differ only in the numbers of their names;
 * the error is not about items: the script could not be loaded or ``init()`` failed;
 * ``max_runs`` runs were spent, or ``stop()`` says why not to go on: the job ended
   meanwhile (canceled, aborted), or the time the host gives one invocation runs out.
@@ -121,16 +123,24 @@ def isolate(total: int, error: TryError, run: Callable[[Span], TryOutcome], *, t
         return result
     first, second = halves
     pending: deque[tuple[Span, TryError]] = deque()
-    # Both halves first: if each fails as the whole did, the items are not the cause.
+    # Both halves first: if each fails as the whole did, the items may not be the cause.
     outcomes = [(span, run(span)) for span in (first, second)]
     result.runs = 2
-    if all(not o.ok and o.error and _same(o.error, error) for _, o in outcomes):
-        for span, outcome in outcomes:
-            assert outcome.error is not None
-            result.failures.append(_failure(span, outcome, outcome.error, tries, total))
-        result.gave_up = ("both halves failed with the mini-batch's own error, so the "
-                          "failure does not depend on particular items")
-        return result
+    if _all_same(outcomes, error):
+        # Two bad items, one in each half, look the same (their errors differ only by
+        # numbers in file names): the quarters tell them apart from a script bug.
+        why = stop()
+        deeper, runs = _deeper(outcomes, run, total) if not why else (outcomes, 0)
+        result.runs += runs
+        if why or (runs and _all_same(deeper, error)):
+            for span, outcome in deeper:
+                assert outcome.error is not None
+                result.failures.append(_failure(span, outcome, outcome.error, tries, total))
+            result.gave_up = why or ("both halves and their halves failed with the "
+                                     "mini-batch's own error, so the failure does not "
+                                     "depend on particular items")
+            return result
+        outcomes = deeper  # single items that each failed stand as failures
     _settle(result, outcomes, pending, tries, total)
     while pending:
         span, parent_error = pending.popleft()
@@ -147,6 +157,28 @@ def isolate(total: int, error: TryError, run: Callable[[Span], TryOutcome], *, t
     result.failures = sorted((f for f in result.failures if f.count),
                              key=lambda f: f.position)
     return result
+
+
+def _all_same(outcomes: list[tuple[Span, TryOutcome]], error: TryError) -> bool:
+    return bool(outcomes) and all(not o.ok and o.error and _same(o.error, error)
+                                  for _, o in outcomes)
+
+
+def _deeper(outcomes: list[tuple[Span, TryOutcome]], run: Callable[[Span], TryOutcome],
+            total: int) -> tuple[list[tuple[Span, TryOutcome]], int]:
+    """Each failed span's halves, run once (a single item keeps its outcome)."""
+    deeper: list[tuple[Span, TryOutcome]] = []
+    runs = 0
+    for span, outcome in outcomes:
+        seen, known = _seen(span, outcome, total)
+        halves = seen.halves(known)
+        if halves is None:
+            deeper.append((span, outcome))
+            continue
+        for half in halves:
+            deeper.append((half, run(half)))
+            runs += 1
+    return deeper, runs
 
 
 def _settle(result: Isolation, outcomes: list[tuple[Span, TryOutcome]],

@@ -131,8 +131,9 @@ def score_mini_batch(
                 _note_dead_try(record)
         else:
             record = _new_record(job_id, index, ref, line)
-    # Tries used up: finished, unless the worker isolating its bad items died (go on).
-    resume = not claimed and record.tries >= spec.run_max_try
+    # Tries used up (or isolation begun): finished, unless the worker isolating its bad
+    # items died (go on).
+    resume = not claimed and (record.tries >= spec.run_max_try or record.isolations > 0)
     if resume and not 0 < record.isolations < MAX_ISOLATIONS:
         if record.isolations:
             note_dead_isolation(record)
@@ -159,7 +160,8 @@ def score_mini_batch(
             outcome = worker.run_mini_batch(config, inputs, context,
                                             float(spec.run_invocation_timeout))
             sync_worker_outputs(storage, job, config, context.mini_batch_id)
-            if outcome.ok or record.tries >= spec.run_max_try or _job_ended(storage, job_id):
+            if (outcome.ok or record.tries >= spec.run_max_try or _not_retried(outcome.error)
+                    or _job_ended(storage, job_id)):
                 break
             _set_error(record, outcome.error, record.tries)
             logger.warning("job %s: mini-batch %d try %d failed: %s", job_id, index,
@@ -169,7 +171,8 @@ def score_mini_batch(
         # The rows the last try read (counted before run(), so a hang or crash has them
         # too); when resuming, the plan's (estimated) count, corrected by the runs.
         total = outcome.items if outcome is not None else _planned(inputs)
-        if (failure is not None and record.tries >= spec.run_max_try
+        if (failure is not None and (record.tries >= spec.run_max_try
+                                     or _not_retried(failure))
                 and may_isolate(failure, total) and not _job_ended(storage, job_id)):
             trying = False  # the tries are spent; a successor resumes isolating
             outcome, etag = isolate_mini_batch(
@@ -210,6 +213,12 @@ def _stage_inputs(storage: Storage, line: ManifestLine,
 
 def _planned(inputs: list[str] | TabularBatch) -> int:
     return inputs.rows if isinstance(inputs, TabularBatch) else len(inputs)
+
+
+def _not_retried(error: TryError | None) -> bool:
+    """Failures another try of the same items would repeat: rows over the output limit
+    (isolating then fails only the items that return them)."""
+    return error is not None and error.type == "OutputTooLarge"
 
 
 def _job_ended(storage: Storage, job_id: str) -> bool:

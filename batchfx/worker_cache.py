@@ -1,9 +1,11 @@
 """What a scoring worker process keeps between mini-batches to spare storage round trips.
 
-- A job's record, for ``JOB_CACHE_S`` seconds: the spec in it never changes, and its state
-  is read only to skip the messages of a job already ended (a canceled job's workers
-  stop taking its mini-batches within that time; a mini-batch already final is never
-  scored again whatever the cache says, its row decides).
+- A job's record, for ``JOB_CACHE_S`` seconds (or half the poll interval, when shorter):
+  the spec in it never changes, and its state is read only to skip the messages of a job
+  already ended. An aborted or canceled job's workers stop taking its mini-batches within
+  that time, little next to the poll interval the orchestrator takes to abort it; a
+  mini-batch already final is never scored again whatever the cache says (its row
+  decides).
 - Manifest pages, whole: one message names a byte range of a page, and the next messages
   a worker takes are mostly from the same page. A page is never rewritten once messages
   name it (the partitioner resends a page it wrote, it does not write it again).
@@ -23,7 +25,7 @@ from batchfx.storage import Storage
 
 __all__ = ["JOB_CACHE_S", "MANIFEST_CACHE_BYTES", "cached_job", "clear", "manifest_line"]
 
-JOB_CACHE_S = 5.0
+JOB_CACHE_S = 1.0
 MANIFEST_CACHE_BYTES = 32 * 1024 * 1024
 
 _lock = threading.Lock()
@@ -33,12 +35,13 @@ _pages: OrderedDict[tuple[Settings, str, str], bytes] = OrderedDict()
 
 
 def cached_job(storage: Storage, job_id: str) -> JobRecord:
-    """The job's record, read again once it is ``JOB_CACHE_S`` old (JobNotFoundError as
-    ``get_job``; a job not found is not cached)."""
+    """The job's record, read again once it is ``JOB_CACHE_S`` old, or half the poll
+    interval (JobNotFoundError as ``get_job``; a job not found is not cached)."""
     now, key = time.monotonic(), (storage.settings, job_id)
+    max_age = min(JOB_CACHE_S, storage.settings.poll_interval_s / 2)
     with _lock:
         hit = _jobs.get(key)
-    if hit is not None and now - hit[0] < JOB_CACHE_S:
+    if hit is not None and now - hit[0] < max_age:
         return hit[1]
     job = get_job(storage, job_id)
     with _lock:

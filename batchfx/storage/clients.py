@@ -3,7 +3,8 @@
 Every client retries a failed call (503 ServerBusy, 500, a dropped connection) on the
 schedule the ``storage_retry_*`` settings give: the first retry after
 ``storage_retry_backoff_s``, each later wait doubled up to ``storage_retry_backoff_max_s``,
-jittered, ``storage_retry_total`` retries in all; a ``Retry-After`` the service sends wins.
+jittered, ``storage_retry_total`` retries in all; a ``Retry-After`` the service sends wins
+(up to a minute, or ``storage_retry_backoff_max_s`` when that is longer).
 The table SDK (azure-core's RetryPolicy) retries the first failure at once and then waits
 the same doubling series; it honours ``Retry-After`` itself.
 """
@@ -30,6 +31,7 @@ from batchfx.errors import ConflictError, StorageError, StorageNotFoundError
 from batchfx.settings import Settings
 
 __all__ = [
+    "RETRY_AFTER_MAX_S",
     "BackoffRetry",
     "credential_for",
     "retry_after_s",
@@ -40,6 +42,8 @@ __all__ = [
 ]
 
 _JITTER = 0.2  # ±20 %: workers that failed together do not all come back together
+# The longest Retry-After obeyed (or storage_retry_backoff_max_s when longer).
+RETRY_AFTER_MAX_S = 60.0
 
 
 def retry_wait_s(retry: int, backoff_s: float, backoff_max_s: float) -> float:
@@ -101,8 +105,8 @@ class BackoffRetry:
         reply = getattr(history[-1], "http_response", None) if history else None
         if reply is not None:
             asked = retry_after_s(reply.headers)
-            if asked is not None:
-                return asked
+            if asked is not None:  # capped: a stray hour-long wait would hang the job
+                return min(asked, max(self.backoff_max_s, RETRY_AFTER_MAX_S))
         return retry_wait_s(int(settings["count"]), self.backoff_s, self.backoff_max_s)
 
 

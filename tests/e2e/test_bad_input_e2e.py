@@ -162,7 +162,7 @@ def test_a_huge_row_fails_its_item_clearly_and_the_others_are_written(app: App) 
     app.start()
     files = {"a.txt": "1", "huge.txt": "2", "z.txt": "3"}
     view = app.wait(app.submit(app.spec("returns_huge.py", files, mini_batch_size=3,
-                                        run_max_try=1)))
+                                        run_max_try=3)))
     assert view["state"] == "completed", view
     assert view["items"] == {"total": 3, "succeeded": 2, "failed": 1, "pending": 0}
     out = app.outputs(view)
@@ -172,3 +172,6 @@ def test_a_huge_row_fails_its_item_clearly_and_the_others_are_written(app: App) 
         ("huge.txt", "OutputTooLarge")]
     assert "run() returned 3.0 MiB of output for 1 rows, over the limit of 1 MiB" in (
         errors[0]["error"])
+    # Not retried (more tries would return as much): one try, then isolated at once.
+    report = list(csv.DictReader(io.StringIO(out["processed_mini-batches.csv"])))
+    assert [r["tries"] for r in report] == ["1"]

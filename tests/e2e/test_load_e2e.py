@@ -72,11 +72,17 @@ def test_storage_ops_per_mini_batch_are_flat_from_100_to_300(
     assert 0.75 <= output[1] / output[0] <= 1.10, output
     for n, figures in sizes.items():
         detail = figures["ops"]["detail"]
-        # One part upload, one message sent and one row insert per mini-batch, no more.
-        assert detail["blob PUT result parts"] == n, detail
-        assert detail["queue POST message send"] == n, detail
-        assert detail["table POST mini-batch row insert"] == n, detail
-        assert figures["state"]["table_rows"] == n and figures["state"]["parts"] == n
+        # Per mini-batch: one message sent, received and deleted, one row inserted (the
+        # claim) and replaced (the outcome, its small part inside), one input read; no
+        # part blob, no row read before the claim, no manifest read per message.
+        for kind in ("queue POST message send", "queue DELETE message delete",
+                     "table POST mini-batch row insert", "table PUT mini-batch row replace",
+                     "blob GET inputs+code"):
+            assert n <= detail[kind] <= n + 10, (kind, detail)  # + the code, per worker
+        assert "blob PUT result parts" not in detail and "blob GET result parts" not in detail
+        assert detail.get("table GET mini-batch row get", 0) == 0, detail
+        assert detail.get("blob GET manifests", 0) < n / 10, detail
+        assert figures["state"]["table_rows"] == n and figures["state"]["parts"] == 0
 
 
 def test_classify_names_what_each_request_touches() -> None:

@@ -57,6 +57,16 @@ def test_a_jobs_record_is_read_again_only_after_the_cache_time(
     assert worker_cache.cached_job(storage, "job-cache-1").state is JobState.CANCELED
 
 
+def test_the_cache_lasts_at_most_half_the_poll_interval(storage: Storage) -> None:
+    """With checks every 0.3 s (the e2e tests), a job's abort reaches workers as quickly."""
+    _job(storage, "job-cache-3")
+    quick = dataclasses.replace(storage, settings=dataclasses.replace(storage.settings,
+                                                                      poll_interval_s=0.0))
+    assert worker_cache.cached_job(quick, "job-cache-3").state is JobState.RUNNING
+    transition_job(storage, "job-cache-3", JobState.CANCELED, allowed_from=[JobState.RUNNING])
+    assert worker_cache.cached_job(quick, "job-cache-3").state is JobState.CANCELED
+
+
 def test_an_unknown_job_is_not_cached(storage: Storage) -> None:
     with pytest.raises(JobNotFoundError):
         worker_cache.cached_job(storage, "job-cache-2")

@@ -63,7 +63,28 @@ def test_two_bad_items_in_different_halves_are_both_isolated() -> None:
     assert combine(found, "text", 0.0, "w").succeeded == 6
 
 
-def test_a_failure_that_does_not_depend_on_items_stops_after_two_runs() -> None:
+def test_two_bad_files_whose_errors_differ_only_in_numbers_are_both_isolated() -> None:
+    """One per half, each half fails with what reads as the whole's error (the digits of
+    the names are ignored): the quarters show the items are the cause."""
+    items = [f"item-{i:03d}.txt" for i in range(10)]
+    run, calls = _runner(items, {"item-001.txt", "item-007.txt"})
+    error = TryError(TryPhase.RUN, "ValueError", "corrupt input item-001.txt", "tb")
+    found = isolate(10, error, run, tries=3)
+    assert [(f.position, f.alone) for f in found.failures] == [(1, True), (7, True)]
+    assert not found.gave_up
+    assert combine(found, "text", 0.0, "w").succeeded == 8
+    assert found.runs == len(calls) <= 2 + 4 + 2 * 4
+
+
+def test_every_item_of_a_two_item_mini_batch_failing_alone_is_not_a_script_bug() -> None:
+    run, calls = _runner(["f1", "f2"], {"f1", "f2"})
+    error = TryError(TryPhase.RUN, "ValueError", "corrupt input f1", "tb")
+    found = isolate(2, error, run, tries=1)  # both halves fail "the same", and are single
+    assert [(f.position, f.alone) for f in found.failures] == [(0, True), (1, True)]
+    assert len(calls) == 2 and not found.gave_up
+
+
+def test_a_failure_that_does_not_depend_on_items_stops_after_six_runs() -> None:
     calls: list[Span] = []
 
     def run(span: Span) -> TryOutcome:
@@ -74,7 +95,7 @@ def test_a_failure_that_does_not_depend_on_items_stops_after_two_runs() -> None:
 
     error = TryError(TryPhase.RUN, "NameError", "name 'modle' is not defined (pid 99)", "tb")
     found = isolate(10, error, run, tries=3)
-    assert len(calls) == 2
+    assert len(calls) == found.runs == 6  # the halves, then their halves
     assert "does not depend on particular items" in found.gave_up
     assert sum(f.count for f in found.failures) == 10
     assert not any(f.alone for f in found.failures)

@@ -87,6 +87,10 @@ def test_storage_policy_waits_by_the_retry_count_unless_the_reply_asks(policy: A
     assert 0.8 * 0.5 <= dropped <= 1.2 * 0.5
     asked = retry.get_backoff_time({"count": 3, "history": [_Try(_Reply({"Retry-After": "7"}))]})
     assert asked == 7.0
+    # An hour asked for is a minute waited (storage_retry_backoff_max_s is 12 s here).
+    hour = retry.get_backoff_time({"count": 1, "history": [_Try(_Reply({"Retry-After":
+                                                                        "3600"}))]})
+    assert hour == 60.0
 
 
 @pytest.mark.parametrize("policy", [BlobRetry, QueueRetry])
