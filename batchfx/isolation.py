@@ -11,7 +11,8 @@ Isolation gives up (every item left counts as failed, with the error seen) when:
 * the failure does not depend on the items: both halves, and then their four halves, fail
   with the error of the whole mini-batch (a script bug, a model that cannot load its
   weights) — six runs, not ``2n``. One level is not enough: two bad files, one in each
-  half, fail both halves with errors that differ only in the numbers of their names;
+  half, fail both halves with errors that differ only in the numbers of their names.
+  Rows over the output limit never end splitting this way: smaller spans return fewer;
 * the error is not about items: the script could not be loaded or ``init()`` failed;
 * ``max_runs`` runs were spent, or ``stop()`` says why not to go on: the job ended
   meanwhile (canceled, aborted), or the time the host gives one invocation runs out.
@@ -126,20 +127,20 @@ def isolate(total: int, error: TryError, run: Callable[[Span], TryOutcome], *, t
     # Both halves first: if each fails as the whole did, the items may not be the cause.
     outcomes = [(span, run(span)) for span in (first, second)]
     result.runs = 2
-    if _all_same(outcomes, error):
+    if _all_same(outcomes, error) and not _about_size(error):
         # Two bad items, one in each half, look the same (their errors differ only by
         # numbers in file names): the quarters tell them apart from a script bug.
-        why = stop()
-        deeper, runs = _deeper(outcomes, run, total) if not why else (outcomes, 0)
+        deeper, runs, why = _deeper(outcomes, run, total, done=result.runs,
+                                    max_runs=max_runs, stop=stop)
         result.runs += runs
-        if why or (runs and _all_same(deeper, error)):
+        if not why and runs and _all_same(deeper, error):
             for span, outcome in deeper:
                 assert outcome.error is not None
                 result.failures.append(_failure(span, outcome, outcome.error, tries, total))
-            result.gave_up = why or ("both halves and their halves failed with the "
-                                     "mini-batch's own error, so the failure does not "
-                                     "depend on particular items")
-            return result
+            result.gave_up = ("both halves and their halves failed with the mini-batch's "
+                              "own error, so the failure does not depend on particular items")
+            return _in_order(result)
+        result.gave_up = why  # stopped among the quarters: what did not run counts failed
         outcomes = deeper  # single items that each failed stand as failures
     _settle(result, outcomes, pending, tries, total)
     while pending:
@@ -154,6 +155,11 @@ def isolate(total: int, error: TryError, run: Callable[[Span], TryOutcome], *, t
         outcome = run(span)
         result.runs += 1
         _settle(result, [(span, outcome)], pending, tries, total)
+    return _in_order(result)
+
+
+def _in_order(result: Isolation) -> Isolation:
+    """The failures by position, without empty ones (windows past the last row)."""
     result.failures = sorted((f for f in result.failures if f.count),
                              key=lambda f: f.position)
     return result
@@ -164,26 +170,39 @@ def _all_same(outcomes: list[tuple[Span, TryOutcome]], error: TryError) -> bool:
                                   for _, o in outcomes)
 
 
+def _about_size(error: TryError) -> bool:
+    """Rows over the output limit: many items' rows together are too large, so halves
+    fail alike while smaller spans succeed — never a reason to give up splitting."""
+    return error.type == "OutputTooLarge"
+
+
 def _deeper(outcomes: list[tuple[Span, TryOutcome]], run: Callable[[Span], TryOutcome],
-            total: int) -> tuple[list[tuple[Span, TryOutcome]], int]:
-    """Each failed span's halves, run once (a single item keeps its outcome)."""
+            total: int, *, done: int, max_runs: int, stop: Callable[[], str],
+            ) -> tuple[list[tuple[Span, TryOutcome]], int, str]:
+    """Each failed span's halves, run once (a single item keeps its outcome), and why it
+    stopped early, if it did: a span whose halves did not run keeps its own outcome."""
     deeper: list[tuple[Span, TryOutcome]] = []
     runs = 0
+    why = ""
     for span, outcome in outcomes:
         seen, known = _seen(span, outcome, total)
         halves = seen.halves(known)
-        if halves is None:
+        if not why and done + runs + 2 > max_runs:
+            why = f"stopped after {done + runs} isolation runs"
+        why = why or stop()
+        if halves is None or why:
             deeper.append((span, outcome))
             continue
         for half in halves:
             deeper.append((half, run(half)))
             runs += 1
-    return deeper, runs
+    return deeper, runs, why
 
 
 def _settle(result: Isolation, outcomes: list[tuple[Span, TryOutcome]],
             pending: deque[tuple[Span, TryError]], tries: int, total: int) -> None:
-    """Keep what scored; split what failed (in order, before anything later)."""
+    """Keep what scored; split what failed (in order, before anything later), unless
+    isolation has given up: then what failed counts as failed, as it ran."""
     split: list[tuple[Span, TryError]] = []
     for span, outcome in outcomes:
         if outcome.ok:
@@ -194,7 +213,8 @@ def _settle(result: Isolation, outcomes: list[tuple[Span, TryOutcome]],
             continue  # a window past the last row: no items, so none failed
         span, known = _seen(span, outcome, total)
         halves = span.halves(known)
-        if halves is None or not may_isolate(outcome.error, span.planned(known)):
+        if (halves is None or result.gave_up
+                or not may_isolate(outcome.error, span.planned(known))):
             result.failures.append(_failure(span, outcome, outcome.error, tries, known))
         else:
             split += [(half, outcome.error) for half in halves]

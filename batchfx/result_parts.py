@@ -21,7 +21,8 @@ from batchfx.storage import Storage
 __all__ = ["INLINE_PART_MAX", "PART_EXTENSIONS", "PartReader", "has_part", "store_part"]
 
 # Table properties hold at most 64 KiB of binary and a row 1 MiB (the row also keeps up to
-# ~48 KiB of error text); 16 KiB holds a hundred typical result lines.
+# ~64 KiB of error text: 32,000 characters stored as UTF-16); 16 KiB holds a hundred
+# typical result lines.
 INLINE_PART_MAX = 16 * 1024
 
 PART_EXTENSIONS = {"text": "txt", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}

@@ -58,6 +58,7 @@ __all__ = ["ScoreResult", "score_mini_batch"]
 
 logger = logging.getLogger(__name__)
 
+
 class ScoreResult(StrEnum):
     """What happened to a message."""
 

@@ -7,8 +7,9 @@
   mini-batch already final is never scored again whatever the cache says (its row
   decides).
 - Manifest pages, whole: one message names a byte range of a page, and the next messages
-  a worker takes are mostly from the same page. A page is never rewritten once messages
-  name it (the partitioner resends a page it wrote, it does not write it again).
+  a worker takes are mostly from the same page. A page is written again only when a
+  partitioning call is retried after writing it; it then holds the same mini-batches,
+  listed again from the same continuation.
 """
 
 from __future__ import annotations

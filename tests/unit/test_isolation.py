@@ -140,6 +140,57 @@ def test_a_job_that_ends_stops_isolation() -> None:
         f.count for f in found.failures) == 16
 
 
+def test_a_stop_among_the_quarters_runs_no_more_and_accounts_for_every_item() -> None:
+    """The halves fail alike, then the job ends (or time runs out) while the quarters run:
+    no quarter runs after stop() says so, and every item is still counted."""
+    items = [f"item-{i:02d}" for i in range(16)]
+    run, calls = _runner(items, {"item-01", "item-09"})
+    error = TryError(TryPhase.RUN, "ValueError", "corrupt input item-01", "tb")
+    answers = iter(["", "the job was canceled"])  # go on for the first half's halves only
+    found = isolate(16, error, run, tries=2, stop=lambda: next(answers, "the job was canceled"))
+    assert len(calls) == found.runs == 4  # both halves, then the first half's two halves
+    assert found.gave_up == "the job was canceled"
+    outcome = combine(found, "text", 0.0, "w")
+    assert outcome.items == 16 and outcome.succeeded + outcome.failed == 16
+    assert outcome.succeeded == 4  # the clean quarter [4, 8) kept its rows
+    assert [(f.position, f.count) for f in found.failures] == [(0, 4), (8, 8)]
+
+
+def test_the_quarters_respect_the_run_budget() -> None:
+    items = [f"item-{i:02d}" for i in range(16)]
+    run, calls = _runner(items, {"item-01", "item-09"})
+    error = TryError(TryPhase.RUN, "ValueError", "corrupt input item-01", "tb")
+    found = isolate(16, error, run, tries=1, max_runs=3)
+    assert len(calls) == found.runs == 2  # two more would pass the budget of 3
+    assert found.gave_up == "stopped after 2 isolation runs"
+    assert sum(f.count for f in found.failures) == 16
+
+
+def test_rows_over_the_output_limit_are_split_though_every_half_fails_alike() -> None:
+    """Each item returns 1 MB: any span of more than two items is too large, whatever its
+    items — splitting, not giving up, scores them all."""
+    calls: list[Span] = []
+
+    def run(span: Span) -> TryOutcome:
+        calls.append(span)
+        size = span.planned(16)
+        if size > 2:
+            error = TryError(TryPhase.RETURN, "OutputTooLarge",
+                             f"run() returned {size} MB of rows; the limit is 2 MB", "")
+            return TryOutcome.failure(error, size, 0.1, "w")
+        part, header = format_rows([f"r{i}" for i in range(span.start, span.start + size)],
+                                   "text", False)
+        return TryOutcome(size, size, 0, size, part, header, None, 0.1, "w")
+
+    error = TryError(TryPhase.RETURN, "OutputTooLarge",
+                     "run() returned 16 MB of rows; the limit is 2 MB", "")
+    found = isolate(16, error, run, tries=1)
+    assert not found.gave_up and not found.failures
+    outcome = combine(found, "text", 0.0, "w")
+    assert outcome.part.decode().splitlines() == [f"r{i}" for i in range(16)]
+    assert (outcome.succeeded, outcome.failed, outcome.error) == (16, 0, None)
+
+
 def test_rows_beyond_an_estimate_are_never_dropped() -> None:
     """Text cut by bytes: 6 rows planned, 9 read — the last span reaches the end."""
     items = [f"r{i}" for i in range(9)]
