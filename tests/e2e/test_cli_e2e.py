@@ -1,4 +1,4 @@
-"""The ``batchfx`` command as a user runs it, against the session's Azurite."""
+"""The ``batchfx`` command as a user runs it, against the module's Azurite."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _run_example(example: dict[str, Any], connection_string: str, name: str, tmp_path: Path,
                  **changes: Any) -> Path:
-    """`batchfx run` the example's job.yml (with ``changes``) on the session's Azurite."""
+    """`batchfx run` the example's job.yml (with ``changes``) on the module's Azurite."""
     spec = yaml.safe_load((EXAMPLE / "job.yml").read_text())
     spec.update(source_directory=str(EXAMPLE / "code"), **changes)
     job = example["root"] / f"{tmp_path.name}.yml"

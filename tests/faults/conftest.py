@@ -1,6 +1,5 @@
-"""Fault-test fixtures: isolated apps on a fresh Azurite per test module (optionally behind
-the fault proxy) or on a private on-disk Azurite, and a figures line per test in the CI
-output."""
+"""Fault-test fixtures: isolated apps on the module's Azurite (optionally behind the fault
+proxy) or on a private on-disk Azurite, and a figures line per test in the CI output."""
 
 from __future__ import annotations
 
@@ -20,26 +19,6 @@ from harness import FaultApp, settings_for
 from proxy import FaultProxy
 
 _FIGURES: list[str] = []
-
-
-@pytest.fixture(scope="module")
-def azurite(azurite: Azurite) -> Iterator[Azurite]:
-    """A fresh in-memory Azurite for this module, not the session's (asked for only so a
-    missing Azurite fails or skips as everywhere else).
-
-    The session's Azurite, once the e2e tests have pushed tens of thousands of blobs,
-    queue messages and rows through it, froze for 115 s about 11 minutes after it started
-    (every blob, queue and table call of every process waited, then all went on at once),
-    in the middle of a fault test; it fits Azurite's blob sweep, which first runs 10
-    minutes after start and removes unreferenced data one extent at a time. batchfx came
-    through it, but the fault tests' hang limits are for batchfx, not for that.
-    """
-    fresh = Azurite()
-    fresh.start()
-    try:
-        yield fresh
-    finally:
-        fresh.stop()
 
 
 @pytest.fixture

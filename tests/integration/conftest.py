@@ -15,7 +15,7 @@ from batchfx.storage import Storage
 
 @pytest.fixture
 def settings(connection_string: str, unique_name: str, tmp_path: Path) -> Settings:
-    """An app with its own container, queue and tables on the session Azurite."""
+    """An app with its own container, queue and tables on the module's Azurite."""
     return Settings(
         connection_string=connection_string,
         jobs_container=unique_name,
