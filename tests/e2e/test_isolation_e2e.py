@@ -41,6 +41,23 @@ def test_a_corrupt_file_fails_alone_and_its_nine_neighbours_are_scored(app: App)
     assert 'score.py", line' in out["errors.txt"]
 
 
+def test_two_corrupt_files_one_in_each_half_both_fail_alone(app: App) -> None:
+    # Their errors differ only in the digits of the names, so both halves fail "as the
+    # whole did": the quarters must show it is the items, not the script.
+    files = {f"item-{i:03d}.txt": ("bad" if i in (3, 12) else "ok") for i in range(16)}
+    view = app.wait(app.submit(app.spec("raises_on_bad.py", files, mini_batch_size=16,
+                                        run_max_try=1)))
+    assert view["state"] == "completed", view
+    assert view["items"] == {"total": 16, "succeeded": 14, "failed": 2, "pending": 0}
+    out = app.outputs(view)
+    assert lines(out["parallel_run_step.txt"]) == [f"item-{i:03d}.txt ok" for i in range(16)
+                                                   if i not in (3, 12)]
+    errors = _errors(out)
+    assert [e["item"].rsplit("/", 1)[-1] for e in errors] == ["item-003.txt", "item-012.txt"]
+    assert [e["error"] for e in errors] == [f"cannot score item-{i:03d}.txt: corrupt input"
+                                            for i in (3, 12)]
+
+
 def test_a_hanging_item_is_isolated_by_its_timeout(app: App) -> None:
     files = {"a.txt": "1", "b.txt": "2", "hang.txt": "3", "z.txt": "4"}
     view = app.wait(app.submit(app.spec("hangs.py", files, mini_batch_size=4,
