@@ -18,12 +18,15 @@ from typing import Any
 from batchfx.records import MiniBatchRecord, mini_batch_key
 from batchfx.storage import Storage
 
-__all__ = ["INLINE_PART_MAX", "PART_EXTENSIONS", "PartReader", "has_part", "store_part"]
+__all__ = ["INLINE_PART_MAX", "KEEP_PASSED_MAX", "PART_EXTENSIONS", "PartReader", "has_part",
+           "store_part"]
 
 # Table properties hold at most 64 KiB of binary and a row 1 MiB (the row also keeps up to
 # ~64 KiB of error text: 32,000 characters stored as UTF-16); 16 KiB holds a hundred
 # typical result lines.
 INLINE_PART_MAX = 16 * 1024
+# Inline parts a reader keeps after passing them, for a later request (finalize's memory).
+KEEP_PASSED_MAX = 64 * 1024 * 1024
 
 PART_EXTENSIONS = {"text": "txt", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 
@@ -54,13 +57,18 @@ def store_part(storage: Storage, record: MiniBatchRecord, data: bytes, output_fo
 class PartReader:
     """Reads the parts of one job's mini-batches: blobs by name, inline parts from a stream
     over the job's rows (``RowKey, part_data`` only) that moves forward as records are
-    asked for in mini-batch order; a record asked for out of order is read by its key."""
+    asked for in mini-batch order. Parts the stream passes on the way are kept (up to
+    ``keep_max`` bytes) for when they are asked for: partitioned output asks group by
+    group. A record asked for after its row was passed and not kept is read by its key."""
 
-    def __init__(self, storage: Storage, job_id: str) -> None:
+    def __init__(self, storage: Storage, job_id: str, *,
+                 keep_max: int = KEEP_PASSED_MAX) -> None:
         self._storage, self._job_id = storage, job_id
         self._stream: Iterator[dict[str, Any]] | None = None
         self._next: dict[str, Any] | None = None  # the row the stream gave, not yet used
         self._position = -1  # the index of the last row taken from the stream
+        self._passed: dict[int, bytes] = {}  # parts passed on the way, by index
+        self._passed_bytes, self._keep_max = 0, keep_max
         self.point_reads = 0
 
     def read(self, record: MiniBatchRecord) -> bytes:
@@ -72,6 +80,10 @@ class PartReader:
             return b""
         if record.part_data:  # a record read with its part
             return record.part_data
+        kept = self._passed.pop(record.index, None)
+        if kept is not None:
+            self._passed_bytes -= len(kept)
+            return kept
         if record.index < self._position:
             return self._point_read(record)
         while True:
@@ -85,6 +97,13 @@ class PartReader:
             if index > record.index:  # keep it for the record asked for next
                 return self._point_read(record)
             self._next = None
+            self._keep(index, bytes(row.get("part_data") or b""))
+
+    def _keep(self, index: int, data: bytes) -> None:
+        """Keep a passed part while the budget allows (rows without one cost nothing)."""
+        if data and self._passed_bytes + len(data) <= self._keep_max:
+            self._passed[index] = data
+            self._passed_bytes += len(data)
 
     def _take(self) -> dict[str, Any] | None:
         """The next row of the stream, kept until used or passed."""

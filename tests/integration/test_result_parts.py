@@ -65,7 +65,8 @@ def test_the_reader_streams_inline_parts_in_order_and_reads_blobs_by_name(
     assert reader.point_reads == 0
 
 
-def test_the_reader_reads_a_part_asked_for_out_of_order_by_its_key(storage: Storage) -> None:
+def test_the_reader_keeps_parts_it_passed_for_when_they_are_asked_for(
+        storage: Storage) -> None:
     for index in range(6):
         _stored(storage, index, f"row {index}\n".encode())
     by_index = {r.index: r for r in _read_back(storage)}
@@ -73,7 +74,17 @@ def test_the_reader_reads_a_part_asked_for_out_of_order_by_its_key(storage: Stor
     # Partitioned output asks group by group: evens, then odds.
     order = [0, 2, 4, 1, 3, 5]
     assert [reader.read(by_index[i]) for i in order] == [f"row {i}\n".encode() for i in order]
-    assert reader.point_reads == 2  # 1 and 3 were passed; 5 is still ahead in the stream
+    assert reader.point_reads == 0  # 1 and 3 were kept when passed; 5 is still ahead
+
+
+def test_past_its_budget_the_reader_reads_a_passed_part_by_its_key(storage: Storage) -> None:
+    for index in range(6):
+        _stored(storage, index, f"row {index}\n".encode())
+    by_index = {r.index: r for r in _read_back(storage)}
+    reader = PartReader(storage, JOB, keep_max=len(b"row 1\n"))  # room for one part
+    order = [0, 2, 4, 1, 3, 5, 1]
+    assert [reader.read(by_index[i]) for i in order] == [f"row {i}\n".encode() for i in order]
+    assert reader.point_reads == 2  # 3 did not fit beside 1; 1 again was given away
 
 
 def test_an_empty_part_is_not_stored(storage: Storage) -> None:
