@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from contextlib import ExitStack
@@ -51,6 +52,17 @@ def _api(url: str | None, key: str | None) -> ApiClient:
 def _connection(value: str | None) -> str | None:
     return value or Settings.from_env(os.environ).connection_string or _serve_state().get(
         "connection_string")
+
+
+def _stop_on_terminate() -> None:
+    """SIGTERM (``kill``, a service manager) and SIGHUP (the terminal closed) stop the
+    command as Ctrl-C does: its workers finish their message and its Azurite stops,
+    instead of being left running without it."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
 
 
 def _watch(api: ApiClient, job_id: str, quiet: bool) -> dict[str, Any]:
@@ -108,6 +120,7 @@ def run(spec_file: Path, output_dir: Path, connection_string: str | None, worker
 
     spec, spec_dir = load_job_spec(spec_file)
     connection = connection_string or Settings.from_env(os.environ).connection_string
+    _stop_on_terminate()
     with ExitStack() as stack:
         if not connection:
             azurite = stack.enter_context(Azurite())
@@ -145,6 +158,7 @@ def serve(port: int, connection_string: str | None, workers: int, key: str | Non
     from batchfx.local.runner import LocalRunner
 
     connection = connection_string or Settings.from_env(os.environ).connection_string
+    _stop_on_terminate()
     with ExitStack() as stack:
         if not connection:
             azurite = stack.enter_context(Azurite(location=str(Path(".batchfx") / "azurite")))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import signal
 import threading
@@ -29,7 +30,7 @@ from batchfx.local.app_loader import app_functions
 from batchfx.storage import QueueStore, ReceivedMessage
 
 __all__ = ["HostQueueOptions", "PollBackoff", "QueuePoller", "QueueTrigger", "poll_once",
-           "queue_triggers", "worker_main"]
+           "queue_triggers", "watch_parent", "worker_main"]
 
 logger = logging.getLogger(__name__)
 
@@ -247,8 +248,19 @@ class QueuePoller:
                 stop.wait(wait)
 
 
-def worker_main(env: dict[str, str], options: HostQueueOptions, log_level: str) -> None:
-    """Entry of a worker process: load the app, then pull queues until SIGTERM."""
+def watch_parent(parent: int, stop: threading.Event, interval_s: float = 1.0) -> None:
+    """Set ``stop`` once the runner that started this worker is gone (killed before it
+    could stop its workers): a worker must not go on taking messages without it."""
+    while not stop.wait(interval_s):
+        if os.getppid() != parent:
+            logger.warning("the runner (pid %d) is gone; stopping after this message", parent)
+            stop.set()
+
+
+def worker_main(env: dict[str, str], options: HostQueueOptions, log_level: str,
+                runner_pid: int | None = None) -> None:
+    """Entry of a worker process: load the app, then pull queues until SIGTERM or until
+    ``runner_pid``, the process that started it, is gone (even before this one was up)."""
     from batchfx import app_context
     from batchfx.local.app_loader import load_app
     from batchfx.settings import Settings
@@ -258,6 +270,9 @@ def worker_main(env: dict[str, str], options: HostQueueOptions, log_level: str) 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    parent = runner_pid if runner_pid is not None else os.getppid()
+    threading.Thread(target=watch_parent, args=(parent, stop), daemon=True,
+                     name="batchfx-parent-watch").start()
     settings = Settings.from_env(env)
     app_context.use_settings(settings)
     triggers = queue_triggers(load_app(), env)

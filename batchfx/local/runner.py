@@ -110,7 +110,7 @@ class LocalRunner:
     def _spawn(self) -> BaseProcess:
         env = {**os.environ, **self.settings.to_env()}
         process = multiprocessing.get_context("spawn").Process(
-            target=worker_main, args=(env, self._options, self._log_level),
+            target=worker_main, args=(env, self._options, self._log_level, os.getpid()),
             name="batchfx-worker", daemon=False)
         process.start()
         return process

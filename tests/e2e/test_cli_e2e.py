@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -73,10 +74,38 @@ def test_run_refuses_a_bad_spec_naming_the_field(tmp_path: Path) -> None:
     assert "mini_batch_size" in done.stderr and "'ten'" in done.stderr
 
 
-@pytest.fixture
-def served(connection_string: str, unique_name: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    env = _env(connection_string, unique_name, tmp_path)
-    workdir = tmp_path / "serve"
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _gone(pids: list[int], timeout: float) -> list[int]:
+    """The ``pids`` still alive (not ended, not a zombie) after up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z":
+                alive.append(pid)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def _serve(workdir: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``batchfx serve`` with one worker, started and ready."""
     workdir.mkdir()
     process = subprocess.Popen([*BATCHFX, "serve", "--port", "0", "--workers", "1"],
                                cwd=workdir, env=env, stderr=subprocess.PIPE, text=True)
@@ -86,9 +115,32 @@ def served(connection_string: str, unique_name: str, tmp_path: Path):  # type: i
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         assert time.monotonic() < deadline, "batchfx serve did not start"
         time.sleep(0.2)
+    return process
+
+
+@pytest.fixture
+def served(connection_string: str, unique_name: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    env = _env(connection_string, unique_name, tmp_path)
+    workdir = tmp_path / "serve"
+    process = _serve(workdir, env)
     yield workdir, env
-    process.terminate()
+    workers = _children(process.pid)
+    assert workers, "serve started no worker processes"
+    process.terminate()  # SIGTERM, as kill or a service manager sends: stop as Ctrl-C does
+    assert process.wait(timeout=30) == 0
+    assert _gone(workers, 5) == []  # its workers stopped with it
+    assert not (workdir / ".batchfx" / "serve.json").exists()
+
+
+def test_a_killed_serve_leaves_no_worker_taking_messages(connection_string: str,
+                                                         unique_name: str,
+                                                         tmp_path: Path) -> None:
+    process = _serve(tmp_path / "serve", _env(connection_string, unique_name, tmp_path))
+    workers = _children(process.pid)
+    assert workers, "serve started no worker processes"
+    process.send_signal(signal.SIGKILL)  # no chance to stop them: they notice it is gone
     process.wait(timeout=30)
+    assert _gone(workers, 15) == []
 
 
 def test_serve_submit_status_list_download(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

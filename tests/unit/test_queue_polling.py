@@ -4,14 +4,22 @@ queue listener polls (pure logic, a fake clock and an in-memory stand-in for Que
 from __future__ import annotations
 
 import itertools
+import os
 import threading
+import time
 from collections import Counter, deque
 from typing import Any, cast
 
 import azure.functions as func
 import pytest
 
-from batchfx.local.queue_worker import HostQueueOptions, PollBackoff, QueuePoller, QueueTrigger
+from batchfx.local.queue_worker import (
+    HostQueueOptions,
+    PollBackoff,
+    QueuePoller,
+    QueueTrigger,
+    watch_parent,
+)
 from batchfx.storage import QueueStore, ReceivedMessage
 
 
@@ -143,3 +151,20 @@ def test_run_stops_promptly_when_the_event_is_set() -> None:
     stop = threading.Event()
     stop.set()
     poller.run(stop)  # returns at once
+
+
+def test_a_worker_stops_once_its_runner_is_gone() -> None:
+    stop = threading.Event()
+    watch_parent(os.getppid() + 1_000_000, stop, interval_s=0.01)  # a parent it never had
+    assert stop.is_set()
+
+
+def test_a_worker_goes_on_while_its_runner_lives() -> None:
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_parent, args=(os.getppid(), stop, 0.01))
+    watcher.start()
+    time.sleep(0.1)
+    assert not stop.is_set()  # ten looks at the parent, all alive
+    stop.set()
+    watcher.join(timeout=5)
+    assert not watcher.is_alive()
