@@ -145,8 +145,7 @@ def isolate(total: int, error: TryError, run: Callable[[Span], TryOutcome], *, t
     _settle(result, outcomes, pending, tries, total)
     while pending:
         span, parent_error = pending.popleft()
-        why = f"stopped after {result.runs} isolation runs" if result.runs >= max_runs else ""
-        why = why or result.gave_up or stop()
+        why = _why_stop(result.runs, 1, max_runs, lambda: result.gave_up or stop())
         if why:
             result.gave_up = why
             result.failures.append(ItemFailure(span.start, span.planned(total), parent_error,
@@ -163,6 +162,14 @@ def _in_order(result: Isolation) -> Isolation:
     result.failures = sorted((f for f in result.failures if f.count),
                              key=lambda f: f.position)
     return result
+
+
+def _why_stop(done: int, needed: int, max_runs: int, stop: Callable[[], str]) -> str:
+    """Why not to make ``needed`` more runs after ``done`` ("" to go on): the run budget
+    first, then ``stop()``."""
+    if done + needed > max_runs:
+        return f"stopped after {done} isolation runs"
+    return stop()
 
 
 def _all_same(outcomes: list[tuple[Span, TryOutcome]], error: TryError) -> bool:
@@ -187,9 +194,7 @@ def _deeper(outcomes: list[tuple[Span, TryOutcome]], run: Callable[[Span], TryOu
     for span, outcome in outcomes:
         seen, known = _seen(span, outcome, total)
         halves = seen.halves(known)
-        if not why and done + runs + 2 > max_runs:
-            why = f"stopped after {done + runs} isolation runs"
-        why = why or stop()
+        why = why or _why_stop(done + runs, 2, max_runs, stop)
         if halves is None or why:
             deeper.append((span, outcome))
             continue

@@ -258,7 +258,7 @@ def watch_parent(parent: int, stop: threading.Event, interval_s: float = 1.0) ->
 
 
 def worker_main(env: dict[str, str], options: HostQueueOptions, log_level: str,
-                runner_pid: int | None = None) -> None:
+                runner_pid: int) -> None:
     """Entry of a worker process: load the app, then pull queues until SIGTERM or until
     ``runner_pid``, the process that started it, is gone (even before this one was up)."""
     from batchfx import app_context
@@ -270,8 +270,7 @@ def worker_main(env: dict[str, str], options: HostQueueOptions, log_level: str,
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    parent = runner_pid if runner_pid is not None else os.getppid()
-    threading.Thread(target=watch_parent, args=(parent, stop), daemon=True,
+    threading.Thread(target=watch_parent, args=(runner_pid, stop), daemon=True,
                      name="batchfx-parent-watch").start()
     settings = Settings.from_env(env)
     app_context.use_settings(settings)

@@ -74,31 +74,26 @@ def test_run_refuses_a_bad_spec_naming_the_field(tmp_path: Path) -> None:
     assert "mini_batch_size" in done.stderr and "'ten'" in done.stderr
 
 
+def _stat(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and parent pid (Linux /proc); None once it has ended."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
 def _children(pid: int) -> list[int]:
-    """The live child processes of ``pid`` (Linux /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
+    """The live (not zombie) child processes of ``pid``."""
+    return [int(d.name) for d in Path("/proc").glob("[0-9]*")
+            if (stat := _stat(int(d.name))) is not None and stat[1] == pid and stat[0] != "Z"]
 
 
 def _gone(pids: list[int], timeout: float) -> list[int]:
     """The ``pids`` still alive (not ended, not a zombie) after up to ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        alive = []
-        for pid in pids:
-            try:
-                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if state != "Z":
-                alive.append(pid)
+        alive = [pid for pid in pids if (stat := _stat(pid)) is not None and stat[0] != "Z"]
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.2)
