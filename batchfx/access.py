@@ -1,15 +1,17 @@
-"""Which containers a job may read from and write to (pure).
+"""Which containers and local folders a job may read from and write to (pure).
 
 Jobs read and write only the app's own storage account (URLs are refused by the spec),
 only the containers ``BATCHFX_ALLOWED_CONTAINERS`` names when it is set, and never the
-app's internal state: the Durable container, and the job records under ``jobs/``.
+app's internal state: the Durable container, and the job records under ``jobs/``. Jobs
+of the local runner may also read folders of its machine in place, under the folders
+``BATCHFX_LOCAL_ROOTS`` names (none in Azure).
 """
 
 from __future__ import annotations
 
 from batchfx.settings import Settings
 
-__all__ = ["access_problem"]
+__all__ = ["access_problem", "local_access_problem"]
 
 _READ_FIELDS_IN_APP_CONTAINER = "uploads/"
 
@@ -32,4 +34,18 @@ def access_problem(settings: Settings, field: str, container: str, prefix: str) 
     if allowed and container not in allowed and container != settings.inbox_container:
         return (f"{field}: container {container!r} is not one this app may use; allowed: "
                 f"{', '.join(sorted(allowed))} (app setting BATCHFX_ALLOWED_CONTAINERS)")
+    return None
+
+
+def local_access_problem(settings: Settings, field: str, path: str, *,
+                         allowed: bool) -> str | None:
+    """Why ``field`` may not read the local folder ``path`` (``allowed``: whether it lies
+    under one of the app's local roots, links resolved), or None when it may."""
+    if not settings.local_roots:
+        return (f"{field}: {path!r} is a folder of the machine that submitted the job; this app "
+                "reads only its storage account — upload it (`batchfx submit` uploads local "
+                "folders) or give container/prefix")
+    if not allowed:
+        return (f"{field}: {path!r} is not under a folder this app may read in place "
+                f"({', '.join(settings.local_roots)}; app setting BATCHFX_LOCAL_ROOTS)")
     return None

@@ -11,14 +11,14 @@ import os
 import threading
 from functools import lru_cache
 
-from batchfx.scoring.worker import ScriptWorker
+from batchfx.scoring.pool import ScriptPool
 from batchfx.settings import Settings
 from batchfx.storage import Storage
 
-__all__ = ["script_worker", "settings", "storage", "use_settings"]
+__all__ = ["script_pool", "settings", "storage", "use_settings"]
 
 _override: Settings | None = None
-_worker: ScriptWorker | None = None
+_pool: ScriptPool | None = None
 _lock = threading.Lock()
 
 
@@ -43,11 +43,12 @@ def storage() -> Storage:
     return _storage_for(settings())
 
 
-def script_worker() -> ScriptWorker:
-    """This process's scoring-script worker: one child kept alive across mini-batches."""
-    global _worker
+def script_pool() -> ScriptPool:
+    """This process's scoring-script processes, kept alive across mini-batches and shared
+    by the invocations running at once."""
+    global _pool
     with _lock:
-        if _worker is None:
-            _worker = ScriptWorker()
-            atexit.register(_worker.close)
-        return _worker
+        if _pool is None:
+            _pool = ScriptPool()
+            atexit.register(_pool.close)
+        return _pool

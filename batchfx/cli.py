@@ -22,7 +22,7 @@ from batchfx.records import JobState
 from batchfx.settings import Settings
 from batchfx.spec import load_job_spec
 from batchfx.storage import Storage
-from batchfx.upload import download_outputs, upload_local_paths
+from batchfx.upload import download_outputs, in_place_paths, upload_local_paths
 
 console = Console(stderr=True)
 STATE_FILE = Path(".batchfx") / "serve.json"
@@ -47,6 +47,13 @@ def _api(url: str | None, key: str | None) -> ApiClient:
         raise click.UsageError("no app to talk to: start `batchfx serve`, or give --url "
                                "(or BATCHFX_URL) of a deployed app")
     return ApiClient(url, key or os.environ.get("BATCHFX_KEY") or state.get("key"))
+
+
+def _reads_in_place(url: str | None) -> bool:
+    """Whether jobs go to the `batchfx serve` of this folder, which reads local folders."""
+    state = _serve_state()
+    target = url or os.environ.get("BATCHFX_URL") or state.get("url")
+    return bool(state.get("local_roots")) and target == state.get("url")
 
 
 def _connection(value: str | None) -> str | None:
@@ -110,8 +117,8 @@ def main(log_level: str) -> None:
               help="Folder to download the results, summary and reports into.")
 @click.option("--connection-string", help="Storage to use (default: AzureWebJobsStorage, "
               "else a private Azurite started for this run).")
-@click.option("--workers", type=int, help="Worker processes (default: process_count_per_node"
-              " x node_count of the spec).")
+@click.option("--workers", type=int, help="Worker processes, each an instance running "
+              "process_count_per_node script processes (default: node_count of the spec).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(spec_file: Path, output_dir: Path, connection_string: str | None, workers: int | None,
         quiet: bool) -> None:
@@ -121,6 +128,10 @@ def run(spec_file: Path, output_dir: Path, connection_string: str | None, worker
 
     spec, spec_dir = load_job_spec(spec_file)
     connection = connection_string or Settings.from_env(os.environ).connection_string
+    # Local folders are read where they are (the workers share this machine); with a
+    # private Azurite nothing else can exist, so a path not found here is a mistake.
+    record, folders = in_place_paths(spec.to_record(), spec_dir,
+                                     storage_paths=bool(connection))
     _stop_on_terminate()
     with ExitStack() as stack:
         if not connection:
@@ -128,15 +139,15 @@ def run(spec_file: Path, output_dir: Path, connection_string: str | None, worker
             connection = azurite.connection_string
             console.print(f"started Azurite (blob port {azurite.blob_port})")
         settings = Settings(**{**Settings.from_env(os.environ).__dict__,
-                               "connection_string": connection, "poll_interval_s": 1.0})
+                               "connection_string": connection, "poll_interval_s": 1.0,
+                               "local_roots": tuple(folders)})
         storage = Storage.from_settings(settings)
-        storage.ensure_resources()
-        record = upload_local_paths(storage, spec.to_record(), spec_dir)
-        count = workers or spec.process_count_per_node * spec.node_count
+        count = workers or spec.node_count
         runner = stack.enter_context(LocalRunner(settings, workers=count))
         api = ApiClient(runner.url, runner.function_key)
         job = api.submit(record)
-        console.print(f"submitted job [bold]{job['id']}[/] ({count} worker processes)")
+        console.print(f"submitted job [bold]{job['id']}[/] ({count} instance(s) of "
+                      f"{spec.process_count_per_node} script processes)")
         view = _watch(api, job["id"], quiet)
         files = download_outputs(storage, view["output"]["location"], output_dir)
     _report(view)
@@ -153,7 +164,12 @@ def run(spec_file: Path, output_dir: Path, connection_string: str | None, worker
               "else Azurite with its data in .batchfx/azurite).")
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--key", help="Function key clients must send (default: a new random one).")
-def serve(port: int, connection_string: str | None, workers: int, key: str | None) -> None:
+@click.option("--local-root", "local_roots", multiple=True, default=["/"], show_default=True,
+              type=click.Path(exists=True, file_okay=False, resolve_path=True),
+              help="A folder of this machine under which jobs may name local folders, read "
+              "in place (repeat for several).")
+def serve(port: int, connection_string: str | None, workers: int, key: str | None,
+          local_roots: tuple[str, ...]) -> None:
     """Serve the app locally until Ctrl-C; jobs resume when it is started again."""
     from batchfx.local.azurite import Azurite
     from batchfx.local.runner import LocalRunner
@@ -165,13 +181,15 @@ def serve(port: int, connection_string: str | None, workers: int, key: str | Non
             azurite = stack.enter_context(Azurite(location=str(Path(".batchfx") / "azurite")))
             connection = azurite.connection_string
         settings = Settings(**{**Settings.from_env(os.environ).__dict__,
-                               "connection_string": connection, "poll_interval_s": 1.0})
+                               "connection_string": connection, "poll_interval_s": 1.0,
+                               "local_roots": tuple(local_roots)})
         runner = stack.enter_context(LocalRunner(settings, workers=workers, port=port,
                                                  function_key=key or os.environ.get(
                                                      "BATCHFX_KEY")))
         STATE_FILE.parent.mkdir(exist_ok=True)
         STATE_FILE.write_text(json.dumps({"url": runner.url, "key": runner.function_key,
-                                          "connection_string": connection}))
+                                          "connection_string": connection,
+                                          "local_roots": list(local_roots)}))
         os.chmod(STATE_FILE, 0o600)
         console.print(f"batchfx serving {runner.url}/api/jobs with {workers} workers "
                       f"(key in {STATE_FILE}); Ctrl-C to stop")
@@ -196,12 +214,15 @@ _key = click.option("--key", help="Function key (default: BATCHFX_KEY or the run
 @click.option("--wait", is_flag=True, help="Show progress until the job ends.")
 def submit(spec_file: Path, url: str | None, key: str | None, connection_string: str | None,
            wait: bool) -> None:
-    """Submit a job; local folders in the spec are uploaded first."""
+    """Submit a job; local folders in the spec are read in place by a `batchfx serve` of
+    this folder, else uploaded first."""
     spec, spec_dir = load_job_spec(spec_file)
     api = _api(url, key)
     record = spec.to_record()
     connection = _connection(connection_string)
-    if connection:
+    if _reads_in_place(url):  # `batchfx serve` on this machine: no upload
+        record, _ = in_place_paths(record, spec_dir)
+    elif connection:
         record = upload_local_paths(_storage(connection), record, spec_dir)
     job = api.submit(record)
     click.echo(job["id"])

@@ -89,7 +89,8 @@ def _write_reports(storage: Storage, job: JobRecord, records: list[MiniBatchReco
 
 
 def _write_summary(storage: Storage, job: JobRecord) -> None:
-    progress = job_progress(storage, job)
+    # Every row read again: exact, and kept, so the job's view reads nothing more.
+    progress = job_progress(storage, job, keep=True, full=True)
     text = job_result_text(job, progress, Thresholds.from_spec(job.spec))
     storage.blobs.upload(job.output_container, f"{job.output_prefix}/job_result.txt",
                          text.encode())

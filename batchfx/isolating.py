@@ -21,12 +21,10 @@ from batchfx.partition import ManifestLine
 from batchfx.records import MiniBatchRecord, mini_batch_key
 from batchfx.scoring.contract import (
     MiniBatchContext,
-    ScriptConfig,
     TryError,
     TryOutcome,
     TryPhase,
 )
-from batchfx.scoring.worker import ScriptWorker
 from batchfx.spec import JobSpec
 from batchfx.storage import Storage
 from batchfx.tabular.batch import TabularBatch
@@ -34,6 +32,7 @@ from batchfx.tabular.batch import TabularBatch
 __all__ = [
     "ISOLATION_BUDGET_S",
     "MAX_ISOLATIONS",
+    "RunTry",
     "isolate_mini_batch",
     "isolation_stop",
     "item_error_entries",
@@ -43,6 +42,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# One try of the script on some of a mini-batch's inputs (the scorer's, through its pool).
+RunTry = Callable[[list[str] | TabularBatch, MiniBatchContext], TryOutcome]
 
 # A worker that dies while isolating (the item may be what kills it) gets one successor.
 MAX_ISOLATIONS = 2
@@ -56,17 +58,17 @@ def _subset(inputs: list[str] | TabularBatch, span: Span) -> list[str] | Tabular
 
 
 def isolate_mini_batch(
-    storage: Storage, worker: ScriptWorker, record: MiniBatchRecord, etag: str,
+    storage: Storage, run_try: RunTry, record: MiniBatchRecord, etag: str,
     error: TryError, inputs: list[str] | TabularBatch, total: int, line: ManifestLine,
-    config: ScriptConfig, context: MiniBatchContext, spec: JobSpec,
+    context: MiniBatchContext, spec: JobSpec,
     *, renew: Callable[[MiniBatchRecord, str], str], stop: Callable[[], str],
-    after_run: Callable[[], Any],
 ) -> tuple[TryOutcome, str]:
     """Run the spans of a mini-batch that used up its tries; the combined outcome, new ETag.
 
     ``total`` is the mini-batch's items (for tabular inputs the rows read, or planned).
 
     ``stop()`` says why not to start another run ("" to go on).
+    ``run_try(inputs, context)`` runs one try of the script on a subset of the inputs.
     ``renew(record, etag)`` writes the row (stamping the run and the lease) and returns its
     new ETag, raising ConflictError when another worker took the mini-batch.
     """
@@ -84,9 +86,7 @@ def isolate_mini_batch(
         record.isolation_runs += 1
         state["etag"] = renew(record, state["etag"])
         span_context = dataclasses.replace(context, try_number=record.tries + span.depth)
-        outcome = worker.run_mini_batch(config, _subset(inputs, span), span_context,
-                                        float(spec.run_invocation_timeout))
-        after_run()
+        outcome = run_try(_subset(inputs, span), span_context)
         logger.info("job %s: mini-batch %d: isolation run %d on items %d-%s: %s",
                     record.job_id, record.index, record.isolation_runs, span.start,
                     "end" if span.stop is None else span.stop - 1,

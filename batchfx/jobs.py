@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import secrets
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from batchfx.access import access_problem
-from batchfx.errors import ConflictError, JobNotFoundError, JobStateError, SpecError
+from batchfx.access import access_problem, local_access_problem
+from batchfx.errors import (
+    ConflictError,
+    InputError,
+    JobNotFoundError,
+    JobStateError,
+    SpecError,
+    StorageNotFoundError,
+)
 from batchfx.mlflow_scoring.detect import find_mlmodel_in
 from batchfx.partition import select_files
-from batchfx.progress import Progress, summarize
+from batchfx.progress import Progress
+from batchfx.progress_tally import ROW_COLUMNS, Tally
 from batchfx.records import JobRecord, JobState
-from batchfx.spec import JobSpec, parse_job_spec, split_storage_path
-from batchfx.storage import Storage
+from batchfx.spec import JobSpec, parse_job_spec, split_source_path, split_storage_path
+from batchfx.staging import folder_version
+from batchfx.storage import LOCAL, Storage, is_local_path
 
 __all__ = [
     "cancel_job",
@@ -34,10 +45,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_ROW_COLUMNS = ["status", "succeeded", "failed", "rows", "error_phase", "error_type",
-                "error_message", "error_traceback", "worker", "tries", "items",
-                "items_planned"]
 
 
 def utc_now() -> str:
@@ -64,53 +71,91 @@ def _check_storage_paths(storage: Storage, spec: JobSpec) -> list[str]:
         fields.append(("output", spec.output))
     for field, path in fields:
         try:
-            container, prefix = split_storage_path(field, path)
+            container, prefix = (split_storage_path(field, path) if field == "output"
+                                 else split_source_path(field, path))
         except SpecError as exc:
             problems += exc.problems
             continue
-        refused = access_problem(storage.settings, field, container, prefix)
+        refused = (local_access_problem(storage.settings, field, prefix,
+                                        allowed=storage.local.allowed(prefix))
+                   if container == LOCAL
+                   else access_problem(storage.settings, field, container, prefix))
         if refused:
             problems.append(refused)
             continue
         if field == "output":
             continue  # created on demand
-        if not storage.blobs.container_exists(container):
-            problems.append(f"{field}: container {container!r} does not exist in the app's "
-                            f"storage account — upload the data first or fix the path {path!r}")
-            continue
-        if field == "model" and spec.entry_script is None:
-            base = f"{prefix}/" if prefix else ""
-            names = [r.name[len(base):] for r in storage.blobs.list_names(container, base)]
-            if find_mlmodel_in(names) is None:
-                problems.append(f"entry_script: missing, and model {path!r} is not an MLflow "
-                                "model folder (no MLmodel file) — give entry_script and "
-                                "source_directory, or point model at an MLflow model")
-            continue
-        if field == "source_directory":
-            script = f"{prefix}/{spec.entry_script}" if prefix else str(spec.entry_script)
-            if not storage.blobs.exists(container, script):
-                problems.append(f"entry_script: {spec.entry_script!r} not found in "
-                                f"source_directory {path!r} — upload the code folder with it")
-        elif field == "inputs.path" and spec.inputs.type == "uri_file":
-            if not storage.blobs.exists(container, prefix):
-                problems.append(f"inputs.path: file {path!r} does not exist")
-        elif (field == "inputs.path" and spec.inputs.type == "tabular" and prefix
-              and storage.blobs.exists(container, prefix)):
-            pass  # a tabular path may name one file
-        elif not _any_blob(storage, container, prefix, data_only=field == "inputs.path"):
-            problems.append(f"{field}: nothing found under {path!r} — zero inputs to score")
+        try:
+            problem = _missing(storage, spec, field, path, container, prefix)
+        except InputError as exc:  # a local folder that cannot be listed as it is
+            problem = str(exc)
+        if problem:
+            problems.append(problem)
     return problems
+
+
+def _missing(storage: Storage, spec: JobSpec, field: str, path: str, container: str,
+             prefix: str) -> str | None:
+    """Why nothing can be read at ``path`` for ``field``, or None."""
+    files = storage.files(container)
+    where = "on this machine" if container == LOCAL else "in the app's storage account"
+    if container == LOCAL:
+        if not os.path.exists(prefix):
+            return f"{field}: {path!r} does not exist {where} — fix the path"
+    elif not storage.blobs.container_exists(container):
+        return (f"{field}: container {container!r} does not exist {where} — upload the data "
+                f"first or fix the path {path!r}")
+    if field == "model" and spec.entry_script is None:
+        base = f"{prefix}/" if prefix else ""
+        names = [r.name[len(base):] for r in files.list_names(container, base)]
+        if find_mlmodel_in(names) is None:
+            return (f"entry_script: missing, and model {path!r} is not an MLflow model folder "
+                    "(no MLmodel file) — give entry_script and source_directory, or point "
+                    "model at an MLflow model")
+        return None
+    if field == "source_directory":
+        script = f"{prefix}/{spec.entry_script}" if prefix else str(spec.entry_script)
+        if not files.exists(container, script):
+            return (f"entry_script: {spec.entry_script!r} not found in source_directory "
+                    f"{path!r} — " + ("fix entry_script or source_directory"
+                                      if container == LOCAL else
+                                      "upload the code folder with it"))
+        return None
+    if field == "inputs.path" and spec.inputs.type == "uri_file":
+        return None if files.exists(container, prefix) else (
+            f"inputs.path: file {path!r} does not exist")
+    if (field == "inputs.path" and spec.inputs.type == "tabular" and prefix
+            and files.exists(container, prefix)):
+        return None  # a tabular path may name one file
+    if field != "inputs.path" and container == LOCAL and os.path.isfile(prefix):
+        return None  # a model or side input may be one file
+    if not _any_blob(storage, container, prefix, data_only=field == "inputs.path"):
+        return f"{field}: nothing found under {path!r} — zero inputs to score"
+    return None
 
 
 def _any_blob(storage: Storage, container: str, prefix: str, *, data_only: bool = False
               ) -> bool:
     # Inputs: markers and hidden files (_SUCCESS, .crc) are skipped by the partitioner, so a
     # folder holding only those has zero inputs.
-    for refs, _ in storage.blobs.list_pages(container, f"{prefix}/" if prefix else "",
-                                            page_size=100 if data_only else 1):
+    files = storage.files(container)
+    for refs, _ in files.list_pages(container, f"{prefix}/" if prefix else "",
+                                    page_size=100 if data_only else 1):
         if any(True for _ in select_files(refs, prefix, None)) if data_only else refs:
             return True
     return False
+
+
+def _local_pins(storage: Storage, spec: JobSpec) -> dict[str, str]:
+    """The versions of the local code, model and side-input folders the job is submitted
+    with: used in place, a folder changed later fails the job's next mini-batches."""
+    fields = [("source_directory", spec.source_directory), ("model", spec.model)]
+    fields += [(f"side_inputs.{k}", v) for k, v in spec.side_inputs.items()]
+    pins = {}
+    for field, path in fields:
+        if path and is_local_path(path):
+            pins[field] = folder_version(storage, LOCAL, split_source_path(field, path)[1])[0]
+    return pins
 
 
 def prepare_job(storage: Storage, data: object, *, client_request_id: str = "",
@@ -121,6 +166,7 @@ def prepare_job(storage: Storage, data: object, *, client_request_id: str = "",
     if problems:
         raise SpecError(problems)
     job_id = new_job_id(spec.name)
+    pins = _local_pins(storage, spec)
     if spec.output:
         container, prefix = split_storage_path("output", spec.output)
     else:
@@ -134,7 +180,7 @@ def prepare_job(storage: Storage, data: object, *, client_request_id: str = "",
         output_container=container,
         output_prefix=f"{prefix}/{job_id}" if prefix else job_id,
         client_request_id=client_request_id,
-        extra={"tags": dict(tags)} if tags else {},
+        extra={**({"tags": dict(tags)} if tags else {}), **({"pins": pins} if pins else {})},
     )
     size = len(record.to_entity()["spec"])
     if size > 30_000:
@@ -271,16 +317,43 @@ def _elapsed(job: JobRecord) -> float:
     return max(0.0, (end - start).total_seconds())
 
 
-def job_progress(storage: Storage, job: JobRecord) -> Progress:
-    """Counts summed from the job's mini-batch rows."""
+# Checks that read only the rows written since the last one, between two full reads.
+FULL_READ_EVERY = 100
+
+
+def _tally_blob(job_id: str) -> str:
+    return f"jobs/{job_id}/progress.json"
+
+
+def job_progress(storage: Storage, job: JobRecord, *, keep: bool = False,
+                 full: bool = False) -> Progress:
+    """Counts summed from the job's mini-batch rows: those of the tally kept by the last
+    check plus the rows written since (``full``: every row, read again), kept for the next
+    read with ``keep``. Once a full read found every mini-batch finished, nothing more is
+    read."""
     # A job that reuses an earlier one's results shows that job's counts.
     source = str(job.extra.get("reused_from") or job.job_id)
-    rows = storage.tables.query(storage.settings.minibatches_table, source,
-                                select=_ROW_COLUMNS)
-    return summarize(rows, items_total=job.items_total,
-                     mini_batches_total=job.mini_batches_total,
-                     partitioned=job.partitioned, elapsed_s=_elapsed(job),
-                     items_estimated=bool(job.extra.get("items_estimated")))
+    container = storage.settings.jobs_container
+    tally = Tally()
+    if not full:
+        with contextlib.suppress(StorageNotFoundError):  # no check kept one yet
+            tally = Tally.from_json(storage.blobs.download(container, _tally_blob(source)))
+    if keep and tally.checks >= FULL_READ_EVERY:
+        full, tally = True, Tally()  # a row the margin missed is counted at the latest now
+    if not tally.exact:
+        rows = storage.tables.query(storage.settings.minibatches_table, source,
+                                    select=["RowKey", "Timestamp", *ROW_COLUMNS],
+                                    since=tally.since())
+        tally.add(rows)
+        tally.checks = 0 if full else tally.checks + 1
+        tally.exact = (full and job.partitioned and not tally.running
+                       and tally.succeeded + tally.failed >= job.mini_batches_total)
+        if keep:
+            storage.blobs.upload(container, _tally_blob(source), tally.to_json())
+    return tally.progress(items_total=job.items_total,
+                          mini_batches_total=job.mini_batches_total,
+                          partitioned=job.partitioned, elapsed_s=_elapsed(job),
+                          items_estimated=bool(job.extra.get("items_estimated")))
 
 
 def _row_outputs(location: str, spec: dict[str, Any]) -> dict[str, str | None]:

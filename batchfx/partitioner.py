@@ -24,7 +24,7 @@ from batchfx.partition import (
 )
 from batchfx.records import JobRecord, JobState, ManifestRef, encode_message
 from batchfx.reuse import find_reusable, reuse_key
-from batchfx.spec import JobSpec, split_storage_path
+from batchfx.spec import JobSpec, split_source_path
 from batchfx.storage import BlobRef, Storage
 from batchfx.tabular.planning import PER_PAGE, PlannedPage, TabularInputs, line_body, plan_pages
 
@@ -74,7 +74,7 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
         except JobStateError:  # canceled between the read and the write
             return PartitionResult(True, job.mini_batches_total, job.items_total)
     spec = JobSpec.from_record(job.spec)
-    container, prefix = split_storage_path("inputs.path", spec.inputs.path)
+    container, prefix = split_source_path("inputs.path", spec.inputs.path)
     try:
         single = _tabular_file(storage, spec, container, prefix)
         if spec.allow_reuse and "reuse_key" not in job.extra:
@@ -100,7 +100,7 @@ def _partition_files(storage: Storage, job: JobRecord, spec: JobSpec, container:
         job = _write_page(storage, job, spec, container, folder, [BlobRef(prefix, 0, "")], None)
         return _finish(storage, job)
     list_prefix = f"{prefix}/" if prefix else ""
-    pages = storage.blobs.list_pages(container, list_prefix,
+    pages = storage.files(container).list_pages(container, list_prefix,
                                      continuation=job.continuation or None,
                                      page_size=page_size)
     for refs, token in pages:
@@ -139,7 +139,7 @@ def _tabular_file(storage: Storage, spec: JobSpec, container: str,
     """The one blob a tabular path names, or None when the path is a folder."""
     if spec.inputs.type != "tabular" or not prefix:
         return None
-    for refs, _ in storage.blobs.list_pages(container, prefix, page_size=1):
+    for refs, _ in storage.files(container).list_pages(container, prefix, page_size=1):
         # Names sort lexically, so the exact name comes before "name.bak" or "name/...".
         return refs[0] if refs and refs[0].name == prefix else None
     return None
@@ -247,7 +247,7 @@ def _partition_tabular(storage: Storage, job: JobRecord, spec: JobSpec, containe
     """Cut tabular inputs page by page; a page may end inside a file (see planning)."""
     assert spec.inputs.format is not None
     folder = prefix.rsplit("/", 1)[0] if single is not None and "/" in prefix else ""
-    inputs = TabularInputs(storage.blobs, container, folder if single else prefix,
+    inputs = TabularInputs(storage.files(container), container, folder if single else prefix,
                            spec.inputs.format, spec.mini_batch_limit,
                            tuple(spec.partition_keys or ()), spec.inputs.glob, single)
     job = _recover_page(storage, job)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Action", "Progress", "Thresholds", "Verdict", "decide", "summarize"]
+__all__ = ["Action", "Progress", "Thresholds", "Verdict", "decide", "init_error_text"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,8 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Progress:
-    """Counts of a job, summed from its mini-batch rows (never kept in a shared counter)."""
+    """Counts of a job, summed from its mini-batch rows (never kept in a shared counter;
+    see ``progress_tally``)."""
 
     items_total: int
     mini_batches_total: int
@@ -113,58 +113,8 @@ class Progress:
         }
 
 
-def summarize(
-    rows: Iterable[dict[str, Any]],
-    *,
-    items_total: int,
-    mini_batches_total: int,
-    partitioned: bool,
-    elapsed_s: float,
-    items_estimated: bool = False,
-) -> Progress:
-    """Sum mini-batch rows (``status``, ``succeeded``, ``failed``, ``rows``, ``error_phase``).
-
-    With ``items_estimated``, ``items_total`` holds each mini-batch's planned rows; a done
-    row (``items`` read vs ``items_planned``) replaces its estimate by its count.
-    """
-    ok = bad = running = items_ok = items_bad = out_rows = correction = 0
-    init_error = ""
-    for row in rows:
-        status = row.get("status")
-        if status == "succeeded":
-            ok += 1
-        elif status == "failed":
-            bad += 1
-            if row.get("error_phase") in ("init", "load") and not init_error:
-                init_error = _init_error_text(row)
-        else:
-            running += 1
-            continue
-        items_ok += int(row.get("succeeded", 0))
-        items_bad += int(row.get("failed", 0))
-        out_rows += int(row.get("rows", 0))
-        if items_estimated:
-            correction += int(row.get("items", 0)) - int(row.get("items_planned", 0))
-    if items_estimated:
-        items_total = max(items_total + correction, items_ok + items_bad)
-    all_done = partitioned and ok + bad >= mini_batches_total
-    return Progress(
-        items_total=items_total,
-        mini_batches_total=mini_batches_total,
-        partitioned=partitioned,
-        mini_batches_succeeded=ok,
-        mini_batches_failed=bad,
-        mini_batches_running=running,
-        items_succeeded=items_ok,
-        items_failed=items_bad,
-        rows=out_rows,
-        init_error=init_error,
-        elapsed_s=elapsed_s,
-        items_estimated=items_estimated and not all_done,
-    )
-
-
-def _init_error_text(row: dict[str, Any]) -> str:
+def init_error_text(row: dict[str, Any]) -> str:
+    """The job's error when a row failed in init() or loading the script (fails the job)."""
     what = "init()" if row.get("error_phase") == "init" else "loading the entry script"
     return (
         f"{what} failed on worker {row.get('worker', '?')} after {row.get('tries', '?')} "

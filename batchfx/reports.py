@@ -12,8 +12,8 @@ from batchfx.records import JobRecord, MiniBatchRecord, mini_batch_key
 
 __all__ = ["error_details", "errors_csv", "job_result_text", "processed_mini_batches_csv"]
 
-REPORT_COLUMNS = ["mini_batch_id", "tries", "worker", "start", "total", "succeeded", "failed",
-                  "seconds", "status", "error"]
+REPORT_COLUMNS = ["mini_batch_id", "tries", "worker", "start", "end", "total", "succeeded",
+                  "failed", "seconds", "status", "error"]
 ERROR_COLUMNS = ["item", "mini_batch_id", "tries", "error_type", "error", "reason"]
 
 
@@ -36,10 +36,12 @@ def processed_mini_batches_csv(records: Iterable[MiniBatchRecord],
     rows: list[tuple[int, list[Any]]] = []
     for r in records:
         error = _error(r) if r.status.value == "failed" or r.failed else ""
-        rows.append((r.index, [mini_batch_key(r.index), r.tries, r.worker, r.started, r.items,
-                               r.succeeded, r.failed, r.seconds, r.status.value, error]))
+        rows.append((r.index, [mini_batch_key(r.index), r.tries, r.worker, r.started, r.ended,
+                               r.items, r.succeeded, r.failed, r.seconds, r.status.value,
+                               error]))
     for index, items in never_run.items():
-        rows.append((index, [mini_batch_key(index), 0, "", "", items, 0, 0, 0, "not run", ""]))
+        rows.append((index, [mini_batch_key(index), 0, "", "", "", items, 0, 0, 0, "not run",
+                             ""]))
     for _, row in sorted(rows, key=lambda pair: pair[0]):
         writer.writerow(row)
     return out.getvalue()

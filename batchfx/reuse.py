@@ -11,7 +11,7 @@ from batchfx.errors import JobNotFoundError
 from batchfx.jobs import get_job
 from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
 from batchfx.records import JobRecord, JobState
-from batchfx.spec import JobSpec, split_storage_path
+from batchfx.spec import JobSpec, split_source_path
 from batchfx.storage import BlobRef, Storage
 
 __all__ = ["copy_outputs", "find_reusable", "remember_result", "reuse_key"]
@@ -33,9 +33,10 @@ def _version(ref: BlobRef) -> str:
 
 
 def _listing(storage: Storage, field: str, path: str, hasher: hashlib._Hash) -> None:
-    container, prefix = split_storage_path(field, path)
+    container, prefix = split_source_path(field, path)
     hasher.update(f"\n[{field}] {container}/{prefix}".encode())
-    for refs, _ in storage.blobs.list_pages(container, f"{prefix}/" if prefix else ""):
+    for refs, _ in storage.files(container).list_pages(container,
+                                                       f"{prefix}/" if prefix else ""):
         for ref in refs:
             hasher.update(f"\n{ref.name}\t{_version(ref)}".encode())
 
@@ -46,9 +47,9 @@ def reuse_key(storage: Storage, spec: JobSpec) -> str:
     settings = {k: v for k, v in spec.to_record().items() if k not in _NOT_IN_KEY}
     hasher.update(json.dumps(settings, sort_keys=True).encode())
     if spec.inputs.type == "uri_file":
-        container, name = split_storage_path("inputs.path", spec.inputs.path)
+        container, name = split_source_path("inputs.path", spec.inputs.path)
         folder = name.rsplit("/", 1)[0] if "/" in name else ""
-        for ref in storage.blobs.list_names(container, folder):
+        for ref in storage.files(container).list_names(container, folder):
             if ref.name == name:
                 hasher.update(f"\n[input] {container}/{ref.name}\t{_version(ref)}".encode())
     else:

@@ -19,6 +19,7 @@ from typing import Any
 from batchfx.errors import ConflictError, InputError, JobNotFoundError, StorageError
 from batchfx.isolating import (
     MAX_ISOLATIONS,
+    RunTry,
     isolate_mini_batch,
     isolation_stop,
     note_dead_isolation,
@@ -45,10 +46,16 @@ from batchfx.scoring.contract import (
     TryOutcome,
     TryPhase,
 )
-from batchfx.scoring.worker import ScriptWorker
-from batchfx.spec import JobSpec, split_storage_path
-from batchfx.staging import download_items, stage_folder
-from batchfx.storage import Storage
+from batchfx.scoring.pool import ScriptPool
+from batchfx.spec import JobSpec, split_source_path
+from batchfx.staging import (
+    changed_local_items,
+    download_items,
+    local_folder,
+    local_items,
+    stage_folder,
+)
+from batchfx.storage import LOCAL, Storage
 from batchfx.tabular.batch import TabularBatch
 from batchfx.tabular.fetch import fetch_batch
 from batchfx.worker_cache import cached_job, manifest_line
@@ -76,9 +83,14 @@ def worker_name() -> str:
 
 
 def score_mini_batch(
-    storage: Storage, worker: ScriptWorker, text: str, *, message_id: str, dequeue_count: int
+    storage: Storage, pool: ScriptPool, text: str, *, message_id: str, dequeue_count: int
 ) -> ScoreResult:
-    """Handle one queue message; raises only for infrastructure errors (the queue retries)."""
+    """Handle one queue message; raises only for infrastructure errors (the queue retries).
+
+    Many messages are handled at once on one instance (one thread each); ``pool.admit``
+    lets a job's mini-batches in two per script process: one running, the next one
+    claimed and its inputs staged meanwhile.
+    """
     try:
         job_id, index, ref = decode_message(text)
     except ValueError as exc:
@@ -89,10 +101,19 @@ def score_mini_batch(
     except JobNotFoundError:
         logger.warning("job %s: unknown, dropping mini-batch %d", job_id, index)
         return ScoreResult.SKIPPED
-    if job.state.is_final or job.state is JobState.FINALIZING:
-        logger.info("job %s: %s, skipping mini-batch %d", job_id, job.state.value, index)
-        return ScoreResult.SKIPPED
     spec = JobSpec.from_record(job.spec)
+    with pool.admit(job_id, spec.process_count_per_node):
+        job = cached_job(storage, job_id)  # it may have ended while this message waited
+        if job.state.is_final or job.state is JobState.FINALIZING:
+            logger.info("job %s: %s, skipping mini-batch %d", job_id, job.state.value, index)
+            return ScoreResult.SKIPPED
+        return _score(storage, pool, job, spec, index, ref, text, message_id=message_id,
+                      dequeue_count=dequeue_count)
+
+
+def _score(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec, index: int,
+           ref: ManifestRef, text: str, *, message_id: str, dequeue_count: int) -> ScoreResult:
+    job_id = job.job_id
     line = manifest_line(storage, ref)
     record: MiniBatchRecord | None = None
     etag: str | None = None
@@ -145,22 +166,21 @@ def score_mini_batch(
         if not resume and not claimed:
             etag = _claim(storage, record, etag, message_id, spec)
         assert etag is not None
-        config, context_inputs = _prepare_script(storage, job, spec)
         try:
+            config, context_inputs = _prepare_script(storage, job, spec)
             inputs = _stage_inputs(storage, line, work_dir)
-        except InputError as exc:  # an input replaced since partitioning: no try can succeed
+        except InputError as exc:  # changed since submit or partitioning: no try can succeed
             error = TryError(TryPhase.INPUT, "InputError", str(exc), str(exc))
             failed = TryOutcome.failure(error, record.items, 0.0, worker_name())
             return _finish(storage, record, etag, failed, spec)
+        run_try = _try_runner(storage, pool, job, spec, config, line)
         context = MiniBatchContext(job_id, mini_batch_key(index), index, record.tries,
                                    partition_key_value=dict(line.partition_key_value),
                                    side_inputs=context_inputs)
         outcome: TryOutcome | None = None
         while not resume:
             context = dataclasses.replace(context, try_number=record.tries)
-            outcome = worker.run_mini_batch(config, inputs, context,
-                                            float(spec.run_invocation_timeout))
-            sync_worker_outputs(storage, job, config, context.mini_batch_id)
+            outcome = run_try(inputs, context)
             if (outcome.ok or record.tries >= spec.run_max_try or _not_retried(outcome.error)
                     or _job_ended(storage, job_id)):
                 break
@@ -177,12 +197,10 @@ def score_mini_batch(
                 and may_isolate(failure, total) and not _job_ended(storage, job_id)):
             trying = False  # the tries are spent; a successor resumes isolating
             outcome, etag = isolate_mini_batch(
-                storage, worker, record, etag, failure, inputs, total, line, config, context,
-                spec, renew=lambda r, e: _renew(storage, r, e, message_id, spec),
+                storage, run_try, record, etag, failure, inputs, total, line, context, spec,
+                renew=lambda r, e: _renew(storage, r, e, message_id, spec),
                 stop=isolation_stop(lambda: _job_ended(storage, job_id),
-                                    spec.run_invocation_timeout),
-                after_run=lambda: sync_worker_outputs(storage, job, config,
-                                                      context.mini_batch_id))
+                                    spec.run_invocation_timeout))
         return _finish(storage, record, etag, outcome, spec)
     except ConflictError:
         logger.warning("job %s: mini-batch %d was taken over by another worker", job_id, index)
@@ -197,6 +215,28 @@ def score_mini_batch(
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
+def _try_runner(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec,
+                config: ScriptConfig, line: ManifestLine) -> RunTry:
+    """One try on a free process of the pool, then its custom outputs and log uploaded.
+
+    Local files are read by the script where they are: one changed while run() read it
+    fails the try as an input error (no other try can read the listed version)."""
+    local = line.container == LOCAL and line.tabular is None
+
+    def run(inputs: list[str] | TabularBatch, context: MiniBatchContext) -> TryOutcome:
+        done = pool.run_mini_batch(config, spec.process_count_per_node, inputs, context,
+                                   float(spec.run_invocation_timeout))
+        sync_worker_outputs(storage, job, done.config, context.mini_batch_id,
+                            owner=f"{worker_name()}-p{done.slot}")
+        changed = changed_local_items(storage, line.prefix, line.items) if local else ""
+        if changed:
+            error = TryError(TryPhase.INPUT, "InputError", changed, changed)
+            return TryOutcome.failure(error, done.outcome.items, done.outcome.seconds,
+                                      done.outcome.worker)
+        return done.outcome
+    return run
+
+
 def _new_record(job_id: str, index: int, ref: ManifestRef, line: ManifestLine
                 ) -> MiniBatchRecord:
     return MiniBatchRecord(job_id, index, MiniBatchStatus.RUNNING, items=line.item_count,
@@ -208,7 +248,10 @@ def _stage_inputs(storage: Storage, line: ManifestLine,
                   work_dir: str) -> list[str] | TabularBatch:
     """Local copies of the mini-batch's inputs: its files, or its tabular slices."""
     if line.tabular is not None:
-        return fetch_batch(storage.blobs, line.container, line.tabular, work_dir)
+        return fetch_batch(storage.files(line.container), line.container, line.tabular,
+                           work_dir)
+    if line.container == LOCAL:  # read in place, as listed
+        return local_items(storage, line.prefix, line.items)
     return download_items(storage, line.container, line.prefix, line.items, work_dir)
 
 
@@ -342,12 +385,19 @@ def _finish(storage: Storage, record: MiniBatchRecord, etag: str | None,
 _staged: dict[tuple[str, str], str] = {}
 
 
-def _stage(storage: Storage, job_id: str, field: str, path: str) -> str:
-    """A job's folder on local disk, listed and fetched once per worker process and job."""
-    key = (job_id, path)
+def _stage(storage: Storage, job: JobRecord, field: str, path: str) -> str:
+    """A job's folder on local disk, checked or fetched once per worker process and job:
+    a local model or side input is used in place, local code is copied (the script may
+    write next to itself), a folder in storage is downloaded."""
+    key = (job.job_id, path)
     if key not in _staged:
-        cache = os.path.join(storage.settings.work_dir, "snapshots")
-        _staged[key] = stage_folder(storage, *split_storage_path(field, path), cache)
+        container, prefix = split_source_path(field, path)
+        pinned = job.extra.get("pins", {}).get(field)
+        if container == LOCAL and field != "source_directory":
+            _staged[key] = local_folder(storage, prefix, pinned)
+        else:
+            cache = os.path.join(storage.settings.work_dir, "snapshots")
+            _staged[key] = stage_folder(storage, container, prefix, cache, pinned)
     return _staged[key]
 
 
@@ -355,12 +405,12 @@ def _prepare_script(storage: Storage, job: JobRecord,
                     spec: JobSpec) -> tuple[ScriptConfig, dict[str, str]]:
     """Stage code, model and side inputs (cached per content version) and build the config."""
     if spec.source_directory and spec.entry_script:
-        code_dir, entry_script = (_stage(storage, job.job_id, "source_directory",
+        code_dir, entry_script = (_stage(storage, job, "source_directory",
                                          spec.source_directory), spec.entry_script)
     else:  # an MLflow model without a scoring script: batchfx's own, as Azure ML does
         code_dir, entry_script = str(MLFLOW_SCORE_SCRIPT.parent), MLFLOW_SCORE_SCRIPT.name
-    model_dir = _stage(storage, job.job_id, "model", spec.model) if spec.model else None
-    side = {name: _stage(storage, job.job_id, f"side_inputs.{name}", path)
+    model_dir = _stage(storage, job, "model", spec.model) if spec.model else None
+    side = {name: _stage(storage, job, f"side_inputs.{name}", path)
             for name, path in spec.side_inputs.items()}
     name = worker_name().replace(":", "-")
     root = os.path.join(storage.settings.work_dir, "workers", job.job_id, name)

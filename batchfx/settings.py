@@ -54,6 +54,15 @@ def _at_least_one(env: Mapping[str, str], key: str, default: int, unit: str) -> 
     return value
 
 
+def _local_roots(raw: str) -> tuple[str, ...]:
+    roots = tuple(r for r in raw.split(os.pathsep) if r)
+    relative = [r for r in roots if not os.path.isabs(r)]
+    if relative:
+        raise ValueError(f"setting BATCHFX_LOCAL_ROOTS: {relative[0]!r} is not an absolute path "
+                         f"— expected absolute folders separated by {os.pathsep!r}")
+    return roots
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where batchfx keeps its state and how often it looks at it."""
@@ -79,6 +88,9 @@ class Settings:
     # Mini-batches queued and unfinished that make partitioning wait: a longer queue gains
     # nothing (workers take one at a time) and slows Azurite's dequeues, which scan it.
     queue_window: int = 2000
+    # Local folders (absolute paths) that job specs may name to be read in place: the local
+    # runner's; empty in Azure, where a job reads only the storage account.
+    local_roots: tuple[str, ...] = ()
 
     @property
     def poison_queue_name(self) -> str:
@@ -120,6 +132,7 @@ class Settings:
                                  "MiB"),
             queue_window=_at_least_one(env, "BATCHFX_QUEUE_WINDOW", cls.queue_window,
                                        "mini-batches"),
+            local_roots=_local_roots(env.get("BATCHFX_LOCAL_ROOTS", "")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -139,6 +152,7 @@ class Settings:
             "BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S": str(self.storage_retry_backoff_max_s),
             "BATCHFX_MAX_MINI_BATCH_OUTPUT_MB": str(self.max_output_mb),
             "BATCHFX_QUEUE_WINDOW": str(self.queue_window),
+            "BATCHFX_LOCAL_ROOTS": os.pathsep.join(self.local_roots),
         }
         if self.connection_string:
             env["AzureWebJobsStorage"] = self.connection_string

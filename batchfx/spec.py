@@ -36,9 +36,15 @@ from batchfx.spec_fields import (
     unknown_field,
     upper_logging_level,
 )
-from batchfx.spec_io import read_spec_document, split_storage_path, storage_path_problem
+from batchfx.spec_io import (
+    read_spec_document,
+    split_source_path,
+    split_storage_path,
+    storage_path_problem,
+)
 
-__all__ = ["InputSpec", "JobSpec", "load_job_spec", "parse_job_spec", "split_storage_path"]
+__all__ = ["InputSpec", "JobSpec", "load_job_spec", "parse_job_spec", "split_source_path",
+           "split_storage_path"]
 
 # v2 name -> v1 name (retry_settings is handled on its own: it is a nested mapping).
 V2_ALIASES = {

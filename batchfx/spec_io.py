@@ -12,7 +12,8 @@ import yaml
 
 from batchfx.errors import SpecError
 
-__all__ = ["read_spec_document", "split_storage_path", "storage_path_problem"]
+__all__ = ["read_spec_document", "split_source_path", "split_storage_path",
+           "storage_path_problem"]
 
 _CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -76,3 +77,16 @@ def split_storage_path(field: str, path: str) -> tuple[str, str]:
         raise SpecError([f"{field}: got {_short(path)} — {problem}"])
     container, _, prefix = path.rstrip("/").partition("/")
     return container, prefix
+
+
+def split_source_path(field: str, path: str) -> tuple[str, str]:
+    """Like ``split_storage_path`` for what a job reads (inputs, code, model, side inputs),
+    which may also be a folder of this machine: an absolute path, read in place where the
+    app allows it (``("", path)``: the local "container")."""
+    if path.startswith("/"):
+        parts = [p for p in path.split("/") if p]
+        if {".", ".."} & set(parts):
+            raise SpecError([f"{field}: got {_short(path)} — '.' and '..' are not allowed in a "
+                             "local path; give the folder's absolute path"])
+        return "", "/" + "/".join(parts)
+    return split_storage_path(field, path)

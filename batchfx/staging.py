@@ -10,9 +10,12 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from batchfx.storage import BlobRef, Storage
+from batchfx.errors import InputError
+from batchfx.storage import LOCAL, BlobRef, Storage
+from batchfx.storage.local_files import file_version
 
-__all__ = ["download_items", "local_name", "stage_folder"]
+__all__ = ["changed_local_items", "download_items", "folder_version", "local_folder",
+           "local_items", "local_name", "stage_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +41,40 @@ def local_name(prefix: str, blob_name: str) -> str:
     return os.path.join(*parts) if parts else "item"
 
 
-def stage_folder(storage: Storage, container: str, prefix: str, cache_root: str) -> str:
-    """Download a folder once per content version; later calls reuse the local copy.
-
-    The cache key is the listing's names and ETags, so a changed folder is fetched again,
-    and the copy is moved into place atomically so two workers never see half of it.
-    """
-    refs = list(storage.blobs.list_names(container, f"{prefix}/" if prefix else ""))
+def folder_version(storage: Storage, container: str, prefix: str) -> tuple[str, list[BlobRef]]:
+    """A hash of a folder's listing (names and versions: ETags, or local file versions)
+    and the listing; any change of a file changes it."""
+    base = f"{prefix}/" if prefix else ""
+    if container == LOCAL and os.path.isfile(prefix):
+        base = prefix  # one file (a model may be)
+    refs = sorted(storage.files(container).list_names(container, base), key=lambda r: r.name)
+    refs = [r for r in refs if not _skipped(r.name[len(prefix):])]
     signature = hashlib.sha256()
     signature.update(f"{container}/{prefix}".encode())
-    for ref in sorted(refs, key=lambda r: r.name):
+    for ref in refs:
         signature.update(f"\n{ref.name}\t{ref.etag}".encode())
-    target = os.path.join(cache_root, signature.hexdigest()[:32])
+    return signature.hexdigest()[:32], refs
+
+
+def _skipped(relative: str) -> bool:
+    """Python's byte-code caches: written by imports, never part of a code folder's version."""
+    return "/__pycache__/" in f"/{relative}" or relative.endswith(".pyc")
+
+
+def stage_folder(storage: Storage, container: str, prefix: str, cache_root: str,
+                 pinned: str | None = None) -> str:
+    """Fetch a folder once per content version; later calls reuse the local copy.
+
+    The cache key is the listing's names and versions, so a changed folder is fetched
+    again, and the copy is moved into place atomically so two workers never see half of
+    it. With ``pinned`` (the version recorded when the job was submitted), a folder that
+    changed since fails with InputError instead of running other code than submitted.
+    """
+    version, refs = folder_version(storage, container, prefix)
+    if pinned is not None and version != pinned:
+        raise InputError(f"{prefix} changed after the job was submitted: a job runs the code, "
+                         "model and inputs it was submitted with — submit it again")
+    target = os.path.join(cache_root, version)
     if os.path.isdir(target):
         return target
     os.makedirs(cache_root, exist_ok=True)
@@ -68,14 +93,57 @@ def stage_folder(storage: Storage, container: str, prefix: str, cache_root: str)
     return target
 
 
+def local_folder(storage: Storage, prefix: str, pinned: str | None) -> str:
+    """A local folder (or file) used in place, after checking it is the version pinned when
+    the job was submitted (InputError otherwise)."""
+    if pinned is not None and folder_version(storage, LOCAL, prefix)[0] != pinned:
+        raise InputError(f"{prefix} changed after the job was submitted: a job runs the code, "
+                         "model and inputs it was submitted with — submit it again")
+    return prefix
+
+
+def local_items(storage: Storage, prefix: str, items: list[BlobRef]) -> list[str]:
+    """The paths of a mini-batch's local files, read in place: each must still be the
+    version listed when the job was partitioned, and lie inside the job's input folder
+    (links resolved); InputError otherwise."""
+    changed = changed_local_items(storage, prefix, items)
+    if changed:
+        raise InputError(changed)
+    return [ref.name for ref in items]
+
+
+def changed_local_items(storage: Storage, prefix: str, items: list[BlobRef]) -> str:
+    """Why some of the local files are not as listed ("" when all are)."""
+    folder = os.path.realpath(prefix) if os.path.isdir(prefix) else None
+    for ref in items:
+        real = os.path.realpath(ref.name)
+        inside = (folder is None and ref.name == prefix) or (
+            folder is not None and real.startswith(folder.rstrip("/") + "/"))
+        if not inside or not storage.local.allowed(real):
+            return (f"inputs: {ref.name} leads to {real}, outside the folder {prefix} the job "
+                    "names: a job reads only that folder")
+        try:
+            version = file_version(os.stat(ref.name))
+        except FileNotFoundError:
+            return (f"inputs: {ref.name} was removed after the job listed it; submit the job "
+                    "again once the inputs stop changing")
+        if version != ref.etag:
+            return (f"inputs: {ref.name} changed after the job listed it (version was "
+                    f"{ref.etag}, now {version}); submit the job again once the inputs stop "
+                    "changing")
+    return ""
+
+
 def download_items(
     storage: Storage, container: str, prefix: str, items: list[BlobRef], dest: str
 ) -> list[str]:
     """Download items concurrently into ``dest``; returns their local paths in item order."""
     paths = [os.path.join(dest, local_name(prefix, ref.name)) for ref in items]
 
+    files = storage.files(container)
+
     def fetch(pair: tuple[BlobRef, str]) -> None:
-        storage.blobs.download_to_file(container, pair[0].name, pair[1])
+        files.download_to_file(container, pair[0].name, pair[1])
 
     if len(items) == 1:
         fetch((items[0], paths[0]))

@@ -12,7 +12,7 @@ from typing import Any
 from batchfx.errors import SpecError
 from batchfx.storage import Storage
 
-__all__ = ["download_outputs", "upload_local_paths"]
+__all__ = ["download_outputs", "in_place_paths", "upload_local_paths"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,32 +78,81 @@ def upload_folder(storage: Storage, local: Path, kind: str) -> str:
     return files_prefix
 
 
-def upload_local_paths(storage: Storage, record: dict[str, Any], spec_dir: Path) -> dict[str, Any]:
-    """Replace local paths in a spec record with uploaded storage paths.
+_PATH_FIELDS = ("source_directory", "model")
 
-    A path that exists on this machine (relative to the spec file) is local; anything
-    else is taken as ``container/prefix`` in the app's storage account.
+
+def _local(value: str | None, spec_dir: Path) -> Path | None:
+    """The local file or folder a spec path names (relative to the spec file), if any."""
+    if not value:
+        return None
+    path = Path(value) if os.path.isabs(value) else spec_dir / value
+    return path if path.exists() else None
+
+
+def _missing_local(field: str, value: str, spec_dir: Path) -> str:
+    return (f"{field}: {value!r} does not exist (looked for {spec_dir / value}, relative to the "
+            "spec file) — fix the path")
+
+
+def in_place_paths(record: dict[str, Any], spec_dir: Path, *, storage_paths: bool = True
+                   ) -> tuple[dict[str, Any], list[str]]:
+    """Local paths of a spec record made absolute, to be read in place by an app on this
+    machine; returns the record and the folders (or files) it names.
+
+    A path that exists on this machine (relative to the spec file) is local; anything else
+    is ``container/prefix`` in the app's storage when ``storage_paths``, else a problem.
     """
     out = dict(record)
+    problems: list[str] = []
+    folders: list[str] = []
 
-    def local(value: str | None) -> Path | None:
+    def place(field: str, value: str | None) -> str | None:
         if not value:
-            return None
-        path = Path(value) if os.path.isabs(value) else spec_dir / value
-        return path if path.exists() else None
+            return value
+        path = _local(value, spec_dir)
+        if path is None:
+            if not storage_paths:
+                problems.append(_missing_local(field, value, spec_dir))
+            return value
+        absolute = str(path.resolve())
+        folders.append(absolute)
+        return absolute
 
+    for field in _PATH_FIELDS:
+        out[field] = place(field, out.get(field))
+    inputs = dict(out["inputs"])
+    data = _local(inputs["path"], spec_dir)
+    inputs["path"] = place("inputs.path", inputs["path"])
+    if data is not None and data.is_file() and inputs.get("type") != "tabular":
+        inputs["type"] = "uri_file"  # a tabular input may be one file too
+    out["inputs"] = inputs
+    out["side_inputs"] = {name: place(f"side_inputs.{name}", v)
+                          for name, v in out.get("side_inputs", {}).items()}
+    if problems:
+        raise SpecError(problems)
+    return out, folders
+
+
+def upload_local_paths(storage: Storage, record: dict[str, Any], spec_dir: Path) -> dict[str, Any]:
+    """Replace local paths in a spec record with uploaded storage paths (for an app that
+    does not share this machine).
+
+    A path that exists on this machine (relative to the spec file) is local; anything else
+    is taken as ``container/prefix`` in the app's storage account.
+    """
+    out = dict(record)
     problems = []
-    code = local(out.get("source_directory"))
+    code = _local(out.get("source_directory"), spec_dir)
     if code is not None:
         if out.get("entry_script") and not (code / out["entry_script"]).is_file():
             problems.append(f"entry_script: {out['entry_script']!r} not found in "
                             f"source_directory {str(code)!r}")
         out["source_directory"] = upload_folder(storage, code, "code")
-    model = local(out.get("model"))
+    model = _local(out.get("model"), spec_dir)
     if model is not None:
         out["model"] = upload_folder(storage, model, "model")
     inputs = dict(out["inputs"])
-    data = local(inputs["path"])
+    data = _local(inputs["path"], spec_dir)
     if data is not None:
         if data.is_dir() and not any(data.iterdir()):
             problems.append(f"inputs.path: folder {str(data)!r} is empty — zero inputs to score")
@@ -111,7 +160,8 @@ def upload_local_paths(storage: Storage, record: dict[str, Any], spec_dir: Path)
         if data.is_file() and inputs.get("type") != "tabular":
             inputs["type"] = "uri_file"  # a tabular input may be one file too
     out["inputs"] = inputs
-    out["side_inputs"] = {name: (upload_folder(storage, p, "side") if (p := local(v)) else v)
+    out["side_inputs"] = {name: (upload_folder(storage, p, "side")
+                                 if (p := _local(v, spec_dir)) else v)
                           for name, v in out.get("side_inputs", {}).items()}
     if problems:
         raise SpecError(problems)

@@ -91,11 +91,14 @@ def _claim(storage: Storage, job: JobRecord, relative: str, me: str, mini_batch:
 
 
 def sync_worker_outputs(storage: Storage, job: JobRecord, config: ScriptConfig,
-                        mini_batch: str) -> int:
+                        mini_batch: str, *, owner: str | None = None) -> int:
     """Upload new or changed custom outputs and the worker log, right after a run of
-    ``mini_batch`` (the files changed are that run's); returns how many files."""
+    ``mini_batch`` (the files changed are that run's); returns how many files.
+
+    ``owner`` names the script process whose folder ``config.output_dir`` is (default: this
+    worker process)."""
     count = 0
-    me = _worker()
+    me = owner or _worker()
     for path, relative in _changed_files(config.output_dir):
         if _claim(storage, job, relative, me, mini_batch):
             storage.blobs.upload_file(job.output_container, f"{job.output_prefix}/{relative}",

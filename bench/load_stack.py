@@ -94,6 +94,8 @@ def _blob_role(container: str, name: str) -> str:
         return "inbox"
     if "/manifests/" in name:
         return "manifests"
+    if name.endswith("/progress.json"):
+        return "progress tally"
     if "/results/" in name:
         return "result parts"
     return "inputs+code" if name else "jobs container"
@@ -359,7 +361,8 @@ def state_sizes(app: LoadApp, job_id: str, figures: dict[str, Any]) -> dict[str,
     sizes: Counter[str] = Counter()
     counts: Counter[str] = Counter()
     for ref in direct.blobs.list_names(settings.jobs_container, f"jobs/{job_id}/"):
-        what = "manifest" if "/manifests/" in ref.name else "part"
+        what = ("manifest" if "/manifests/" in ref.name else
+                "progress" if ref.name.endswith("/progress.json") else "part")
         sizes[what] += ref.size
         counts[what] += 1
     durable = sum(r.size for r in direct.blobs.list_names(
@@ -368,11 +371,12 @@ def state_sizes(app: LoadApp, job_id: str, figures: dict[str, Any]) -> dict[str,
     output = list(direct.blobs.list_names(container, f"{prefix}/"))
     out_bytes = sum(r.size for r in output)
     m = max(1, figures["table_rows"])
-    state = table_bytes + sizes["manifest"] + sizes["part"] + durable
+    state = table_bytes + sizes["manifest"] + sizes["part"] + sizes["progress"] + durable
     return {
         "table_rows": len(rows), "table_bytes": table_bytes,
         "manifests": counts["manifest"], "manifest_bytes": sizes["manifest"],
         "parts": counts["part"], "part_bytes": sizes["part"], "durable_bytes": durable,
+        "progress_bytes": sizes["progress"],
         "output_bytes": out_bytes,
         "append_row_bytes": sum(r.size for r in output
                                 if r.name.endswith("/parallel_run_step.txt")),

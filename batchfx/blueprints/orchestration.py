@@ -85,13 +85,6 @@ def _parse(moment: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def poll_seconds(base_s: float, mini_batches: int) -> float:
-    """The wait between two progress checks: the app's poll interval, longer for big jobs
-    (one second per 2,000 mini-batches, at most a minute) since each check reads every
-    mini-batch's row."""
-    return max(base_s, min(60.0, mini_batches / 2000))
-
-
 @bp.activity_trigger(input_name="jobid")
 def partition_inputs(jobid: str) -> dict[str, Any]:
     """List inputs for a while and enqueue their mini-batches; ``done`` when all are out."""
@@ -104,16 +97,20 @@ def partition_inputs(jobid: str) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="jobid")
 def check_job(jobid: str) -> dict[str, Any]:
-    """Sum the mini-batch rows and decide: wait, or end the job as what, and why."""
+    """Count the mini-batch rows written since the last check and decide: wait, or end the
+    job as what, and why (a job that looks finished is confirmed by reading every row)."""
     storage = app_context.storage()
     job = get_job(storage, jobid)
     if job.state.is_final:  # canceled (or ended by an earlier execution)
         return {"action": "end", "outcome": job.state.value, "reason": job.reason}
-    progress = job_progress(storage, job)
+    progress = job_progress(storage, job, keep=True)
     verdict = decide(progress, Thresholds.from_spec(job.spec))
+    if verdict.action is Action.FINALIZE:  # every row read once more, to be exact
+        progress = job_progress(storage, job, keep=True, full=True)
+        verdict = decide(progress, Thresholds.from_spec(job.spec))
     if verdict.action is Action.WAIT:
         write_progress_overview(storage, job, progress)
-        wait_s = poll_seconds(storage.settings.poll_interval_s, progress.mini_batches_total)
+        wait_s = storage.settings.poll_interval_s
         return {"action": Action.WAIT.value, "outcome": "", "reason": "", "wait_s": wait_s,
                 "backlog": progress.mini_batches_pending}
     return {"action": verdict.action.value, "outcome": _OUTCOMES[verdict.action].value,

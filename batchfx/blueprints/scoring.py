@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
                   connection="AzureWebJobsStorage")
 def score_mini_batch_queue(msg: func.QueueMessage) -> None:
     """Score the mini-batch the message names (init() cached per worker process)."""
-    result = score_mini_batch(app_context.storage(), app_context.script_worker(),
+    result = score_mini_batch(app_context.storage(), app_context.script_pool(),
                               msg.get_body().decode("utf-8"), message_id=msg.id or "",
                               dequeue_count=msg.dequeue_count or 1)
     logger.info("message %s: %s", msg.id, result.value)

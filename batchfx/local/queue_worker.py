@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,8 @@ from batchfx.errors import StorageNotFoundError
 from batchfx.local.app_loader import app_functions
 from batchfx.storage import QueueStore, ReceivedMessage
 
-__all__ = ["HostQueueOptions", "PollBackoff", "QueuePoller", "QueueTrigger", "poll_once",
+__all__ = ["Dispatch", "HostQueueOptions", "PollBackoff", "QueuePoller", "QueueTrigger",
+           "poll_once",
            "queue_triggers", "watch_parent", "worker_main"]
 
 logger = logging.getLogger(__name__)
@@ -44,22 +46,42 @@ def _seconds(value: str | None, default: float) -> float:
 
 @dataclass(frozen=True)
 class HostQueueOptions:
-    """``extensions.queues`` of host.json, plus how long a taken message stays hidden."""
+    """``extensions.queues`` of host.json, plus how long a taken message stays hidden.
+
+    As the host does, a worker takes ``batch_size`` messages at a time and runs them at
+    once, and takes the next batch when no more than ``new_batch_threshold`` still run.
+    """
 
     max_dequeue_count: int = 5
     retry_delay_s: float = 0.0
     max_polling_interval_s: float = 2.0
     message_lease_s: float = 30.0
+    batch_size: int = 16
+    new_batch_threshold: int = 8
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= 32:
+            raise ValueError(f"batchSize: got {self.batch_size} — expected 1 to 32 messages "
+                             "(the queue service hands out at most 32 at a time)")
+        if self.new_batch_threshold < 0:
+            raise ValueError(f"newBatchThreshold: got {self.new_batch_threshold} — expected "
+                             "0 or more messages")
+
+    @property
+    def concurrency(self) -> int:
+        """The most messages one worker runs at once."""
+        return self.batch_size + self.new_batch_threshold
 
     @classmethod
     def from_host_json(cls, path: Path, *, message_lease_s: float = 30.0) -> HostQueueOptions:
         """Read the queue options the real host would use."""
         queues = json.loads(path.read_text()).get("extensions", {}).get("queues", {}) \
             if path.is_file() else {}
+        batch = int(queues.get("batchSize", cls.batch_size))
         return cls(int(queues.get("maxDequeueCount", 5)),
                    _seconds(queues.get("visibilityTimeout"), 0.0),
                    _seconds(queues.get("maxPollingInterval"), 2.0),
-                   message_lease_s)
+                   message_lease_s, batch, int(queues.get("newBatchThreshold", batch // 2)))
 
 
 @dataclass(frozen=True)
@@ -164,19 +186,22 @@ def handle(queues: QueueStore, trigger: QueueTrigger, m: ReceivedMessage,
     return True
 
 
-def _take(queues: QueueStore, trigger: QueueTrigger, options: HostQueueOptions) -> int:
-    """Take and handle at most one message from the trigger's queue; how many were taken."""
-    handled = 0
-    for m in queues.receive(trigger.queue, visibility_timeout=int(options.message_lease_s)):
-        handle(queues, trigger, m, options)
-        handled += 1
-    return handled
+def _receive(queues: QueueStore, trigger: QueueTrigger, options: HostQueueOptions,
+             count: int) -> list[ReceivedMessage]:
+    return list(queues.receive(trigger.queue, visibility_timeout=int(options.message_lease_s),
+                               max_messages=count))
 
 
 def poll_once(queues: QueueStore, triggers: list[QueueTrigger],
               options: HostQueueOptions) -> int:
-    """Take and handle at most one message per queue; returns how many were handled."""
-    return sum(_take(queues, trigger, options) for trigger in triggers)
+    """Take at most one batch per queue and handle it here, message by message; returns
+    how many messages were handled."""
+    handled = 0
+    for trigger in triggers:
+        for m in _receive(queues, trigger, options, options.batch_size):
+            handle(queues, trigger, m, options)
+            handled += 1
+    return handled
 
 
 class PollBackoff:
@@ -202,35 +227,83 @@ class PollBackoff:
         self.next_at = now + self.delay_s
 
 
+Dispatch = Callable[[Callable[[], None]], None]
+
+
 class QueuePoller:
     """Receives from each trigger's queue on its own backoff (a busy queue back to back, an
     idle one, such as a poison queue, at most every ``max_polling_interval_s`` once it has
-    backed off), so idle queues cost few storage calls while another one is busy."""
+    backed off), so idle queues cost few storage calls while another one is busy.
+
+    Messages run at once, up to the host's concurrency: ``dispatch`` starts one (a thread
+    pool by default; tests may run it in place), and a new batch is taken only while no
+    more than ``new_batch_threshold`` run.
+    """
 
     MIN_INTERVAL_S = 0.1  # the host's shortest polling interval
 
     def __init__(self, queues: QueueStore, triggers: list[QueueTrigger],
                  options: HostQueueOptions, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 dispatch: Dispatch | None = None) -> None:
         self._queues, self._options, self._clock = queues, options, clock
         self._schedule = [(trigger, PollBackoff(self.MIN_INTERVAL_S,
                                                 options.max_polling_interval_s))
                           for trigger in triggers]
+        self._cond = threading.Condition()
+        self._running = 0
+        self._pool: ThreadPoolExecutor | None = None
+        if dispatch is None:
+            self._pool = ThreadPoolExecutor(options.concurrency,
+                                            thread_name_prefix="batchfx-invocation")
+            dispatch = self._submit
+        self._dispatch = dispatch
+
+    def _submit(self, invocation: Callable[[], None]) -> None:
+        assert self._pool is not None
+        self._pool.submit(invocation)
+
+    def _room(self) -> int:
+        """How many messages to take now: a batch, once few enough still run."""
+        with self._cond:
+            return (self._options.batch_size
+                    if self._running <= self._options.new_batch_threshold else 0)
+
+    def _start(self, trigger: QueueTrigger, m: ReceivedMessage) -> None:
+        def invocation() -> None:
+            try:
+                handle(self._queues, trigger, m, self._options)
+            except Exception:  # a storage error deleting or moving it: the lease runs out
+                logger.exception("message %s of queue %s: not settled", m.id, trigger.queue)
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()
+
+        with self._cond:
+            self._running += 1
+        self._dispatch(invocation)
 
     def poll_due(self) -> int:
-        """Receive from every queue that is due; returns how many messages were handled."""
-        handled = 0
+        """Receive from every queue that is due, while there is room; returns how many
+        messages were taken."""
+        taken = 0
         for trigger, backoff in self._schedule:
             if not backoff.due(self._clock()):
                 continue
+            room = self._room()
+            if not room:
+                break
             try:
-                taken = _take(self._queues, trigger, self._options)
+                messages = _receive(self._queues, trigger, self._options, room)
             except Exception:
                 logger.exception("polling queue %s failed; trying again", trigger.queue)
-                taken = 0
-            backoff.record(taken > 0, self._clock())
-            handled += taken
-        return handled
+                messages = []
+            backoff.record(bool(messages), self._clock())
+            for m in messages:
+                self._start(trigger, m)
+            taken += len(messages)
+        return taken
 
     def wait_s(self) -> float:
         """Seconds until the next queue is due (0: one is due now)."""
@@ -240,12 +313,23 @@ class QueuePoller:
         return max(0.0, earliest - self._clock())
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set, sleeping until the next queue is due."""
+        """Poll until ``stop`` is set, sleeping until the next queue is due or, when full,
+        until a message is done; then wait for the messages still running."""
         while not stop.is_set():
             self.poll_due()
+            with self._cond:
+                if self._running > self._options.new_batch_threshold:
+                    self._cond.wait(0.25)  # no room: until one is done (or stop is seen)
+                    continue
             wait = self.wait_s()
             if wait > 0:
                 stop.wait(wait)
+        self.close()
+
+    def close(self) -> None:
+        """Wait for the messages still running (their functions finish)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def watch_parent(parent: int, stop: threading.Event, interval_s: float = 1.0) -> None:
@@ -276,4 +360,4 @@ def worker_main(env: dict[str, str], options: HostQueueOptions, log_level: str,
     app_context.use_settings(settings)
     triggers = queue_triggers(load_app(), env)
     QueuePoller(app_context.storage().queues, triggers, options).run(stop)
-    app_context.script_worker().close()
+    app_context.script_pool().close()

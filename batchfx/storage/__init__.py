@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from batchfx.settings import Settings
 from batchfx.storage.blobs import BlobRef, BlobStore, BlockWriter
+from batchfx.storage.local_files import LOCAL, FileStore, LocalFiles, is_local_path
 from batchfx.storage.queues import QueueStore, ReceivedMessage
 from batchfx.storage.tables import Entity, TableStore
 
 __all__ = [
+    "LOCAL",
     "BlobRef",
     "BlobStore",
     "BlockWriter",
     "Entity",
+    "FileStore",
+    "LocalFiles",
     "QueueStore",
     "ReceivedMessage",
     "Storage",
     "TableStore",
+    "is_local_path",
 ]
 
 
@@ -39,6 +45,16 @@ class Storage:
             QueueStore.from_settings(settings),
             TableStore.from_settings(settings),
         )
+
+    @cached_property
+    def local(self) -> LocalFiles:
+        """The local folders jobs may read in place (``BATCHFX_LOCAL_ROOTS``)."""
+        return LocalFiles(self.settings.local_roots)
+
+    def files(self, container: str) -> FileStore:
+        """Where a job's files are read: the container's blobs, or local folders
+        (``LOCAL``) read in place."""
+        return self.local if container == LOCAL else self.blobs
 
     def ensure_resources(self) -> None:
         """Create the app's container, queues and tables when they are missing."""

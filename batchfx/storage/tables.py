@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -106,13 +107,21 @@ class TableStore:
         return str(meta["etag"])
 
     def query(
-        self, table: str, partition: str, *, select: list[str] | None = None
+        self, table: str, partition: str, *, select: list[str] | None = None,
+        since: datetime | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every row of one partition, page by page."""
+        """Every row of one partition (written at or after ``since``, by the service's
+        ``Timestamp``), page by page; ``Timestamp`` is in each row when selected."""
         client = self._service.get_table_client(table)
+        query, parameters = "PartitionKey eq @pk", dict[str, Any](pk=partition)
+        if since is not None:
+            query, parameters = f"{query} and Timestamp ge @since", {**parameters,
+                                                                     "since": since}
         with sdk_errors(f"querying {table}/{partition}"):
-            rows = client.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": partition}, select=select
-            )
+            rows = client.query_entities(query, parameters=parameters, select=select)
             for row in rows:
-                yield dict(row)
+                values = dict(row)
+                stamp = row.metadata.get("timestamp")
+                if stamp is not None:
+                    values["Timestamp"] = stamp
+                yield values

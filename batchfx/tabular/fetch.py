@@ -18,7 +18,7 @@ from functools import partial
 
 from batchfx.errors import ConflictError
 from batchfx.partition import TabularLine
-from batchfx.storage.blobs import BlobStore
+from batchfx.storage.local_files import FileStore
 from batchfx.tabular.batch import ReadSlice, TabularBatch
 from batchfx.tabular.remote import changed_input, read_range, reads
 from batchfx.tabular.slices import InputFile, Slice
@@ -26,7 +26,7 @@ from batchfx.tabular.slices import InputFile, Slice
 __all__ = ["fetch_batch"]
 
 
-def fetch_batch(blobs: BlobStore, container: str, line: TabularLine, dest: str) -> TabularBatch:
+def fetch_batch(blobs: FileStore, container: str, line: TabularLine, dest: str) -> TabularBatch:
     """Download the slices of ``line`` into ``dest``; InputError if an input changed."""
     os.makedirs(dest, exist_ok=True)
     tasks: list[Callable[[], None]] = []
@@ -70,7 +70,7 @@ _headers: dict[tuple[int, str, str, str], bytes] = {}
 _HEADERS_KEPT = 1024
 
 
-def _csv_header(blobs: BlobStore, container: str, file: InputFile) -> bytes:
+def _csv_header(blobs: FileStore, container: str, file: InputFile) -> bytes:
     key = (id(blobs), container, file.name, file.etag)
     header = _headers.get(key) if file.etag else None
     if header is None:
@@ -106,21 +106,21 @@ def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _text_slice(blobs: BlobStore, container: str, piece: Slice, header: bytes,
+def _text_slice(blobs: FileStore, container: str, piece: Slice, header: bytes,
                 path: str) -> None:
     with open(path, "wb") as stream:
         stream.write(header)
         _download(blobs, container, piece.file, stream, piece.start, piece.stop)
 
 
-def _into(blobs: BlobStore, container: str, file: InputFile, path: str, start: int,
+def _into(blobs: FileStore, container: str, file: InputFile, path: str, start: int,
           stop: int) -> None:
     with open(path, "r+b") as stream:
         stream.seek(start)
         _download(blobs, container, file, stream, start, stop)
 
 
-def _download(blobs: BlobStore, container: str, file: InputFile, stream: object, start: int,
+def _download(blobs: FileStore, container: str, file: InputFile, stream: object, start: int,
               stop: int) -> None:
     if stop <= start:
         return

@@ -19,7 +19,8 @@ from typing import Any
 from batchfx.errors import InputError
 from batchfx.partition import Packer, folder_values, select_files
 from batchfx.sizes import MiniBatchSize
-from batchfx.storage.blobs import BlobRef, BlobStore
+from batchfx.storage.blobs import BlobRef
+from batchfx.storage.local_files import FileStore
 from batchfx.tabular.grouping import Group
 from batchfx.tabular.pieces import FileCut, Piece, file_pieces
 from batchfx.tabular.remote import RangeRead, blob_ranges, reads
@@ -36,7 +37,7 @@ FIRST_READ = 64 * 1024
 class TabularInputs:
     """What to partition: the listed folder (or the one file), format, limit and keys."""
 
-    blobs: BlobStore
+    blobs: FileStore
     container: str
     prefix: str
     format: str

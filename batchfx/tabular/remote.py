@@ -17,7 +17,7 @@ from functools import partial
 from typing import TypeVar
 
 from batchfx.errors import ConflictError, InputError
-from batchfx.storage.blobs import BlobStore
+from batchfx.storage.local_files import FileStore
 
 __all__ = ["BlobReader", "RangeRead", "blob_ranges", "changed_input", "read_range", "reads",
            "stream_chunks"]
@@ -44,7 +44,7 @@ def changed_input(container: str, name: str, etag: str) -> InputError:
                       f"{etag}); submit the job again once the inputs stop changing")
 
 
-def read_range(blobs: BlobStore, container: str, name: str, etag: str, offset: int,
+def read_range(blobs: FileStore, container: str, name: str, etag: str, offset: int,
                length: int) -> bytes:
     """``length`` bytes from ``offset`` of that version of the blob (InputError if replaced)."""
     if length <= 0:
@@ -55,7 +55,7 @@ def read_range(blobs: BlobStore, container: str, name: str, etag: str, offset: i
         raise changed_input(container, name, etag) from exc
 
 
-def blob_ranges(blobs: BlobStore, container: str, name: str, etag: str) -> RangeRead:
+def blob_ranges(blobs: FileStore, container: str, name: str, etag: str) -> RangeRead:
     """Ranged reads of one blob version."""
     return partial(read_range, blobs, container, name, etag)
 

@@ -155,7 +155,8 @@ def test_custom_outputs_two_workers_write_under_one_name_are_reported(app: App) 
     workers_dir.mkdir()
     files = {f"f{i}.txt": "x" for i in range(4)}
     spec = app.spec("writes_outputs.py", files, output_action="summary_only",
-                    mini_batch_size=1, environment_variables={"WORKERS_DIR": str(workers_dir)})
+                    mini_batch_size=1, process_count_per_node=2,
+                    environment_variables={"WORKERS_DIR": str(workers_dir)})
     view = app.wait(app.submit(spec), timeout=180)
     outputs = app.outputs(view)
     assert sorted(n for n in outputs if n.startswith("mb-")) == [f"mb-{i}.txt" for i in range(4)]
@@ -163,7 +164,8 @@ def test_custom_outputs_two_workers_write_under_one_name_are_reported(app: App) 
     assert view["state"] == "failed", view
     assert "custom output 'summary.txt' was written by workers " in view["reason"]
     named = view["reason"].split("was written by workers ")[1].split(": only")[0]
-    assert len(set(re.findall(r"[\w.-]+:\d+", named))) == 2  # host:pid of each worker
+    # host:pid-p<slot> of each script process (of one worker process or of two)
+    assert len(set(re.findall(r"[\w.-]+:\d+-p\d+", named))) == 2, named
     # The first worker's copy stays whole; the other's was never uploaded over it.
     assert len({line.split()[0] for line in lines(outputs["summary.txt"])}) == 1
     assert "custom output 'summary.txt'" in outputs["job_result.txt"]

@@ -140,8 +140,9 @@ def test_the_worker_loop_polls_an_idle_queue_on_its_own_backoff(
             done.set()
 
     counting = _CountingQueues(queues)
+    # One message at a time (batchSize 1), so the busy queue is received from 20 times.
     options = HostQueueOptions(max_dequeue_count=3, max_polling_interval_s=2.0,
-                               message_lease_s=30)
+                               message_lease_s=30, batch_size=1, new_batch_threshold=0)
     poller = QueuePoller(cast(QueueStore, counting),
                          [_trigger(unique_name, fn), QueueTrigger("p", idle, "msg", fn)], options)
     stop = threading.Event()
@@ -162,3 +163,55 @@ def test_the_worker_loop_polls_an_idle_queue_on_its_own_backoff(
     # off (0, 0.1, 0.3, 0.7 s...), not once per loop as before.
     assert busy_receives >= 20
     assert idle_receives < busy_receives / 2, (busy_receives, idle_receives)
+
+
+def test_messages_run_at_once_up_to_batch_size_plus_new_batch_threshold(
+        queues: QueueStore, unique_name: str) -> None:
+    """As the host: a batch of batchSize is taken and run at once, and the next batch only
+    once no more than newBatchThreshold still run (so at most 4 + 2 at a time here)."""
+    for i in range(20):
+        queues.send(unique_name, f"m{i}")
+    lock = threading.Lock()
+    running: list[int] = [0]
+    most: list[int] = [0]
+    seen: list[str] = []
+    done = threading.Event()
+
+    def fn(msg: func.QueueMessage) -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2 + 0.2 * (int(msg.get_body().decode()[1:]) % 4))  # 0.2 to 0.8 s
+        with lock:
+            running[0] -= 1
+            seen.append(msg.get_body().decode())
+            if len(seen) == 20:
+                done.set()
+
+    counting = _CountingQueues(queues)
+    options = HostQueueOptions(max_dequeue_count=3, message_lease_s=30, batch_size=4,
+                               new_batch_threshold=2)
+    poller = QueuePoller(cast(QueueStore, counting), [_trigger(unique_name, fn)], options)
+    stop = threading.Event()
+    thread = threading.Thread(target=poller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert done.wait(60)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert sorted(seen, key=lambda m: int(m[1:])) == [f"m{i}" for i in range(20)]
+    assert most[0] == 6, most  # 4 + 2, never more, and reached
+    # Taken up to 4 at a time: 20 messages in 5 to 10 receives, not 20 (empty ones after).
+    assert 5 <= counting.receives[unique_name] <= 12, counting.receives
+    assert queues.approximate_count(unique_name) == 0
+
+
+def test_host_json_batch_options_default_as_the_host_does(tmp_path: Any) -> None:
+    path = tmp_path / "host.json"
+    path.write_text('{"extensions": {"queues": {"batchSize": 8}}}')
+    options = HostQueueOptions.from_host_json(path)
+    assert (options.batch_size, options.new_batch_threshold, options.concurrency) == (8, 4, 12)
+    with pytest.raises(ValueError, match="batchSize: got 33"):
+        HostQueueOptions(batch_size=33)

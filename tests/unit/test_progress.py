@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from batchfx.progress import Action, Progress, Thresholds, decide, summarize
+from batchfx.progress import Action, Progress, Thresholds, decide
+from batchfx.progress_tally import summarize
 
 
 def row(status: str, succeeded: int = 0, failed: int = 0, rows: int = 0, **extra: Any) -> dict[
@@ -278,7 +279,7 @@ def _row(status: str, items: int, planned: int, succeeded: int) -> dict[str, obj
 
 
 def test_an_estimated_total_is_corrected_by_the_rows_read_and_exact_when_all_are_done() -> None:
-    from batchfx.progress import summarize
+    from batchfx.progress_tally import summarize
 
     rows = [_row("succeeded", 120, 100, 120), _row("running", 0, 100, 0)]
     running = summarize(rows, items_total=200, mini_batches_total=2, partitioned=True,
@@ -292,7 +293,7 @@ def test_an_estimated_total_is_corrected_by_the_rows_read_and_exact_when_all_are
 
 
 def test_a_known_total_is_never_corrected() -> None:
-    from batchfx.progress import summarize
+    from batchfx.progress_tally import summarize
 
     rows = [_row("succeeded", 7, 0, 7)]  # rows written before items_planned existed
     progress = summarize(rows, items_total=7, mini_batches_total=1, partitioned=True,
@@ -300,9 +301,3 @@ def test_a_known_total_is_never_corrected() -> None:
     assert (progress.items_total, progress.items_estimated) == (7, False)
 
 
-def test_big_jobs_are_checked_less_often_since_each_check_reads_every_row() -> None:
-    from batchfx.blueprints.orchestration import poll_seconds
-
-    assert poll_seconds(5.0, 300) == 5.0  # the app's interval for ordinary jobs
-    assert poll_seconds(0.3, 20_000) == 10.0  # one second per 2,000 mini-batches
-    assert poll_seconds(5.0, 10_000_000) == 60.0  # never more than a minute

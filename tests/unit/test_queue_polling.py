@@ -71,13 +71,15 @@ class _Queues:
         self.receives: Counter[str] = Counter()
         self.deleted: list[str] = []
 
-    def receive(self, queue: str, *, visibility_timeout: int) -> list[ReceivedMessage]:
+    def receive(self, queue: str, *, visibility_timeout: int,
+                max_messages: int = 1) -> list[ReceivedMessage]:
         self.receives[queue] += 1
         self.clock.now += 0.01
-        if not self.waiting.get(queue):
-            return []
-        body = self.waiting[queue].popleft()
-        return [ReceivedMessage(body, "receipt", 1, body, None, None)]
+        taken = []
+        while self.waiting.get(queue) and len(taken) < max_messages:
+            body = self.waiting[queue].popleft()
+            taken.append(ReceivedMessage(body, "receipt", 1, body, None, None))
+        return taken
 
     def delete(self, queue: str, message_id: str, pop_receipt: str) -> None:
         self.deleted.append(message_id)
@@ -91,8 +93,12 @@ def _poller(clock: _Clock, messages: dict[str, int]) -> tuple[QueuePoller, _Queu
 
     triggers = [QueueTrigger("score", "work", "msg", fn),
                 QueueTrigger("poison", "work-poison", "msg", fn)]
-    options = HostQueueOptions(max_polling_interval_s=2.0, message_lease_s=600)
-    return QueuePoller(cast(QueueStore, queues), triggers, options, clock=clock), queues
+    # One message at a time, run in place (the clock is this test's).
+    options = HostQueueOptions(max_polling_interval_s=2.0, message_lease_s=600, batch_size=1,
+                               new_batch_threshold=0)
+    poller = QueuePoller(cast(QueueStore, queues), triggers, options, clock=clock,
+                         dispatch=lambda invocation: invocation())
+    return poller, queues
 
 
 def test_a_busy_queue_is_polled_back_to_back_and_an_idle_one_backs_off() -> None:

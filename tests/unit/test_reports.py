@@ -23,7 +23,8 @@ def read_csv(text: str) -> list[dict[str, str]]:
 
 def succeeded(index: int, items: int = 10) -> MiniBatchRecord:
     return MiniBatchRecord("j1", index, MiniBatchStatus.SUCCEEDED, items=items, tries=1,
-                           succeeded=items, rows=items, worker="w1", started="t0", seconds=1.5)
+                           succeeded=items, rows=items, worker="w1", started="t0", ended="t9",
+                           seconds=1.5)
 
 
 def failed(index: int, items: int = 3) -> MiniBatchRecord:
@@ -43,8 +44,8 @@ def partial(index: int) -> MiniBatchRecord:
 
 def test_processed_mini_batches_has_azure_ml_columns_in_order() -> None:
     text = processed_mini_batches_csv([succeeded(0)], {})
-    assert text.splitlines()[0] == ("mini_batch_id,tries,worker,start,total,succeeded,failed,"
-                                    "seconds,status,error")
+    assert text.splitlines()[0] == ("mini_batch_id,tries,worker,start,end,total,succeeded,"
+                                    "failed,seconds,status,error")
     assert text.splitlines()[0].split(",") == REPORT_COLUMNS
 
 
@@ -57,7 +58,7 @@ def test_processed_mini_batches_lists_one_line_per_mini_batch_in_input_order() -
 def test_processed_mini_batches_writes_the_values_of_a_succeeded_mini_batch() -> None:
     (line,) = read_csv(processed_mini_batches_csv([succeeded(4)], {}))
     assert line == {"mini_batch_id": "0000004", "tries": "1", "worker": "w1", "start": "t0",
-                    "total": "10", "succeeded": "10", "failed": "0", "seconds": "1.5",
+                    "end": "t9", "total": "10", "succeeded": "10", "failed": "0", "seconds": "1.5",
                     "status": "succeeded", "error": ""}
 
 
