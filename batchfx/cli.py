@@ -91,7 +91,7 @@ def _watch(api: ApiClient, job_id: str, quiet: bool) -> dict[str, Any]:
                        eta="-" if eta is None else f"{eta:.0f}s")
             if view["state"] in FINAL and view.get("outputs_ready"):
                 return view
-            time.sleep(0.5)
+            time.sleep(1.0)
 
 
 def _report(view: dict[str, Any]) -> None:
@@ -134,16 +134,21 @@ def run(spec_file: Path, output_dir: Path, connection_string: str | None, worker
                                      storage_paths=bool(connection))
     _stop_on_terminate()
     with ExitStack() as stack:
-        if not connection:
-            azurite = stack.enter_context(Azurite())
-            connection = azurite.connection_string
-            console.print(f"started Azurite (blob port {azurite.blob_port})")
+        azurite = None
+        if not connection:  # launched, not waited for: the workers start meanwhile
+            azurite = Azurite()
+            stack.callback(azurite.stop)
+            connection = azurite.start(wait=False).connection_string
         settings = Settings(**{**Settings.from_env(os.environ).__dict__,
                                "connection_string": connection, "poll_interval_s": 1.0,
                                "local_roots": tuple(folders)})
         storage = Storage.from_settings(settings)
         count = workers or spec.node_count
-        runner = stack.enter_context(LocalRunner(settings, workers=count))
+        runner = LocalRunner(settings, workers=count, in_process=count == 1)
+        stack.callback(runner.stop)
+        runner.start(storage_ready=azurite.wait_ready if azurite else None)
+        if azurite is not None:
+            console.print(f"started Azurite (blob port {azurite.blob_port})")
         api = ApiClient(runner.url, runner.function_key)
         job = api.submit(record)
         console.print(f"submitted job [bold]{job['id']}[/] ({count} instance(s) of "

@@ -23,9 +23,9 @@ from batchfx.errors import (
 )
 from batchfx.mlflow_scoring.detect import find_mlmodel_in
 from batchfx.partition import select_files
-from batchfx.progress import Progress
+from batchfx.progress import Progress, init_error_text
 from batchfx.progress_tally import ROW_COLUMNS, Tally
-from batchfx.records import JobRecord, JobState
+from batchfx.records import JobRecord, JobState, mini_batch_key
 from batchfx.spec import JobSpec, parse_job_spec, split_source_path, split_storage_path
 from batchfx.staging import folder_version
 from batchfx.storage import LOCAL, Storage, is_local_path
@@ -343,8 +343,15 @@ def job_progress(storage: Storage, job: JobRecord, *, keep: bool = False,
     if not tally.exact:
         rows = storage.tables.query(storage.settings.minibatches_table, source,
                                     select=["RowKey", "Timestamp", *ROW_COLUMNS],
-                                    since=tally.since())
+                                    since=tally.since(),
+                                    from_key=mini_batch_key(tally.first_open())
+                                    if tally.since() else None)
         tally.add(rows)
+        if tally.init_error_at >= 0 and not tally.init_error:  # its text, once
+            found = storage.tables.get(storage.settings.minibatches_table, source,
+                                       mini_batch_key(tally.init_error_at))
+            if found is not None:
+                tally.init_error = init_error_text(found.values)
         tally.checks = 0 if full else tally.checks + 1
         tally.exact = (full and job.partitioned and not tally.running
                        and tally.succeeded + tally.failed >= job.mini_batches_total)

@@ -24,6 +24,7 @@ __all__ = [
     "folder_values",
     "key_group",
     "layout_manifest_page",
+    "message_groups",
     "pack_files",
     "parse_manifest_line",
     "select_files",
@@ -153,6 +154,19 @@ class ManifestPage:
 
     body: bytes
     entries: list[ManifestEntry]
+
+
+# Consecutive mini-batches of a page sent in one queue message, at most: fewer messages
+# spare queue calls (a send, a receive's share and a delete each), at least PER_MESSAGE_SPREAD
+# messages a page keep a small job spread over many instances.
+MAX_PER_MESSAGE = 8
+PER_MESSAGE_SPREAD = 64
+
+
+def message_groups(entries: Sequence[T]) -> list[list[T]]:
+    """A page's mini-batches in the groups that go out as one message each."""
+    size = max(1, min(MAX_PER_MESSAGE, len(entries) // PER_MESSAGE_SPREAD))
+    return [list(entries[i:i + size]) for i in range(0, len(entries), size)]
 
 
 def layout_manifest_page(

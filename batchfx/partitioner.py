@@ -19,6 +19,7 @@ from batchfx.partition import (
     build_manifest_page,
     key_group,
     layout_manifest_page,
+    message_groups,
     pack_files,
     select_files,
 )
@@ -174,8 +175,11 @@ def _check_reuse(storage: Storage, job: JobRecord, spec: JobSpec,
 
 
 def _send(storage: Storage, job_id: str, blob: str, page: ManifestPage) -> None:
-    messages = [encode_message(job_id, e.index, ManifestRef(blob, e.offset, e.length))
-                for e in page.entries]
+    messages = [encode_message(job_id, group[0].index,
+                               ManifestRef(blob, group[0].offset,
+                                           group[-1].offset + group[-1].length
+                                           - group[0].offset), len(group))
+                for group in message_groups(page.entries)]
     queue = storage.settings.queue_name
     with ThreadPoolExecutor(_SEND_THREADS) as pool:
         list(pool.map(lambda m: storage.queues.send(queue, m), messages))

@@ -1,38 +1,73 @@
-"""A mini-batch message the queue gave up on (the poison queue) becomes a recorded failure."""
+"""A message the queue gave up on (the poison queue): its mini-batches become recorded
+failures."""
 
 from __future__ import annotations
 
 import logging
 
 from batchfx.jobs import utc_now
-from batchfx.partition import parse_manifest_line
-from batchfx.records import MiniBatchRecord, MiniBatchStatus, decode_message, mini_batch_key
+from batchfx.partition import ManifestLine, parse_manifest_line
+from batchfx.records import (
+    ManifestRef,
+    MiniBatchRecord,
+    MiniBatchStatus,
+    decode_body,
+    encode_message,
+    mini_batch_key,
+)
 from batchfx.scorer import ScoreResult
-from batchfx.storage import Storage
+from batchfx.storage import Entity, Storage
 
 __all__ = ["record_poison_message"]
 
 logger = logging.getLogger(__name__)
 
 
-def record_poison_message(storage: Storage, text: str, *, dequeue_count: int) -> ScoreResult:
-    """A message the host gave up on becomes a failed mini-batch, never silence."""
+def record_poison_message(storage: Storage, text: str, *, dequeue_count: int
+                          ) -> list[ScoreResult]:
+    """A message the host gave up on: its mini-batches that were tried become failed
+    mini-batches, never silence. Those of a message of several that never started (a
+    sibling kept stopping the workers) are sent again in a message of their own."""
     try:
-        job_id, index, ref = decode_message(text)
+        body = decode_body(text)
     except ValueError as exc:
         logger.error("poison queue: dropping a malformed message: %s", exc)
-        return ScoreResult.SKIPPED
+        return [ScoreResult.SKIPPED]
     table = storage.settings.minibatches_table
-    found = storage.tables.get(table, job_id, mini_batch_key(index))
-    if found is not None and MiniBatchStatus(found.values["status"]).is_final:
-        return ScoreResult.DUPLICATE
+    results = []
+    for line, ref in _lines(storage, body.ref):
+        found = storage.tables.get(table, body.job_id, mini_batch_key(line.index))
+        if found is not None and MiniBatchStatus(found.values["status"]).is_final:
+            results.append(ScoreResult.DUPLICATE)
+        elif found is None and body.count > 1:
+            storage.queues.send(storage.settings.queue_name,
+                                encode_message(body.job_id, line.index, ref))
+            results.append(ScoreResult.HANDED_ON)
+        else:
+            _record_failed(storage, body.job_id, line.index, line.item_count, ref, found,
+                           dequeue_count)
+            results.append(ScoreResult.FAILED)
+    return results
+
+
+def _lines(storage: Storage, ref: ManifestRef) -> list[tuple[ManifestLine, ManifestRef]]:
+    data = storage.blobs.download(storage.settings.jobs_container, ref.blob,
+                                  offset=ref.offset, length=ref.length)
+    found, start = [], 0
+    for raw in data.splitlines(keepends=True):
+        found.append((parse_manifest_line(raw),
+                      ManifestRef(ref.blob, ref.offset + start, len(raw))))
+        start += len(raw)
+    return found
+
+
+def _record_failed(storage: Storage, job_id: str, index: int, items: int, ref: ManifestRef,
+                   found: Entity | None, dequeue_count: int) -> None:
     if found is not None:
         record = MiniBatchRecord.from_entity(found.values)
     else:
-        line = parse_manifest_line(storage.blobs.download(
-            storage.settings.jobs_container, ref.blob, offset=ref.offset, length=ref.length))
-        record = MiniBatchRecord(job_id, index, MiniBatchStatus.FAILED, items=line.item_count,
-                                 items_planned=line.item_count, manifest=ref.blob,
+        record = MiniBatchRecord(job_id, index, MiniBatchStatus.FAILED, items=items,
+                                 items_planned=items, manifest=ref.blob,
                                  manifest_offset=ref.offset, manifest_length=ref.length)
     record.status = MiniBatchStatus.FAILED
     record.succeeded, record.failed, record.rows = 0, record.items, 0
@@ -43,6 +78,6 @@ def record_poison_message(storage: Storage, text: str, *, dequeue_count: int) ->
                             f"(last: {record.worker or 'none'})")
     record.error_try = record.tries
     record.ended = utc_now()
-    storage.tables.replace(table, record.to_entity(), etag=found.etag if found else None)
+    storage.tables.replace(storage.settings.minibatches_table, record.to_entity(),
+                           etag=found.etag if found else None)
     logger.error("job %s: mini-batch %d failed from the poison queue", job_id, index)
-    return ScoreResult.FAILED

@@ -3,8 +3,10 @@
 Pure. Counts are sums of the mini-batch rows, as ``progress.summarize`` makes them, but a
 finished row is counted once and remembered (one bit per mini-batch): a finished row is
 never written again, so the next check needs only the rows written since the newest one
-seen, less a margin (table ``Timestamp``, the service's clock). A row the margin missed is
-found by the full read that confirms a job looks finished, or by the periodic one.
+seen, less a margin (table ``Timestamp``, the service's clock), and only from the first
+mini-batch not counted yet (RowKey): mini-batches finish about in order, so a check reads
+about the rows running. A row the margin missed is found by the full read that confirms
+a job looks finished, or by the periodic one.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ __all__ = ["MARGIN", "ROW_COLUMNS", "Tally", "summarize"]
 # Rows written this long before the newest row seen are read again by the next check: a
 # write's Timestamp is set by the service as it commits, so this only needs to cover
 # writes in flight and clocks of the service's partitions.
-MARGIN = timedelta(seconds=15)
-# The columns a check reads (besides the keys and Timestamp).
-ROW_COLUMNS = ["status", "succeeded", "failed", "rows", "error_phase", "error_type",
-               "error_message", "error_traceback", "worker", "tries", "items",
+MARGIN = timedelta(seconds=5)
+# The columns a check reads (besides the keys and Timestamp): the counts, not the errors
+# (an init() error's text is read from its row once: ``init_error_at``).
+ROW_COLUMNS = ["status", "succeeded", "failed", "rows", "error_phase", "items",
                "items_planned"]
 
 
@@ -43,6 +45,7 @@ class Tally:
     rows: int = 0
     correction: int = 0  # items read less items planned, of finished mini-batches
     init_error: str = ""
+    init_error_at: int = -1  # the first row failed in init(), its text not read yet
     newest: str = ""  # ISO time of the newest row Timestamp seen ("" before any)
     checks: int = 0  # reads since the last full one
     exact: bool = False  # from a full read of rows that were all finished
@@ -57,6 +60,14 @@ class Tally:
         if byte >= len(self.done):
             self.done.extend(bytes(byte + 1 - len(self.done)))
         self.done[byte] |= 1 << (index & 7)
+
+    def first_open(self) -> int:
+        """The lowest mini-batch not counted as finished: a read need not ask for rows
+        before it, which are all counted."""
+        for byte, bits in enumerate(self.done):
+            if bits != 0xFF:
+                return byte * 8 + next(i for i in range(8) if not bits & (1 << i))
+        return len(self.done) * 8
 
     def since(self) -> datetime | None:
         """Rows written from when the next (incremental) read must take."""
@@ -86,7 +97,10 @@ class Tally:
             else:
                 self.failed += 1
                 if row.get("error_phase") in ("init", "load") and not self.init_error:
-                    self.init_error = init_error_text(row)
+                    if "error_message" in row:
+                        self.init_error = init_error_text(row)
+                    elif self.init_error_at < 0:
+                        self.init_error_at = index
             self.items_succeeded += int(row.get("succeeded") or 0)
             self.items_failed += int(row.get("failed") or 0)
             self.rows += int(row.get("rows") or 0)
@@ -110,7 +124,9 @@ class Tally:
             items_succeeded=self.items_succeeded,
             items_failed=self.items_failed,
             rows=self.rows,
-            init_error=self.init_error,
+            init_error=self.init_error or (
+                f"init() failed in mini-batch {self.init_error_at}" if self.init_error_at >= 0
+                else ""),
             elapsed_s=elapsed_s,
             items_estimated=items_estimated and not all_done,
         )

@@ -11,9 +11,11 @@ __all__ = [
     "JobRecord",
     "JobState",
     "ManifestRef",
+    "MessageBody",
     "MiniBatchMessage",
     "MiniBatchRecord",
     "MiniBatchStatus",
+    "decode_body",
     "decode_message",
     "encode_message",
 ]
@@ -62,18 +64,30 @@ class ManifestRef:
     length: int
 
 
-class MiniBatchMessage(TypedDict):
-    """The queue message for one mini-batch: references only, never data."""
+class MiniBatchMessage(TypedDict, total=False):
+    """The queue message for consecutive mini-batches of one manifest page (``count``,
+    1 when absent): references only, never data. ``offset``/``length`` cover their lines."""
 
     job_id: str
     index: int
     manifest: str
     offset: int
     length: int
+    count: int
 
 
-def encode_message(job_id: str, index: int, ref: ManifestRef) -> str:
-    """The JSON text of a mini-batch message."""
+@dataclass(frozen=True)
+class MessageBody:
+    """A decoded message: ``count`` mini-batches from ``index``, their manifest lines."""
+
+    job_id: str
+    index: int
+    ref: ManifestRef
+    count: int = 1
+
+
+def encode_message(job_id: str, index: int, ref: ManifestRef, count: int = 1) -> str:
+    """The JSON text of a message for ``count`` mini-batches from ``index``."""
     body: MiniBatchMessage = {
         "job_id": job_id,
         "index": index,
@@ -81,20 +95,32 @@ def encode_message(job_id: str, index: int, ref: ManifestRef) -> str:
         "offset": ref.offset,
         "length": ref.length,
     }
+    if count != 1:
+        body["count"] = count
     return json.dumps(body, separators=(",", ":"))
 
 
-def decode_message(text: str) -> tuple[str, int, ManifestRef]:
-    """Parse a mini-batch message; ValueError names what is wrong."""
+def decode_body(text: str) -> MessageBody:
+    """Parse a message; ValueError names what is wrong."""
     try:
         body = json.loads(text)
-        return (
+        count = int(body.get("count", 1))
+        if count < 1:
+            raise ValueError(f"count {count} is not 1 or more")
+        return MessageBody(
             str(body["job_id"]),
             int(body["index"]),
             ManifestRef(str(body["manifest"]), int(body["offset"]), int(body["length"])),
+            count,
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a batchfx mini-batch message ({exc!s}): {text[:200]!r}") from exc
+
+
+def decode_message(text: str) -> tuple[str, int, ManifestRef]:
+    """Parse a message of one mini-batch (its first, for a message of several)."""
+    body = decode_body(text)
+    return body.job_id, body.index, body.ref
 
 
 def mini_batch_key(index: int) -> str:

@@ -103,25 +103,26 @@ def local_folder(storage: Storage, prefix: str, pinned: str | None) -> str:
 
 
 def local_items(storage: Storage, prefix: str, items: list[BlobRef]) -> list[str]:
-    """The paths of a mini-batch's local files, read in place: each must still be the
-    version listed when the job was partitioned, and lie inside the job's input folder
-    (links resolved); InputError otherwise."""
-    changed = changed_local_items(storage, prefix, items)
-    if changed:
-        raise InputError(changed)
-    return [ref.name for ref in items]
-
-
-def changed_local_items(storage: Storage, prefix: str, items: list[BlobRef]) -> str:
-    """Why some of the local files are not as listed ("" when all are)."""
+    """The paths of a mini-batch's local files, read in place: each must lie inside the
+    job's input folder (links resolved) and still be the version listed when the job was
+    partitioned; InputError otherwise."""
     folder = os.path.realpath(prefix) if os.path.isdir(prefix) else None
     for ref in items:
         real = os.path.realpath(ref.name)
         inside = (folder is None and ref.name == prefix) or (
             folder is not None and real.startswith(folder.rstrip("/") + "/"))
-        if not inside or not storage.local.allowed(real):
-            return (f"inputs: {ref.name} leads to {real}, outside the folder {prefix} the job "
-                    "names: a job reads only that folder")
+        if not inside or not storage.local.allowed(real, resolved=True):
+            raise InputError(f"inputs: {ref.name} leads to {real}, outside the folder {prefix} "
+                             "the job names: a job reads only that folder")
+    changed = changed_local_items(items)
+    if changed:
+        raise InputError(changed)
+    return [ref.name for ref in items]
+
+
+def changed_local_items(items: list[BlobRef]) -> str:
+    """Why some local files are not the version listed ("" when all are)."""
+    for ref in items:
         try:
             version = file_version(os.stat(ref.name))
         except FileNotFoundError:

@@ -6,10 +6,11 @@
   that time, little next to the poll interval the orchestrator takes to abort it; a
   mini-batch already final is never scored again whatever the cache says (its row
   decides).
-- Manifest pages, whole: one message names a byte range of a page, and the next messages
-  a worker takes are mostly from the same page. A page is written again only when a
-  partitioning call is retried after writing it; it then holds the same mini-batches,
-  listed again from the same continuation.
+- A job's spec, validated once.
+- Manifest pages, whole: one message names a byte range of a page (the lines of one or
+  more mini-batches), and the next messages a worker takes are mostly from the same page.
+  A page is written again only when a partitioning call is retried after writing it; it
+  then holds the same mini-batches, listed again from the same continuation.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from batchfx.jobs import get_job
 from batchfx.partition import ManifestLine, parse_manifest_line
 from batchfx.records import JobRecord, ManifestRef
 from batchfx.settings import Settings
+from batchfx.spec import JobSpec
 from batchfx.storage import Storage
 
-__all__ = ["JOB_CACHE_S", "MANIFEST_CACHE_BYTES", "cached_job", "clear", "manifest_line"]
+__all__ = ["JOB_CACHE_S", "MANIFEST_CACHE_BYTES", "cached_job", "clear", "job_spec",
+           "manifest_line", "manifest_lines"]
 
 JOB_CACHE_S = 1.0
 MANIFEST_CACHE_BYTES = 32 * 1024 * 1024
@@ -33,6 +36,7 @@ _lock = threading.Lock()
 # Keyed by the app's settings too: a test process talks to several Azurites.
 _jobs: dict[tuple[Settings, str], tuple[float, JobRecord]] = {}
 _pages: OrderedDict[tuple[Settings, str, str], bytes] = OrderedDict()
+_specs: dict[str, JobSpec] = {}
 
 
 def cached_job(storage: Storage, job_id: str) -> JobRecord:
@@ -52,8 +56,22 @@ def cached_job(storage: Storage, job_id: str) -> JobRecord:
     return job
 
 
-def manifest_line(storage: Storage, ref: ManifestRef) -> ManifestLine:
-    """The manifest line a message names, from its page (downloaded once per process)."""
+def job_spec(job: JobRecord) -> JobSpec:
+    """The job's spec, validated once per process (a job's spec never changes)."""
+    with _lock:
+        spec = _specs.get(job.job_id)
+    if spec is None:
+        spec = JobSpec.from_record(job.spec)
+        with _lock:
+            if len(_specs) > 256:
+                _specs.clear()
+            _specs[job.job_id] = spec
+    return spec
+
+
+def manifest_lines(storage: Storage, ref: ManifestRef) -> list[tuple[ManifestLine, ManifestRef]]:
+    """The manifest lines a message names (one per mini-batch, with each one's own range),
+    from their page (downloaded once per process)."""
     key = (storage.settings, storage.settings.jobs_container, ref.blob)
     with _lock:
         page = _pages.get(key)
@@ -66,7 +84,20 @@ def manifest_line(storage: Storage, ref: ManifestRef) -> ManifestLine:
             total = sum(len(p) for p in _pages.values())
             while total > MANIFEST_CACHE_BYTES and len(_pages) > 1:
                 total -= len(_pages.popitem(last=False)[1])
-    return parse_manifest_line(page[ref.offset:ref.offset + ref.length])
+    found = []
+    start, end = ref.offset, ref.offset + ref.length
+    while start < end:
+        stop = page.find(b"\n", start, end)
+        stop = end if stop < 0 else stop + 1
+        found.append((parse_manifest_line(page[start:stop]),
+                      ManifestRef(ref.blob, start, stop - start)))
+        start = stop
+    return found
+
+
+def manifest_line(storage: Storage, ref: ManifestRef) -> ManifestLine:
+    """The manifest line of a message of one mini-batch."""
+    return manifest_lines(storage, ref)[0][0]
 
 
 def clear() -> None:
@@ -74,3 +105,4 @@ def clear() -> None:
     with _lock:
         _jobs.clear()
         _pages.clear()
+        _specs.clear()

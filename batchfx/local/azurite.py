@@ -97,34 +97,51 @@ class Azurite:
         self._startup_timeout = startup_timeout
         self._ports: list[int] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._command_used: list[str] = []
+        self._deadline = 0.0
+        self._fixed_ports = False
         self._log_fd: int | None = None  # Azurite's stdout+stderr, an unlinked temp file
 
-    def start(self) -> Azurite:
-        """Start Azurite (on the ports of a previous run, if any) and wait until it listens."""
+    def start(self, *, wait: bool = True) -> Azurite:
+        """Start Azurite (on the ports of a previous run, if any) and wait until it listens.
+
+        With ``wait=False`` it returns once the process is launched (its ports, and so its
+        connection string, are known): ``wait_ready()`` then waits for it, so that other
+        start-up work can go on meanwhile.
+        """
         if self.running:
             return self
         self._kill()  # reap a process that died on its own
-        command = self._command if self._command is not None else find_azurite()
+        self._command_used = self._command if self._command is not None else find_azurite()
         if self.location is not None:
             os.makedirs(self.location, exist_ok=True)
-        deadline = time.monotonic() + self._startup_timeout
-        fixed_ports = self._ports is not None  # a restart keeps its ports: clients hold them
+        self._deadline = time.monotonic() + self._startup_timeout
+        self._fixed_ports = self._ports is not None or not wait  # clients may hold them
+        self._ports = self._ports or _free_ports(self.host)
+        self._launch(self._command_used, self._ports)
+        return self.wait_ready() if wait else self
+
+    def wait_ready(self) -> Azurite:
+        """Wait until the launched Azurite listens (AzuriteError if it does not)."""
         while True:
-            ports = self._ports = self._ports or _free_ports(self.host)
-            failure = self._wait_ready(self._launch(command, ports), ports, deadline)
+            assert self._proc is not None and self._ports is not None, "start() first"
+            ports = self._ports
+            failure = self._wait_ready(self._proc, ports, self._deadline)
             if failure is None:
                 break
             tail = self._output_tail()
             self._kill()
-            if "EADDRINUSE" not in tail or time.monotonic() >= deadline:
+            if "EADDRINUSE" not in tail or time.monotonic() >= self._deadline:
                 raise AzuriteError(f"Azurite did not start: {failure}\n{tail}")
             # A port is still held (the previous Azurite closing, or another process took
-            # it): retry on the same ports for a restart, on fresh ones otherwise.
+            # it): retry on the same ports when clients hold them, on fresh ones otherwise.
             logger.info("Azurite: ports %s busy, retrying", ports)
-            self._ports = ports if fixed_ports else None
             time.sleep(0.5)
+            self._ports = ports if self._fixed_ports else _free_ports(self.host)
+            self._launch(self._command_used, self._ports)
         where = self.location or "in memory"
-        logger.info("Azurite %d: blob %d, queue %d, table %d (%s)", self.pid, *ports, where)
+        logger.info("Azurite %d: blob %d, queue %d, table %d (%s)", self.pid, *self._ports,
+                    where)
         return self
 
     def stop(self) -> None:

@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import threading
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +26,8 @@ from batchfx.local.blob_events import BlobEventEmulator
 from batchfx.local.durable import LocalDurableRuntime
 from batchfx.local.durable_store import BlobInstanceStore
 from batchfx.local.http_server import FunctionsHttpServer
-from batchfx.local.queue_worker import HostQueueOptions, worker_main
+from batchfx.local.queue_poller import serve_queues, worker_main
+from batchfx.local.queue_worker import HostQueueOptions
 from batchfx.local.timers import TimerDriver
 from batchfx.settings import Settings
 
@@ -37,7 +39,13 @@ _HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
 
 
 class LocalRunner:
-    """Serve the app locally: ``with LocalRunner(settings) as runner: runner.url``."""
+    """Serve the app locally: ``with LocalRunner(settings) as runner: runner.url``.
+
+    Each worker is an instance of the app pulling its queues: a process of its own (as
+    the Functions host runs its language worker), restarted when it dies; or, with
+    ``in_process`` (one instance, as ``batchfx run`` uses), a thread of this process, which
+    spares a Python process. Either way scoring scripts run in processes of their own.
+    """
 
     def __init__(
         self,
@@ -49,9 +57,13 @@ class LocalRunner:
         function_key: str | None = None,
         message_lease_s: float = 30.0,
         log_level: str = "WARNING",
+        in_process: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers: got {workers} — expected 1 or more worker processes")
+        if in_process and workers != 1:
+            raise ValueError(f"in_process: runs one instance in this process; got workers="
+                             f"{workers} — use worker processes for more")
         self.settings = settings
         self.function_key = function_key if function_key is not None else secrets.token_hex(16)
         self._workers = workers
@@ -60,6 +72,8 @@ class LocalRunner:
                                                         message_lease_s=message_lease_s)
         self._log_level = log_level
         self._processes: list[BaseProcess] = []
+        self._in_process = in_process
+        self._instance: threading.Thread | None = None
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._http: FunctionsHttpServer | None = None
@@ -75,8 +89,33 @@ class LocalRunner:
             raise RuntimeError("the runner is not started: call start() first")
         return self._http.url
 
-    def start(self) -> LocalRunner:
-        """Create storage resources, then start the HTTP server, orchestrators and workers."""
+    def start(self, *, storage_ready: Callable[[], object] | None = None) -> LocalRunner:
+        """Start the worker processes (they wait for the storage), wait for
+        ``storage_ready`` (an Azurite still starting, say), create storage resources, then
+        start the HTTP server, orchestrators and timers."""
+        if not self._in_process:
+            for _ in range(self._workers):  # first: their start-up overlaps what follows
+                self._processes.append(self._spawn())
+        try:
+            if storage_ready is not None:
+                storage_ready()
+            self._start_host()
+            if self._in_process:  # the queues pulled by a thread of this process
+                self._instance = threading.Thread(
+                    target=serve_queues, name="batchfx-instance", daemon=True,
+                    args=(self.settings, {**os.environ, **self.settings.to_env()},
+                          self._options, self._stop))
+                self._instance.start()
+        except BaseException:
+            self.stop()
+            raise
+        self._supervisor = threading.Thread(target=self._supervise, name="batchfx-supervisor",
+                                            daemon=True)
+        self._supervisor.start()
+        logger.info("local runner at %s with %d workers", self.url, self._workers)
+        return self
+
+    def _start_host(self) -> None:
         app_context.use_settings(self.settings)
         storage = app_context.storage()
         storage.ensure_resources()
@@ -99,13 +138,6 @@ class LocalRunner:
             lambda: durable.client_binding(http_url),
             poll_interval=min(self.settings.poll_interval_s, 1.0),
             subject_ends_with=EVENT_SUBJECT_SUFFIXES).start()
-        for _ in range(self._workers):
-            self._processes.append(self._spawn())
-        self._supervisor = threading.Thread(target=self._supervise, name="batchfx-supervisor",
-                                            daemon=True)
-        self._supervisor.start()
-        logger.info("local runner at %s with %d workers", self.url, self._workers)
-        return self
 
     def _spawn(self) -> BaseProcess:
         env = {**os.environ, **self.settings.to_env()}
@@ -135,10 +167,16 @@ class LocalRunner:
         self._stop.set()
         if self.timers is not None:
             self.timers.stop()
+            self.timers = None
         if self.blob_events is not None:
             self.blob_events.stop()
+            self.blob_events = None
         if self._supervisor is not None:
             self._supervisor.join()
+            self._supervisor = None
+        if self._instance is not None:  # it finishes the messages under way
+            self._instance.join()
+            self._instance = None
         for process in self._processes:
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
@@ -150,8 +188,10 @@ class LocalRunner:
         self._processes.clear()
         if self.durable is not None:
             self.durable.stop()
+            self.durable = None
         if self._http is not None:
             self._http.stop()
+            self._http = None
         app_context.use_settings(None)
 
     def __enter__(self) -> LocalRunner:

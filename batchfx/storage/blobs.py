@@ -14,7 +14,13 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient, ExponentialRetry
 
 from batchfx.settings import Settings
-from batchfx.storage.clients import BackoffRetry, credential_for, sdk_errors, service_url
+from batchfx.storage.clients import (
+    BackoffRetry,
+    client_transport,
+    credential_for,
+    sdk_errors,
+    service_url,
+)
 
 __all__ = ["BlobRef", "BlobStore", "BlockWriter"]
 
@@ -47,12 +53,12 @@ class BlobStore:
     def from_settings(cls, settings: Settings) -> BlobStore:
         """Connect with the connection string, or with a managed identity."""
         retry = BlobRetry.from_settings(settings)
+        options = {"retry_policy": retry, "transport": client_transport()}
         if settings.connection_string:
             return cls(BlobServiceClient.from_connection_string(settings.connection_string,
-                                                                retry_policy=retry))
+                                                   **options))
         url = service_url(settings, "blob")
-        return cls(BlobServiceClient(url, credential=credential_for(settings),
-                                     retry_policy=retry))
+        return cls(BlobServiceClient(url, credential=credential_for(settings), **options))
 
     def container(self, name: str) -> ContainerClient:
         """The SDK container client (for the local durable store)."""

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 import random
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Self
 
+import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     AzureError,
@@ -26,6 +28,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
+from azure.core.pipeline.transport import RequestsTransport
 
 from batchfx.errors import ConflictError, StorageError, StorageNotFoundError
 from batchfx.settings import Settings
@@ -33,6 +36,7 @@ from batchfx.settings import Settings
 __all__ = [
     "RETRY_AFTER_MAX_S",
     "BackoffRetry",
+    "client_transport",
     "credential_for",
     "retry_after_s",
     "retry_wait_s",
@@ -118,6 +122,25 @@ def table_retry_options(settings: Settings) -> dict[str, Any]:
     return {"retry_total": n, "retry_connect": n, "retry_read": n, "retry_status": n,
             "retry_backoff_factor": settings.storage_retry_backoff_s / 2,
             "retry_backoff_max": settings.storage_retry_backoff_max_s}
+
+
+class _Transport(RequestsTransport):  # type: ignore[misc]  # re-exported lazily: Any to mypy
+    """azure-core's requests transport, minus a per-request scan of the environment.
+
+    requests looks for proxy variables in the whole environment on every request (an eighth
+    of a storage call's CPU in a profile). Where no proxy is configured when the client is
+    built, the session is told not to look again; where one is, nothing changes.
+    """
+
+    def _init_session(self, session: requests.Session) -> None:
+        super()._init_session(session)
+        if not any(urllib.request.getproxies().values()):
+            session.trust_env = False
+
+
+def client_transport() -> RequestsTransport:
+    """The HTTP transport of one storage service client."""
+    return _Transport()
 
 
 def service_url(settings: Settings, service: str) -> str:

@@ -71,9 +71,10 @@ class LocalFiles:
     def __init__(self, roots: tuple[str, ...]) -> None:
         self.roots = tuple(os.path.realpath(r) for r in roots)
 
-    def allowed(self, path: str) -> bool:
-        """Whether ``path`` (links resolved) lies under one of the roots."""
-        real = os.path.realpath(path)
+    def allowed(self, path: str, *, resolved: bool = False) -> bool:
+        """Whether ``path`` (links resolved, unless it is ``resolved`` already) lies under
+        one of the roots."""
+        real = path if resolved else os.path.realpath(path)
         return any(_inside(real, root) for root in self.roots)
 
     def _open(self, container: str, name: str, etag: str | None) -> BinaryIO:

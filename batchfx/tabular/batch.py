@@ -22,6 +22,7 @@ class ReadSlice:
     # 0-based row of the file at the slice's first row (after ``skip``, before ``where``);
     # None where unknown: CSV/JSON lines cut after the file's first line.
     first_row: int | None = None
+    version: str = ""  # the input's version (ETag) as partitioned: with ``name``, its identity
 
 
 @dataclass(frozen=True)

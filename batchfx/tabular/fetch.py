@@ -18,21 +18,27 @@ from functools import partial
 
 from batchfx.errors import ConflictError
 from batchfx.partition import TabularLine
-from batchfx.storage.local_files import FileStore
+from batchfx.storage.local_files import LOCAL, FileStore, file_version
 from batchfx.tabular.batch import ReadSlice, TabularBatch
+from batchfx.tabular.copies import SparseCopies
 from batchfx.tabular.remote import changed_input, read_range, reads
 from batchfx.tabular.slices import InputFile, Slice
 
 __all__ = ["fetch_batch"]
 
 
-def fetch_batch(blobs: FileStore, container: str, line: TabularLine, dest: str) -> TabularBatch:
-    """Download the slices of ``line`` into ``dest``; InputError if an input changed."""
+def fetch_batch(blobs: FileStore, container: str, line: TabularLine, dest: str,
+                copies_dir: str | None = None) -> TabularBatch:
+    """Download the slices of ``line`` into ``dest``; InputError if an input changed.
+
+    Local Parquet files are read in place; Parquet blobs through sparse copies kept in
+    ``copies_dir`` across mini-batches (each range fetched once), when given."""
     os.makedirs(dest, exist_ok=True)
     tasks: list[Callable[[], None]] = []
     read: list[ReadSlice] = []
     copies: dict[InputFile, tuple[str, list[tuple[int, int]]]] = {}
     headers: dict[InputFile, bytes] = {}
+    kept = _kept(copies_dir) if copies_dir is not None else None
     for number, piece in enumerate(line.slices):
         if line.format == "parquet":
             assert piece.row_groups is not None
@@ -40,7 +46,7 @@ def fetch_batch(blobs: FileStore, container: str, line: TabularLine, dest: str) 
                 piece.file, (os.path.join(dest, f"file-{len(copies):04d}.parquet"), []))
             ranges.append((piece.start, piece.stop))
             read.append(ReadSlice(path, tuple(range(*piece.row_groups)), piece.skip, piece.take,
-                                  piece.where, piece.file.name))
+                                  piece.where, piece.file.name, version=piece.file.etag))
             continue
         path = os.path.join(dest, f"slice-{number:04d}.{line.format}")
         header = b""
@@ -54,10 +60,18 @@ def fetch_batch(blobs: FileStore, container: str, line: TabularLine, dest: str) 
         first = 0 if piece.start <= piece.file.header else None
         read.append(ReadSlice(path, where=piece.where, name=piece.file.name, first_row=first))
     for file, (path, ranges) in copies.items():
-        with open(path, "wb") as stream:
-            stream.truncate(file.size)  # sparse: the bytes not fetched take no disk space
-        for start, stop in _union([*ranges, (file.footer, file.size)]):
-            tasks.append(partial(_into, blobs, container, file, path, start, stop))
+        wanted = _union([*ranges, (file.footer, file.size)])
+        if container == LOCAL:  # read in place: the version listed, or InputError
+            read = [replace(r, path=file.name) if r.path == path else r for r in read]
+            _check_local(file)
+        elif kept is not None:
+            kept.link((container, file.name, file.etag), file.size, wanted,
+                      partial(_fill, blobs, container, file), path)
+        else:
+            with open(path, "wb") as stream:
+                stream.truncate(file.size)  # sparse: the bytes not fetched take no space
+            tasks += [partial(_into, blobs, container, file, path, start, stop)
+                      for start, stop in wanted]
     list(reads().map(lambda task: task(), tasks))
     if copies:
         read = _with_first_rows(read)
@@ -94,6 +108,29 @@ def _with_first_rows(read: list[ReadSlice]) -> list[ReadSlice]:
             starts[piece.path] = [0, *itertools.accumulate(counts)]
     return [replace(piece, first_row=starts[piece.path][piece.row_groups[0]] + piece.skip)
             if piece.row_groups else replace(piece, first_row=0) for piece in read]
+
+
+_kept_copies: dict[str, SparseCopies] = {}
+
+
+def _kept(folder: str) -> SparseCopies:
+    if folder not in _kept_copies:
+        _kept_copies[folder] = SparseCopies(folder)
+    return _kept_copies[folder]
+
+
+def _fill(blobs: FileStore, container: str, file: InputFile, path: str,
+          gaps: list[tuple[int, int]]) -> None:
+    list(reads().map(lambda gap: _into(blobs, container, file, path, *gap), gaps))
+
+
+def _check_local(file: InputFile) -> None:
+    try:
+        version = file_version(os.stat(file.name))
+    except FileNotFoundError:
+        version = "removed"
+    if version != file.etag:
+        raise changed_input(LOCAL, file.name, file.etag)
 
 
 def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -16,6 +16,7 @@ slices that start at the top of their file; a text slice cut further in has
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,11 @@ __all__ = ["RowSource", "publish_row_sources", "read_batch", "read_batch_with_so
            "row_sources"]
 
 _BATCH_ROWS = 64 * 1024
+# Row groups decoded whole and kept for the slices of them still to come: the last two,
+# of at most this many bytes (uncompressed) each.
+_GROUPS_KEPT = 2
+_GROUP_BYTES_KEPT = 512 * 1024 * 1024
+_groups: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
 # (the frame handed to run(), its sources): see publish_row_sources.
 _published: tuple[weakref.ref[Any], tuple[RowSource, ...]] | None = None
 
@@ -164,6 +170,10 @@ def _read_parquet(piece: ReadSlice) -> Any:
     groups = list(piece.row_groups)
     if piece.take is None and not piece.skip:
         return parquet.read_row_groups(groups)
+    whole = _decoded_group(parquet, piece)
+    if whole is not None:
+        end = None if piece.take is None else piece.take
+        return whole.slice(piece.skip, end)
     # Decode batch by batch and stop after the range: memory stays near one batch.
     end = piece.skip + (piece.take if piece.take is not None else parquet.metadata.num_rows)
     kept, seen = [], 0
@@ -175,6 +185,28 @@ def _read_parquet(piece: ReadSlice) -> Any:
         if seen >= end:
             break
     return pa.Table.from_batches(kept, schema=parquet.schema_arrow)
+
+
+def _decoded_group(parquet: Any, piece: ReadSlice) -> Any:
+    """The slice's row group decoded whole, kept for the next slices of it: a row group
+    larger than ``mini_batch_size`` is cut into row ranges, and this process is handed
+    them one after another. None when the group is too big to keep (it is then read
+    batch by batch up to the slice's end)."""
+    if len(piece.row_groups) != 1 or not piece.version:
+        return None
+    group = piece.row_groups[0]
+    key = (piece.name, piece.version, group)
+    table = _groups.get(key)
+    if table is not None:
+        _groups.move_to_end(key)
+        return table
+    if parquet.metadata.row_group(group).total_byte_size > _GROUP_BYTES_KEPT:
+        return None
+    table = parquet.read_row_group(group)
+    _groups[key] = table
+    while len(_groups) > _GROUPS_KEPT:
+        _groups.popitem(last=False)
+    return table
 
 
 def _where_mask(table: Any, where: tuple[tuple[str, str | None], ...]) -> Any:

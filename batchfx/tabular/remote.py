@@ -40,7 +40,8 @@ def reads() -> ThreadPoolExecutor:
 
 def changed_input(container: str, name: str, etag: str) -> InputError:
     """The error for an input replaced after the job listed it."""
-    return InputError(f"inputs: {container}/{name} changed after the job listed it (ETag was "
+    where = f"{container}/{name}" if container else name  # a local file: its path
+    return InputError(f"inputs: {where} changed after the job listed it (version was "
                       f"{etag}); submit the job again once the inputs stop changing")
 
 

@@ -6,8 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from batchfx.partition import parse_manifest_line
-from batchfx.records import JobRecord, ManifestRef, decode_message
+from batchfx.records import JobRecord, ManifestRef, decode_body
 from batchfx.storage import Storage
+from batchfx.worker_cache import manifest_lines
 
 __all__ = ["drain_messages", "job_rows", "manifest_items", "spec_for", "upload_inputs"]
 
@@ -44,10 +45,16 @@ def drain_messages(storage: Storage) -> list[tuple[str, int, ManifestRef]]:
                                             max_messages=32))
         if not batch:
             return sorted(found, key=lambda m: m[1])
-        found += [decode_message(m.content) for m in batch]
+        found += [message for m in batch for message in expand(storage, m.content)]
 
 
 def manifest_items(storage: Storage, ref: ManifestRef) -> list[str]:
     body = storage.blobs.download(storage.settings.jobs_container, ref.blob, offset=ref.offset,
                                   length=ref.length)
     return [item.name for item in parse_manifest_line(body).items]
+
+
+def expand(storage: Storage, text: str) -> list[tuple[str, int, ManifestRef]]:
+    """A message's mini-batches: (job id, index, the range of its manifest line)."""
+    body = decode_body(text)
+    return [(body.job_id, line.index, ref) for line, ref in manifest_lines(storage, body.ref)]

@@ -11,9 +11,9 @@ from typing import Any, cast
 import azure.functions as func
 import pytest
 
+from batchfx.local.queue_poller import QueuePoller
 from batchfx.local.queue_worker import (
     HostQueueOptions,
-    QueuePoller,
     QueueTrigger,
     handle,
     poll_once,

@@ -12,12 +12,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from job_helpers import expand
 
 from batchfx.errors import InputError
 from batchfx.jobs import get_job, job_progress, submit_job, transition_job
 from batchfx.partition import ManifestLine, parse_manifest_line
 from batchfx.partitioner import partition_job
-from batchfx.records import JobRecord, ManifestRef, decode_message
+from batchfx.records import JobRecord, ManifestRef
 from batchfx.settings import Settings
 from batchfx.storage import Storage
 from batchfx.tabular.fetch import fetch_batch
@@ -79,7 +80,7 @@ def messages(storage: Storage) -> list[tuple[str, int, ManifestRef]]:
     found: list[tuple[str, int, ManifestRef]] = []
     while batch := list(storage.queues.receive(storage.settings.queue_name,
                                                visibility_timeout=300, max_messages=32)):
-        found += [decode_message(m.content) for m in batch]
+        found += [message for m in batch for message in expand(storage, m.content)]
     return sorted(found, key=lambda m: m[1])
 
 

@@ -86,3 +86,19 @@ def test_a_manifest_page_is_downloaded_once_for_all_its_lines(storage: Storage) 
     assert [(g.index, [i.name for i in g.items]) for g in got] == [
         (42, ["inputs/f2.txt"]), (41, ["inputs/f1.txt"]), (40, ["inputs/f0.txt"])]
     assert counting.downloads == 1
+
+
+def test_a_message_of_several_mini_batches_gives_each_line_with_its_own_range(
+        storage: Storage) -> None:
+    refs = [[BlobRef(f"inputs/f{i}.txt", 1, "0x1")] for i in range(4)]
+    page = build_manifest_page("data", "inputs", refs, 0)
+    name = "jobs/j/manifests/page-000001.jsonl"
+    storage.blobs.upload(storage.settings.jobs_container, name, page.body)
+    first, last = page.entries[1], page.entries[3]
+    span = ManifestRef(name, first.offset, last.offset + last.length - first.offset)
+    got = worker_cache.manifest_lines(storage, span)
+    assert [line.index for line, _ in got] == [1, 2, 3]
+    assert [ref for _, ref in got] == [ManifestRef(name, e.offset, e.length)
+                                       for e in page.entries[1:]]
+    # each line's own range reads back that line alone
+    assert worker_cache.manifest_line(storage, got[1][1]).items[0].name == "inputs/f2.txt"

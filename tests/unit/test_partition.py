@@ -7,7 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from batchfx.partition import build_manifest_page, pack_files, parse_manifest_line, select_files
+from batchfx.partition import (
+    ManifestEntry,
+    build_manifest_page,
+    message_groups,
+    pack_files,
+    parse_manifest_line,
+    select_files,
+)
 from batchfx.sizes import MiniBatchSize
 from batchfx.storage.blobs import BlobRef
 
@@ -209,3 +216,14 @@ def test_manifest_ranges_count_bytes_not_characters() -> None:
     second = page.entries[1]
     line = parse_manifest_line(page.body[second.offset : second.offset + second.length])
     assert line.items == batches[1]
+
+
+@pytest.mark.parametrize(("mini_batches", "per_message"), [
+    (1, 1), (63, 1), (127, 1), (128, 2), (500, 7), (640, 8), (5000, 8)])
+def test_a_page_goes_out_in_messages_of_consecutive_mini_batches(mini_batches: int,
+                                                                  per_message: int) -> None:
+    entries = [ManifestEntry(i, 1, 10 * i, 10) for i in range(mini_batches)]
+    groups = message_groups(entries)
+    assert [e for g in groups for e in g] == entries  # all, in order, once
+    assert max(len(g) for g in groups) == per_message
+    assert all(len(g) == per_message for g in groups[:-1])

@@ -84,3 +84,20 @@ def test_summarize_numbers_rows_without_keys_by_position() -> None:
             {"status": "succeeded", "succeeded": 3, "rows": 3}]
     p = summarize(rows, items_total=5, mini_batches_total=2, partitioned=True, elapsed_s=1.0)
     assert (p.mini_batches_succeeded, p.items_succeeded, p.all_done) == (2, 5, True)
+
+
+def test_an_init_error_read_without_its_text_names_the_row_to_read_it_from() -> None:
+    tally = Tally()
+    tally.add([row(3, "failed", failed=10, error_phase="load")])
+    assert tally.init_error_at == 3 and tally.init_error == ""
+    p = tally.progress(items_total=10, mini_batches_total=4, partitioned=True, elapsed_s=1.0)
+    assert p.init_error  # the job fails on it even before its text is read
+
+
+def test_the_first_open_mini_batch_is_the_lowest_not_counted() -> None:
+    tally = Tally()
+    assert tally.first_open() == 0
+    tally.add([row(i, "succeeded") for i in (0, 1, 2, 4, 5, 6, 7, 8, 9)])
+    assert tally.first_open() == 3
+    tally.add([row(3, "failed")])
+    assert tally.first_open() == 10

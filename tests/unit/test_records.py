@@ -12,6 +12,7 @@ from batchfx.records import (
     ManifestRef,
     MiniBatchRecord,
     MiniBatchStatus,
+    decode_body,
     decode_message,
     encode_message,
     mini_batch_key,
@@ -195,3 +196,17 @@ def test_mini_batch_status_is_final_unless_running(status: MiniBatchStatus, fina
 def test_states_are_str_enums_with_azure_ml_words() -> None:
     assert JobState("canceled") is JobState.CANCELED
     assert JobState.RUNNING == "running"
+
+
+def test_a_message_of_several_mini_batches_says_how_many() -> None:
+    ref = ManifestRef("jobs/j/manifests/page-000000.jsonl", 100, 900)
+    body = decode_body(encode_message("j1", 16, ref, 8))
+    assert (body.job_id, body.index, body.ref, body.count) == ("j1", 16, ref, 8)
+    assert decode_body(encode_message("j1", 16, ref)).count == 1
+    assert '"count"' not in encode_message("j1", 16, ref)  # one mini-batch: as before
+
+
+def test_a_message_counting_no_mini_batch_is_malformed() -> None:
+    text = encode_message("j1", 1, ManifestRef("m.jsonl", 0, 10), 0)
+    with pytest.raises(ValueError, match="count 0 is not 1 or more"):
+        decode_body(text)

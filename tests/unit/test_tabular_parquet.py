@@ -132,6 +132,34 @@ def test_reading_row_groups_row_ranges_and_key_filters_of_a_parquet_file(
     assert list(frame.index) == list(range(len(expected)))
 
 
+def test_row_ranges_of_one_row_group_decode_it_once_and_read_the_same_rows(
+        tmp_path: Path) -> None:
+    from batchfx.tabular import reading
+
+    path = tmp_path / "x.parquet"
+    path.write_bytes(parquet_bytes(1000, 500))
+    ranges = [(0, 120), (120, 200), (320, 180)]
+    streamed = [read_batch(TabularBatch("parquet", (ReadSlice(str(path), (1,), skip=s, take=t),
+                                                    ), 0))["id"].tolist() for s, t in ranges]
+    decodes = []
+    real = pq.ParquetFile.read_row_group
+
+    def counting(self: pq.ParquetFile, i: int, *args: object, **kwargs: object) -> pa.Table:
+        decodes.append(i)
+        return real(self, i, *args, **kwargs)
+
+    pq.ParquetFile.read_row_group = counting  # type: ignore[method-assign]
+    try:
+        kept = [read_batch(TabularBatch("parquet", (ReadSlice(
+            str(path), (1,), skip=s, take=t, name="in/x.parquet", version="v1"),), 0)
+        )["id"].tolist() for s, t in ranges]
+    finally:
+        pq.ParquetFile.read_row_group = real  # type: ignore[method-assign]
+        reading._groups.clear()
+    assert kept == streamed == [list(range(500 + s, 500 + s + t)) for s, t in ranges]
+    assert decodes == [1]  # the row group once, for the three slices of it
+
+
 def test_reading_csv_slices_keeps_key_columns_as_text_and_joins_in_order(
         tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("id,k\n1,007\n2,8\n3,007\n")

@@ -1,0 +1,121 @@
+"""What a try needs on the worker: the script's config (code, model and side inputs on
+local disk, staged once per worker process and job), the mini-batch's inputs, and a
+runner that takes a free script process of the pool for each try.
+"""
+
+from __future__ import annotations
+
+import os
+
+from batchfx.claims import worker_name
+from batchfx.isolating import RunTry
+from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
+from batchfx.partition import ManifestLine
+from batchfx.records import JobRecord
+from batchfx.scoring.contract import (
+    MiniBatchContext,
+    ScriptConfig,
+    TryError,
+    TryOutcome,
+    TryPhase,
+)
+from batchfx.scoring.pool import ScriptPool
+from batchfx.spec import JobSpec, split_source_path
+from batchfx.staging import (
+    changed_local_items,
+    download_items,
+    local_folder,
+    local_items,
+    stage_folder,
+)
+from batchfx.storage import LOCAL, Storage
+from batchfx.tabular.batch import TabularBatch
+from batchfx.tabular.fetch import fetch_batch
+from batchfx.worker_outputs import sync_worker_outputs
+
+__all__ = ["prepare_script", "stage_inputs", "try_runner"]
+
+
+def try_runner(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec,
+                config: ScriptConfig, line: ManifestLine) -> RunTry:
+    """One try on a free process of the pool, then its custom outputs and log uploaded.
+
+    Local files are read by the script where they are: one changed while run() read it
+    fails the try as an input error (no other try can read the listed version)."""
+    local = line.container == LOCAL and line.tabular is None
+
+    def run(inputs: list[str] | TabularBatch, context: MiniBatchContext) -> TryOutcome:
+        done = pool.run_mini_batch(config, spec.process_count_per_node, inputs, context,
+                                   float(spec.run_invocation_timeout))
+        sync_worker_outputs(storage, job, done.config, context.mini_batch_id,
+                            owner=f"{worker_name()}-p{done.slot}")
+        changed = changed_local_items(line.items) if local else ""
+        if changed:
+            error = TryError(TryPhase.INPUT, "InputError", changed, changed)
+            return TryOutcome.failure(error, done.outcome.items, done.outcome.seconds,
+                                      done.outcome.worker)
+        return done.outcome
+    return run
+
+
+def stage_inputs(storage: Storage, line: ManifestLine,
+                  work_dir: str) -> list[str] | TabularBatch:
+    """Local copies of the mini-batch's inputs: its files, or its tabular slices."""
+    if line.tabular is not None:
+        return fetch_batch(storage.files(line.container), line.container, line.tabular,
+                           work_dir, os.path.join(storage.settings.work_dir, "parquet-copies"))
+    if line.container == LOCAL:  # read in place, as listed
+        return local_items(storage, line.prefix, line.items)
+    return download_items(storage, line.container, line.prefix, line.items, work_dir)
+
+
+_staged: dict[tuple[str, str], str] = {}
+
+
+def _stage(storage: Storage, job: JobRecord, field: str, path: str) -> str:
+    """A job's folder on local disk, checked or fetched once per worker process and job:
+    a local model or side input is used in place, local code is copied (the script may
+    write next to itself), a folder in storage is downloaded."""
+    key = (job.job_id, path)
+    if key not in _staged:
+        container, prefix = split_source_path(field, path)
+        pinned = job.extra.get("pins", {}).get(field)
+        if container == LOCAL and field != "source_directory":
+            _staged[key] = local_folder(storage, prefix, pinned)
+        else:
+            cache = os.path.join(storage.settings.work_dir, "snapshots")
+            _staged[key] = stage_folder(storage, container, prefix, cache, pinned)
+    return _staged[key]
+
+
+def prepare_script(storage: Storage, job: JobRecord,
+                    spec: JobSpec) -> tuple[ScriptConfig, dict[str, str]]:
+    """Stage code, model and side inputs (cached per content version) and build the config."""
+    if spec.source_directory and spec.entry_script:
+        code_dir, entry_script = (_stage(storage, job, "source_directory",
+                                         spec.source_directory), spec.entry_script)
+    else:  # an MLflow model without a scoring script: batchfx's own, as Azure ML does
+        code_dir, entry_script = str(MLFLOW_SCORE_SCRIPT.parent), MLFLOW_SCORE_SCRIPT.name
+    model_dir = _stage(storage, job, "model", spec.model) if spec.model else None
+    side = {name: _stage(storage, job, f"side_inputs.{name}", path)
+            for name, path in spec.side_inputs.items()}
+    name = worker_name().replace(":", "-")
+    root = os.path.join(storage.settings.work_dir, "workers", job.job_id, name)
+    env = dict(spec.environment_variables)
+    env.update({f"AZUREML_BI_SIDE_INPUT_{k.upper()}": v for k, v in side.items()})
+    config = ScriptConfig(
+        code_dir=code_dir,
+        entry_script=entry_script,
+        model_dir=model_dir,
+        output_dir=os.path.join(root, "outputs"),
+        arguments=tuple(spec.arguments),
+        environment_variables=tuple(sorted(env.items())),
+        logging_level=spec.logging_level,
+        output_format=spec.output_format,
+        append_row_header=spec.append_row_header,
+        join_input=spec.join_input,
+        per_input_file=spec.output_action == "per_input_file",
+        max_output_bytes=int(storage.settings.max_output_mb * 1024 * 1024),
+        log_path=os.path.join(root, "logs", f"{name}.log"),
+    )
+    return config, side

@@ -1,0 +1,123 @@
+"""Messages naming several mini-batches, on Azurite with real script processes: each
+mini-batch scored and recorded on its own, the rest handed on when a message runs long,
+and a poisoned message failing only the mini-batches that were tried."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from job_helpers import spec_for, upload_inputs
+
+from batchfx import worker_cache
+from batchfx.jobs import submit_job
+from batchfx.partition import PER_MESSAGE_SPREAD
+from batchfx.partitioner import partition_job
+from batchfx.poison import record_poison_message
+from batchfx.records import (
+    ManifestRef,
+    MiniBatchRecord,
+    MiniBatchStatus,
+    decode_body,
+    encode_message,
+    mini_batch_key,
+)
+from batchfx.scorer import ScoreResult, score_message
+from batchfx.scoring.pool import ScriptPool
+from batchfx.storage import Storage
+
+pytestmark = pytest.mark.azurite
+
+N = 2 * PER_MESSAGE_SPREAD  # mini-batches of one file: messages of two each
+
+
+@pytest.fixture
+def pool() -> Iterator[ScriptPool]:
+    with ScriptPool(init_timeout=60, shutdown_timeout=2) as p:
+        yield p
+
+
+@pytest.fixture
+def job_messages(storage: Storage, data: str) -> list[str]:
+    """A job of N one-file mini-batches, partitioned: its messages' texts, in order."""
+    worker_cache.clear()
+    upload_inputs(storage, data, [1] * N)
+    job = submit_job(storage, spec_for(data, mini_batch_size=1))
+    assert partition_job(storage, job.job_id).done
+    texts = []
+    while batch := list(storage.queues.receive(storage.settings.queue_name,
+                                               visibility_timeout=300, max_messages=32)):
+        texts += [m.content for m in batch]
+        for m in batch:
+            storage.queues.delete(storage.settings.queue_name, m.id, m.pop_receipt)
+    return sorted(texts, key=lambda t: decode_body(t).index)
+
+
+def _row(storage: Storage, job_id: str, index: int) -> MiniBatchRecord | None:
+    found = storage.tables.get(storage.settings.minibatches_table, job_id,
+                               mini_batch_key(index))
+    return None if found is None else MiniBatchRecord.from_entity(found.values)
+
+
+def test_the_partitioner_sends_two_mini_batches_a_message(job_messages: list[str]) -> None:
+    bodies = [decode_body(t) for t in job_messages]
+    assert [b.count for b in bodies] == [2] * (N // 2)
+    assert [b.index for b in bodies] == list(range(0, N, 2))
+
+
+def test_each_mini_batch_of_a_message_gets_its_own_row(storage: Storage, pool: ScriptPool,
+                                                       job_messages: list[str]) -> None:
+    body = decode_body(job_messages[3])
+    results = score_message(storage, pool, job_messages[3], message_id="m3", dequeue_count=1)
+    assert results == [ScoreResult.SUCCEEDED, ScoreResult.SUCCEEDED]
+    for index in (6, 7):
+        row = _row(storage, body.job_id, index)
+        assert row is not None and row.status is MiniBatchStatus.SUCCEEDED
+        assert (row.items, row.succeeded, row.tries) == (1, 1, 1)
+    # delivered again (its delete lost): both found finished, nothing scored twice
+    again = score_message(storage, pool, job_messages[3], message_id="m3", dequeue_count=2)
+    assert again == [ScoreResult.DUPLICATE, ScoreResult.DUPLICATE]
+
+
+def test_a_message_running_long_hands_the_rest_on(storage: Storage, pool: ScriptPool,
+                                                  job_messages: list[str]) -> None:
+    body = decode_body(job_messages[0])
+    results = score_message(storage, pool, job_messages[0], message_id="m0", dequeue_count=1,
+                            hand_on_after_s=0.0)
+    # the first is scored; the second would be the last, which is never handed on alone
+    assert results == [ScoreResult.SUCCEEDED, ScoreResult.SUCCEEDED]
+    first, last = decode_body(job_messages[1]).ref, decode_body(job_messages[2]).ref
+    text = encode_message(body.job_id, 2, ManifestRef(  # mini-batches 2-5 in one message
+        first.blob, first.offset, last.offset + last.length - first.offset), 4)
+    results = score_message(storage, pool, text, message_id="m1", dequeue_count=1,
+                            hand_on_after_s=0.0)
+    assert results == [ScoreResult.SUCCEEDED] + [ScoreResult.HANDED_ON] * 3
+    (handed,) = list(storage.queues.receive(storage.settings.queue_name, visibility_timeout=30))
+    rest = decode_body(handed.content)
+    assert (rest.job_id, rest.index, rest.count) == (body.job_id, 3, 3)
+    assert [line.index for line, _ in worker_cache.manifest_lines(storage, rest.ref)] \
+        == [3, 4, 5]
+    assert _row(storage, body.job_id, 3) is None  # not started: no try counted
+
+
+def test_a_poisoned_message_fails_the_tried_and_sends_the_untried_again(
+        storage: Storage, pool: ScriptPool, job_messages: list[str]) -> None:
+    body = decode_body(job_messages[5])  # mini-batches 10 and 11
+    score_message(storage, pool, job_messages[5], message_id="m5", dequeue_count=1,
+                  hand_on_after_s=60)
+    storage.tables.replace(storage.settings.minibatches_table, {  # 11: as a dead try left it
+        **MiniBatchRecord(body.job_id, 11, MiniBatchStatus.RUNNING, items=1, tries=2,
+                          worker="w:1").to_entity()}, etag=None)
+    results = record_poison_message(storage, job_messages[5], dequeue_count=5)
+    assert results == [ScoreResult.DUPLICATE, ScoreResult.FAILED]
+    failed = _row(storage, body.job_id, 11)
+    assert failed is not None and failed.error_type == "PoisonMessage"
+    assert failed.status is MiniBatchStatus.FAILED and failed.failed == 1
+
+    untried = decode_body(job_messages[6])  # 12 and 13: never started
+    assert record_poison_message(storage, job_messages[6], dequeue_count=5) \
+        == [ScoreResult.HANDED_ON, ScoreResult.HANDED_ON]
+    sent = sorted(decode_body(m.content).index for m in storage.queues.receive(
+        storage.settings.queue_name, visibility_timeout=30, max_messages=32))
+    assert sent == [untried.index, untried.index + 1]
+    assert _row(storage, body.job_id, 12) is None
