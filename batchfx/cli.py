@@ -10,7 +10,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -20,16 +20,20 @@ from batchfx.client import ApiClient
 from batchfx.errors import BatchfxError
 from batchfx.records import JobState
 from batchfx.settings import Settings
-from batchfx.spec import load_job_spec
-from batchfx.storage import Storage
-from batchfx.upload import download_outputs, in_place_paths, upload_local_paths
 
+if TYPE_CHECKING:
+    from batchfx.storage import Storage
+
+# Commands import the storage SDKs, the spec model and the local runner themselves: their
+# imports take half a second, which `batchfx run` spends while its Azurite starts.
 console = Console(stderr=True)
 STATE_FILE = Path(".batchfx") / "serve.json"
 FINAL = {s.value for s in JobState if s.is_final}
 
 
 def _storage(connection_string: str | None) -> Storage:
+    from batchfx.storage import Storage
+
     settings = Settings.from_env(os.environ)
     if connection_string:
         settings = Settings(**{**settings.__dict__, "connection_string": connection_string})
@@ -91,7 +95,10 @@ def _watch(api: ApiClient, job_id: str, quiet: bool) -> dict[str, Any]:
                        eta="-" if eta is None else f"{eta:.0f}s")
             if view["state"] in FINAL and view.get("outputs_ready"):
                 return view
-            time.sleep(1.0)
+            batches = view.get("mini_batches", {})
+            ending = view["state"] in FINAL or view["state"] == "finalizing" or (
+                view.get("partitioned") and batches.get("pending", 1) <= batches.get("running", 0))
+            time.sleep(0.25 if ending else 1.0)  # a job about to end: its outputs soon
 
 
 def _report(view: dict[str, Any]) -> None:
@@ -124,21 +131,25 @@ def run(spec_file: Path, output_dir: Path, connection_string: str | None, worker
         quiet: bool) -> None:
     """Run a job end to end on this machine and download its outputs."""
     from batchfx.local.azurite import Azurite
-    from batchfx.local.runner import LocalRunner
 
-    spec, spec_dir = load_job_spec(spec_file)
     connection = connection_string or Settings.from_env(os.environ).connection_string
-    # Local folders are read where they are (the workers share this machine); with a
-    # private Azurite nothing else can exist, so a path not found here is a mistake.
-    record, folders = in_place_paths(spec.to_record(), spec_dir,
-                                     storage_paths=bool(connection))
     _stop_on_terminate()
     with ExitStack() as stack:
         azurite = None
-        if not connection:  # launched, not waited for: the workers start meanwhile
+        if not connection:  # launched first, not waited for: the rest starts meanwhile
             azurite = Azurite()
             stack.callback(azurite.stop)
             connection = azurite.start(wait=False).connection_string
+        from batchfx.local.runner import LocalRunner
+        from batchfx.spec import load_job_spec
+        from batchfx.storage import Storage
+        from batchfx.upload import download_outputs, in_place_paths
+
+        spec, spec_dir = load_job_spec(spec_file)
+        # Local folders are read where they are (the workers share this machine); with a
+        # private Azurite nothing else can exist, so a path not found here is a mistake.
+        record, folders = in_place_paths(spec.to_record(), spec_dir,
+                                         storage_paths=azurite is None)
         settings = Settings(**{**Settings.from_env(os.environ).__dict__,
                                "connection_string": connection, "poll_interval_s": 1.0,
                                "local_roots": tuple(folders)})
@@ -221,6 +232,9 @@ def submit(spec_file: Path, url: str | None, key: str | None, connection_string:
            wait: bool) -> None:
     """Submit a job; local folders in the spec are read in place by a `batchfx serve` of
     this folder, else uploaded first."""
+    from batchfx.spec import load_job_spec
+    from batchfx.upload import in_place_paths, upload_local_paths
+
     spec, spec_dir = load_job_spec(spec_file)
     api = _api(url, key)
     record = spec.to_record()
@@ -279,6 +293,8 @@ def download(job_id: str, dest: Path, url: str | None, key: str | None,
     if not connection:
         raise click.UsageError("give --connection-string (or AzureWebJobsStorage) of the "
                                "storage holding the outputs")
+    from batchfx.upload import download_outputs
+
     files = download_outputs(_storage(connection), view["output"]["location"], dest)
     click.echo(f"{len(files)} files in {dest}")
 

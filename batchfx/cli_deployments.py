@@ -7,16 +7,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from batchfx.client import ApiClient
-from batchfx.deployments import load_document, parse_deployment
 from batchfx.errors import SpecError
-from batchfx.pipelines import parse_pipeline, placeholders
-from batchfx.storage import Storage
-from batchfx.upload import upload_folder
+
+if TYPE_CHECKING:
+    from batchfx.storage import Storage
 
 __all__ = ["deployment", "pipeline"]
 
@@ -54,6 +53,9 @@ def _parameters(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _uploader(connection_string: str | None, base: Path) -> Callable[[Any, str], Any]:
     """A function: a path that exists on this machine → its uploaded container/prefix."""
+    from batchfx.pipelines import placeholders
+    from batchfx.upload import upload_folder
+
     storage: Storage | None = None
 
     def upload(value: Any, kind: str) -> Any:
@@ -121,6 +123,8 @@ def deployment() -> None:
 def create_deployment(file: Path, url: str | None, key: str | None,
                       connection_string: str | None) -> None:
     """Register FILE (batchfx or Azure ML v2 batch deployment YAML); local folders are uploaded."""
+    from batchfx.deployments import load_document, parse_deployment
+
     record = parse_deployment(load_document(file)).to_record()
     _upload_code(record, file.resolve().parent, connection_string)
     stored = _post(_api(url, key), "deployments", record)
@@ -204,6 +208,9 @@ def pipeline() -> None:
 def publish_pipeline(file: Path, url: str | None, key: str | None,
                      connection_string: str | None) -> None:
     """Publish FILE; local code and model folders of a job template are uploaded."""
+    from batchfx.deployments import load_document
+    from batchfx.pipelines import parse_pipeline
+
     record = parse_pipeline(load_document(file, "pipeline")).to_record()
     if isinstance(record.get("job"), dict):
         _upload_code(record["job"], file.resolve().parent, connection_string)

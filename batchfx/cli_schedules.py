@@ -10,8 +10,7 @@ from typing import Any
 import click
 import yaml
 
-from batchfx.errors import SpecError
-from batchfx.schedules import ScheduleError
+from batchfx.errors import ScheduleError, SpecError
 
 __all__ = ["schedule"]
 

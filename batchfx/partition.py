@@ -15,6 +15,7 @@ from batchfx.storage.blobs import BlobRef
 from batchfx.tabular.slices import InputFile, Slice, slice_from_wire
 
 __all__ = [
+    "PER_PAGE",
     "ManifestEntry",
     "ManifestLine",
     "ManifestPage",
@@ -156,6 +157,8 @@ class ManifestPage:
     entries: list[ManifestEntry]
 
 
+# Mini-batches of a tabular input per manifest page (a page may end inside a file).
+PER_PAGE = 500
 # Consecutive mini-batches of a page sent in one queue message, at most: fewer messages
 # spare queue calls (a send, a receive's share and a delete each), at least PER_MESSAGE_SPREAD
 # messages a page keep a small job spread over many instances.

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from dataclasses import dataclass
-from typing import Any
 
 from batchfx.errors import InputError, JobStateError
 from batchfx.jobs import get_job, transition_job, utc_now
 from batchfx.partition import (
+    PER_PAGE,
     ManifestPage,
     Packer,
     build_manifest_page,
     key_group,
-    layout_manifest_page,
     message_groups,
     pack_files,
     select_files,
@@ -27,9 +24,9 @@ from batchfx.records import JobRecord, JobState, ManifestRef, encode_message
 from batchfx.reuse import find_reusable, reuse_key
 from batchfx.spec import JobSpec, split_source_path
 from batchfx.storage import BlobRef, Storage
-from batchfx.tabular.planning import PER_PAGE, PlannedPage, TabularInputs, line_body, plan_pages
 
-__all__ = ["PartitionResult", "partition_job"]
+__all__ = ["Deadline", "PartitionResult", "finish_partitioning", "manifest_blob",
+           "partition_job", "partition_result", "send_page", "state_blob"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +42,11 @@ class PartitionResult:
     items: int
 
 
-def _manifest_blob(job_id: str, page: int) -> str:
+def manifest_blob(job_id: str, page: int) -> str:
     return f"jobs/{job_id}/manifests/page-{page:06d}.jsonl"
 
 
-def _state_blob(job_id: str, page: int) -> str:
+def state_blob(job_id: str, page: int) -> str:
     return f"jobs/{job_id}/manifests/page-{page:06d}.state.json"
 
 
@@ -83,11 +80,13 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
             if reused is not None:
                 return reused
             job = get_job(storage, job_id)
-        deadline = _Deadline(time.monotonic() + budget_s, job.mini_batches_total
+        deadline = Deadline(time.monotonic() + budget_s, job.mini_batches_total
                              + (max_mini_batches if max_mini_batches is not None else 1 << 62))
-        if spec.inputs.type == "tabular":
-            return _partition_tabular(storage, job, spec, container, prefix, single, deadline,
-                                      mini_batches_per_page)
+        if spec.inputs.type == "tabular":  # imported here: pyarrow and numpy, for tabular only
+            from batchfx.partition_tabular import partition_tabular
+
+            return partition_tabular(storage, job, spec, container, prefix, single, deadline,
+                                     mini_batches_per_page)
         return _partition_files(storage, job, spec, container, prefix, deadline,
                                 _page_size(spec, max_mini_batches))
     except InputError as exc:
@@ -95,11 +94,11 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
 
 
 def _partition_files(storage: Storage, job: JobRecord, spec: JobSpec, container: str,
-                     prefix: str, deadline: _Deadline, page_size: int) -> PartitionResult:
+                     prefix: str, deadline: Deadline, page_size: int) -> PartitionResult:
     if spec.inputs.type == "uri_file":
         folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         job = _write_page(storage, job, spec, container, folder, [BlobRef(prefix, 0, "")], None)
-        return _finish(storage, job)
+        return finish_partitioning(storage, job)
     list_prefix = f"{prefix}/" if prefix else ""
     pages = storage.files(container).list_pages(container, list_prefix,
                                      continuation=job.continuation or None,
@@ -112,7 +111,7 @@ def _partition_files(storage: Storage, job: JobRecord, spec: JobSpec, container:
             break
         if deadline.passed(job):
             return PartitionResult(False, job.mini_batches_total, job.items_total)
-    return _finish(storage, job)
+    return finish_partitioning(storage, job)
 
 
 def _page_size(spec: JobSpec, max_mini_batches: int | None) -> int:
@@ -125,7 +124,7 @@ def _page_size(spec: JobSpec, max_mini_batches: int | None) -> int:
 
 
 @dataclass(frozen=True)
-class _Deadline:
+class Deadline:
     """When a partitioning call stops: out of time, or enough mini-batches queued."""
 
     at: float
@@ -174,7 +173,7 @@ def _check_reuse(storage: Storage, job: JobRecord, spec: JobSpec,
     return PartitionResult(True, earlier.mini_batches_total, earlier.items_total)
 
 
-def _send(storage: Storage, job_id: str, blob: str, page: ManifestPage) -> None:
+def send_page(storage: Storage, job_id: str, blob: str, page: ManifestPage) -> None:
     messages = [encode_message(job_id, group[0].index,
                                ManifestRef(blob, group[0].offset,
                                            group[-1].offset + group[-1].length
@@ -222,9 +221,9 @@ def _write_page(
     first = job.mini_batches_total
     if mini_batches:
         page = build_manifest_page(container, prefix, mini_batches, first, groups)
-        blob = _manifest_blob(job.job_id, page_number)
+        blob = manifest_blob(job.job_id, page_number)
         storage.blobs.upload(storage.settings.jobs_container, blob, page.body)
-        _send(storage, job.job_id, blob, page)
+        send_page(storage, job.job_id, blob, page)
     extra = dict(job.extra, pages=page_number + 1)
     # Saved only after the page's messages are out: a retried call redoes at most one
     # page, and scorers drop a duplicate message of a mini-batch already scored.
@@ -245,104 +244,8 @@ def _write_page(
     return job
 
 
-def _partition_tabular(storage: Storage, job: JobRecord, spec: JobSpec, container: str,
-                       prefix: str, single: BlobRef | None, deadline: _Deadline,
-                       per_page: int) -> PartitionResult:
-    """Cut tabular inputs page by page; a page may end inside a file (see planning)."""
-    assert spec.inputs.format is not None
-    folder = prefix.rsplit("/", 1)[0] if single is not None and "/" in prefix else ""
-    inputs = TabularInputs(storage.files(container), container, folder if single else prefix,
-                           spec.inputs.format, spec.mini_batch_limit,
-                           tuple(spec.partition_keys or ()), spec.inputs.glob, single)
-    job = _recover_page(storage, job)
-    if job.state.is_final or not _more(job):
-        return _finish(storage, job) if not job.state.is_final else _result(job)
-    cursor = job.extra.get("cursor")
-    with closing(plan_pages(inputs, job.continuation, cursor, per_page=per_page)) as pages:
-        for page in pages:
-            job = _write_tabular_page(storage, job, inputs, page)
-            if job.state.is_final:
-                return _result(job)
-            if not _more(job):
-                break
-            if deadline.passed(job):
-                return PartitionResult(False, job.mini_batches_total, job.items_total)
-    return _finish(storage, job)
-
-
-def _more(job: JobRecord) -> bool:
-    """Whether listing goes on after the last saved page (none saved yet: it starts)."""
-    return not job.extra.get("pages") or bool(job.continuation or job.extra.get("cursor"))
-
-
-def _result(job: JobRecord) -> PartitionResult:
+def partition_result(job: JobRecord) -> PartitionResult:
     return PartitionResult(True, job.mini_batches_total, job.items_total)
-
-
-def _write_tabular_page(storage: Storage, job: JobRecord, inputs: TabularInputs,
-                        page: PlannedPage) -> JobRecord:
-    """Write the page's state, manifest and messages, then save the job's position.
-
-    The state is written first: a call that stops after the manifest is written finds
-    it on the next call (``_recover_page``) and sends the same messages again, so the
-    byte ranges in messages already sent always match the page.
-    """
-    number = int(job.extra.get("pages", 0))
-    lines = [line_body(inputs, batch) for batch in page.batches]
-    layout = layout_manifest_page(lines, job.mini_batches_total)
-    unknown = any(body["rows"] is None for body, _ in lines)
-    state: dict[str, Any] = {
-        "entries": [[e.index, e.offset, e.length] for e in layout.entries],
-        "mini_batches_total": job.mini_batches_total + len(lines),
-        "items_total": job.items_total + sum(rows for _, rows in lines),
-        "items_estimated": bool(job.extra.get("items_estimated")) or unknown,
-        "continuation": page.continuation,
-        "cursor": page.cursor,
-    }
-    container = storage.settings.jobs_container
-    if lines:
-        storage.blobs.upload(container, _state_blob(job.job_id, number),
-                             json.dumps(state).encode())
-        storage.blobs.upload(container, _manifest_blob(job.job_id, number), layout.body)
-        _send(storage, job.job_id, _manifest_blob(job.job_id, number), layout)
-    return _save_position(storage, job, number, state)
-
-
-def _recover_page(storage: Storage, job: JobRecord) -> JobRecord:
-    """Finish a page an earlier call wrote but did not record (see _write_tabular_page)."""
-    number = int(job.extra.get("pages", 0))
-    container = storage.settings.jobs_container
-    if not storage.blobs.exists(container, _manifest_blob(job.job_id, number)):
-        return job
-    state = json.loads(storage.blobs.download(container, _state_blob(job.job_id, number)))
-    blob = _manifest_blob(job.job_id, number)
-    queue = storage.settings.queue_name
-    for index, offset, length in state["entries"]:
-        storage.queues.send(queue, encode_message(job.job_id, index,
-                                                  ManifestRef(blob, offset, length)))
-    logger.warning("job %s: page %d was written by a call that stopped; sent it again",
-                   job.job_id, number)
-    return _save_position(storage, job, number, state)
-
-
-def _save_position(storage: Storage, job: JobRecord, number: int,
-                   state: dict[str, Any]) -> JobRecord:
-    extra = dict(job.extra, pages=number + 1, items_estimated=state["items_estimated"])
-    extra.pop("cursor", None)
-    if state["cursor"] is not None:
-        extra["cursor"] = state["cursor"]
-    total = int(state["mini_batches_total"])
-    try:
-        job = transition_job(
-            storage, job.job_id, JobState.RUNNING if total else JobState.PARTITIONING,
-            allowed_from=[JobState.PARTITIONING, JobState.RUNNING],
-            mini_batches_total=total, items_total=int(state["items_total"]),
-            continuation=state["continuation"], extra=extra)
-    except JobStateError:  # canceled or aborted meanwhile: stop
-        return get_job(storage, job.job_id)
-    logger.info("job %s: page %d gave %d mini-batches (%d so far)", job.job_id, number,
-                len(state["entries"]), job.mini_batches_total)
-    return job
 
 
 def _fail(storage: Storage, job: JobRecord, reason: str) -> PartitionResult:
@@ -354,10 +257,10 @@ def _fail(storage: Storage, job: JobRecord, reason: str) -> PartitionResult:
                              reason=reason, error=reason)
     except JobStateError:
         job = get_job(storage, job.job_id)
-    return _result(job)
+    return partition_result(job)
 
 
-def _finish(storage: Storage, job: JobRecord) -> PartitionResult:
+def finish_partitioning(storage: Storage, job: JobRecord) -> PartitionResult:
     try:
         job = transition_job(storage, job.job_id, JobState.RUNNING,
                              allowed_from=[JobState.PARTITIONING, JobState.RUNNING],

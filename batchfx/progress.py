@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Action", "Progress", "Thresholds", "Verdict", "decide", "init_error_text"]
+__all__ = ["MIN_CHECK_S", "Action", "Progress", "Thresholds", "Verdict", "decide",
+           "init_error_text", "next_check_s"]
+
+# The shortest wait between two checks of a job about to finish.
+MIN_CHECK_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -171,3 +175,14 @@ def decide(progress: Progress, limits: Thresholds) -> Verdict:
     if progress.all_done:
         return Verdict(Action.FINALIZE)
     return Verdict(Action.WAIT)
+
+
+def next_check_s(progress: Progress, poll_s: float) -> float:
+    """When to look at a job again: after the poll interval, or sooner once every
+    mini-batch left is under way (half the time left, at least ``MIN_CHECK_S``), so that a
+    job is finalized soon after its last mini-batch."""
+    pending, running = progress.mini_batches_pending, progress.mini_batches_running
+    eta = progress.eta_s
+    if not progress.partitioned or not pending or pending > running or eta is None:
+        return poll_s
+    return min(poll_s, max(MIN_CHECK_S, eta / 2))

@@ -30,6 +30,7 @@ from batchfx.staging import (
 )
 from batchfx.storage import LOCAL, Storage
 from batchfx.tabular.batch import TabularBatch
+from batchfx.tabular.copies import copies_folder
 from batchfx.tabular.fetch import fetch_batch
 from batchfx.worker_outputs import sync_worker_outputs
 
@@ -63,7 +64,7 @@ def stage_inputs(storage: Storage, line: ManifestLine,
     """Local copies of the mini-batch's inputs: its files, or its tabular slices."""
     if line.tabular is not None:
         return fetch_batch(storage.files(line.container), line.container, line.tabular,
-                           work_dir, os.path.join(storage.settings.work_dir, "parquet-copies"))
+                           work_dir, copies_folder(storage.settings.work_dir, os.getpid()))
     if line.container == LOCAL:  # read in place, as listed
         return local_items(storage, line.prefix, line.items)
     return download_items(storage, line.container, line.prefix, line.items, work_dir)

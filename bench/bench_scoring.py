@@ -218,6 +218,39 @@ def bench(work: Path, cases: list[str], rounds: int) -> list[Run]:
     return runs
 
 
+def count_ops(work: Path, cases: list[str]) -> dict[str, Any]:
+    """Storage requests per mini-batch of each case, counted by a proxy in front of an
+    Azurite of their own (not timed: the proxy costs CPU of its own)."""
+    from load_stack import counting_proxy
+
+    from batchfx.local.azurite import Azurite
+
+    found: dict[str, Any] = {}
+    with Azurite() as azurite, counting_proxy(azurite) as proxy:
+        _upload_blobs(azurite.connection_string, work / "data" / "inputs")
+        for case in cases:
+            before = proxy.snapshot()
+            out = work / "out" / f"{case}-ops"
+            out.mkdir(parents=True, exist_ok=True)
+            command = [BATCHFX, "run", str(_spec(work, case)), "--output", str(out), "--quiet",
+                       "--connection-string", proxy.connection_string]
+            done = measure(command, cwd=ROOT)
+            if done.returncode != 0:
+                raise BenchError(f"{case} (counted) exited with {done.returncode}:\n"
+                                 f"{done.output[-3000:]}")
+            ops = proxy.snapshot() - before
+            with open(out / "processed_mini-batches.csv", newline="") as stream:
+                mini_batches = sum(1 for _ in csv.DictReader(stream))
+            found[case] = {"mini_batches": mini_batches, "ops": ops.total,
+                           "ops_per_mini_batch": round(ops.total / mini_batches, 2),
+                           "by_service": {k: round(v / mini_batches, 2)
+                                          for k, v in ops.by_service().items()}}
+            print(f"ops {case:<13} {ops.total} requests for {mini_batches} mini-batches: "
+                  f"{ops.total / mini_batches:.2f} per mini-batch {found[case]['by_service']}",
+                  flush=True)
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -228,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"batchfx cases to run, with their baselines: {', '.join(PAIRS)}")
     parser.add_argument("--work", type=Path, help="folder to keep the data in (reused)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    parser.add_argument("--ops", default="files-10,blobs-10",
+                        help="cases whose storage requests per mini-batch are counted "
+                             "(\"\" for none)")
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
     unknown = [c for c in cases if c not in PAIRS]
@@ -247,11 +283,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"rounds {args.rounds}", flush=True)
         try:
             runs = bench(work, cases, args.rounds)
+            ops = count_ops(work, [c for c in args.ops.split(",") if c])
         except BenchError as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1
     result = summarize(runs, sorted({r.case for r in runs}))
     print_table(result)
+    result["ops"] = ops
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -11,7 +11,7 @@ from batchfx import app_context
 from batchfx.finalize import finalize_job, write_progress_overview
 from batchfx.jobs import get_job, job_progress
 from batchfx.partitioner import partition_job
-from batchfx.progress import Action, Thresholds, decide
+from batchfx.progress import Action, Thresholds, decide, next_check_s
 from batchfx.records import JobState
 from batchfx.settings import Settings
 
@@ -110,7 +110,7 @@ def check_job(jobid: str) -> dict[str, Any]:
         verdict = decide(progress, Thresholds.from_spec(job.spec))
     if verdict.action is Action.WAIT:
         write_progress_overview(storage, job, progress)
-        wait_s = storage.settings.poll_interval_s
+        wait_s = next_check_s(progress, storage.settings.poll_interval_s)
         return {"action": Action.WAIT.value, "outcome": "", "reason": "", "wait_s": wait_s,
                 "backlog": progress.mini_batches_pending}
     return {"action": verdict.action.value, "outcome": _OUTCOMES[verdict.action].value,

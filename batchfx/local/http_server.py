@@ -111,8 +111,10 @@ class FunctionsHttpServer:
 
     def start(self) -> None:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="batchfx-http",
-                                        daemon=True)
+        # serve_forever looks for shutdown() between polls: 0.5 s by default, which every
+        # `batchfx run` waited at its end.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        name="batchfx-http", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -1,5 +1,9 @@
 """Sparse local copies of Parquet blobs, kept by a worker process across mini-batches.
 
+Each worker process keeps its own copies in a folder of its own (``copies_folder``): two
+processes must never fill one file (each tracks what it fetched), and the folders of
+processes gone are removed by the next one.
+
 A row group larger than ``mini_batch_size`` is cut into row ranges, one mini-batch each,
 and a worker takes them one after another: downloading the group for each would read it
 as many times. A copy holds the byte ranges fetched so far (the footer, row groups) of one
@@ -11,14 +15,17 @@ file from under a mini-batch still reading it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
+import shutil
+import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["KEPT_BYTES", "SparseCopies"]
+__all__ = ["KEPT_BYTES", "SparseCopies", "copies_folder"]
 
 KEPT_BYTES = 2 * 1024**3
 
@@ -52,6 +59,31 @@ def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((start, stop))
     return merged
+
+
+@functools.cache
+def copies_folder(work_dir: str, pid: int | None = None) -> str:
+    """This worker process's folder of copies (only it writes there), after removing,
+    once, those of worker processes of this machine that are gone."""
+    root = os.path.join(work_dir, "parquet-copies")
+    host = socket.gethostname()
+    mine = f"{host}-{pid or os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(root):
+            owner, _, other = name.rpartition("-")
+            if name != mine and owner == host and other.isdigit() and not _alive(int(other)):
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    return os.path.join(root, mine)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process, alive
+    return True
 
 
 class SparseCopies:

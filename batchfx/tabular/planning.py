@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchfx.errors import InputError
-from batchfx.partition import Packer, folder_values, select_files
+from batchfx.partition import PER_PAGE, Packer, folder_values, select_files
 from batchfx.sizes import MiniBatchSize
 from batchfx.storage.blobs import BlobRef
 from batchfx.storage.local_files import FileStore
@@ -28,7 +28,6 @@ from batchfx.tabular.slices import InputFile, Slice, merge_slices, slice_to_wire
 
 __all__ = ["PER_PAGE", "PlannedBatch", "PlannedPage", "TabularInputs", "line_body", "plan_pages"]
 
-PER_PAGE = 500
 AHEAD = 16  # files whose first bytes (CSV header, Parquet footer) are read ahead
 FIRST_READ = 64 * 1024
 

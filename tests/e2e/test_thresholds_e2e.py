@@ -42,8 +42,9 @@ def test_threshold_boundary(app: App, script: str, limits: dict[str, int], state
 
 def test_abort_stops_the_remaining_mini_batches(app: App) -> None:
     files = {f"item-{i:03d}.txt": ("bad" if i == 0 else "ok") for i in range(40)}
+    # Scoring the 39 good ones takes seconds (0.2 s each), many checks of the job.
     spec = app.spec("raises_on_bad.py", files, mini_batch_size=1, run_max_try=1,
-                    allowed_failed_count=0)
+                    allowed_failed_count=0, environment_variables={"OK_SECONDS": "0.2"})
     view = app.wait(app.submit(spec))
     assert view["state"] == "aborted"
     assert view["mini_batches"]["failed"] == 1

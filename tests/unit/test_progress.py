@@ -301,3 +301,17 @@ def test_a_known_total_is_never_corrected() -> None:
     assert (progress.items_total, progress.items_estimated) == (7, False)
 
 
+
+
+def test_a_job_is_checked_sooner_once_every_mini_batch_left_is_under_way() -> None:
+    from batchfx.progress import MIN_CHECK_S, next_check_s
+
+    busy = progress(total=10, succeeded=4, running=2, items_succeeded=40, elapsed_s=4.0)
+    assert next_check_s(busy, 5.0) == 5.0  # mini-batches still queued
+    ending = progress(total=10, succeeded=8, running=2, items_succeeded=80, items_total=100,
+                      elapsed_s=8.0)
+    assert next_check_s(ending, 5.0) == 1.0  # 20 items at 10/s: half the time left
+    last = progress(total=10, succeeded=9, running=1, items_succeeded=99, items_total=100,
+                    elapsed_s=9.9)
+    assert next_check_s(last, 5.0) == MIN_CHECK_S
+    assert next_check_s(progress(total=10, partitioned=False, running=2), 5.0) == 5.0

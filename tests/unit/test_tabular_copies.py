@@ -54,3 +54,22 @@ def test_old_copies_go_past_the_budget_but_a_linked_one_stays_readable(tmp_path:
     assert (tmp_path / "a").read_bytes()[:4000] == DATA[:4000]  # its link still reads
     copies.link(("data", "old", "0x1"), len(DATA), [(0, 10)], fetch, str(tmp_path / "d"))
     assert fetch.asked[-1] == (0, 10)  # fetched again: the copy had gone
+
+
+def test_each_worker_process_has_its_own_folder_and_dead_ones_are_removed(
+        tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    from batchfx.tabular.copies import copies_folder
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = socket.gethostname()
+    stale = tmp_path / "parquet-copies" / f"{host}-{gone.pid}"
+    stale.mkdir(parents=True)
+    alive = tmp_path / "parquet-copies" / f"{host}-{os.getppid()}"
+    alive.mkdir()
+    mine = copies_folder(str(tmp_path), os.getpid())
+    assert mine == str(tmp_path / "parquet-copies" / f"{host}-{os.getpid()}")
+    assert not stale.exists() and alive.exists()
