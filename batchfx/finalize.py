@@ -13,7 +13,7 @@ from batchfx.output_files import write_job_outputs
 from batchfx.output_layout import REPORT_FILES
 from batchfx.partition import parse_manifest_line
 from batchfx.progress import Progress, Thresholds
-from batchfx.records import JobRecord, JobState, MiniBatchRecord
+from batchfx.records import PART_PROPERTIES, JobRecord, JobState, MiniBatchRecord
 from batchfx.reports import (
     error_details,
     errors_csv,
@@ -34,7 +34,7 @@ def _records(storage: Storage, job_id: str) -> list[MiniBatchRecord]:
     # Without the inline parts (a job's can add up to hundreds of MB): the output is
     # written from a stream of them (result_parts.PartReader).
     rows = storage.tables.query(storage.settings.minibatches_table, job_id,
-                                select=MiniBatchRecord.columns(without=("part_data",)))
+                                select=MiniBatchRecord.columns(without=PART_PROPERTIES))
     records = [MiniBatchRecord.from_entity(r) for r in rows]
     records.sort(key=lambda r: r.index)
     return records

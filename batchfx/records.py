@@ -8,6 +8,8 @@ from enum import StrEnum
 from typing import Any, TypedDict
 
 __all__ = [
+    "PART_CHUNK",
+    "PART_PROPERTIES",
     "JobRecord",
     "JobState",
     "ManifestRef",
@@ -18,6 +20,7 @@ __all__ = [
     "decode_body",
     "decode_message",
     "encode_message",
+    "join_part",
 ]
 
 
@@ -179,14 +182,21 @@ class MiniBatchRecord:
         # Table properties hold at most 64 KiB; a traceback is cut, keeping its end.
         values["error_traceback"] = _tail(self.error_traceback, 24_000)
         values["error_message"] = _tail(self.error_message, 8_000)
-        if not self.part_data:
-            del values["part_data"]  # an empty binary property is not written
+        del values["part_data"]  # an empty binary property is not written
+        if len(self.part_data) > PART_CHUNK * len(PART_PROPERTIES):
+            raise ValueError(f"part_data: {len(self.part_data)} bytes do not fit a row; keep "
+                             "the part in a blob (result_parts.store_part)")
+        for name, start in zip(PART_PROPERTIES, range(0, len(self.part_data), PART_CHUNK),
+                               strict=False):
+            values[name] = self.part_data[start:start + PART_CHUNK]
         return values
 
     @classmethod
     def columns(cls, *, without: tuple[str, ...] = ()) -> list[str]:
         """The row's property names (for a query's ``select``), less ``without``."""
         names = [n for n in cls.__dataclass_fields__ if n not in ("job_id", "index", *without)]
+        if "part_data" in names:
+            names += PART_PROPERTIES[1:]
         return ["PartitionKey", "RowKey", *names]
 
     @classmethod
@@ -196,9 +206,20 @@ class MiniBatchRecord:
         known["status"] = MiniBatchStatus(row["status"])
         known["job_id"] = row["PartitionKey"]
         known["index"] = int(row["RowKey"])
-        known["part_data"] = bytes(known.get("part_data") or b"")
+        known["part_data"] = join_part(row)
         # A select leaves the properties it did not name as None: keep the defaults.
         return cls(**{k: v for k, v in known.items() if v is not None})
+
+
+# A part kept in the row spans up to eight binary properties: one holds at most 64 KiB,
+# and a row at most 1 MiB (with up to ~64 KiB of error text, stored as UTF-16).
+PART_CHUNK = 64 * 1024
+PART_PROPERTIES = ("part_data", *(f"part_data_{i}" for i in range(1, 8)))
+
+
+def join_part(row: dict[str, Any]) -> bytes:
+    """The part kept in a row (or the part properties a query selected), joined."""
+    return b"".join(bytes(row.get(name) or b"") for name in PART_PROPERTIES)
 
 
 def _tail(text: str, limit: int) -> str:

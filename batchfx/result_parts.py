@@ -1,8 +1,9 @@
 """Where a mini-batch's result rows are kept until finalize puts the job's output together.
 
-A small part (at most ``INLINE_PART_MAX`` bytes, the common case: a line or two per item)
-is stored in the mini-batch row itself (``part_data``), written by the same conditional
-replace that records the outcome, so it costs no storage operation of its own, cannot be
+A part of at most ``INLINE_PART_MAX`` bytes (the common case: a line or two per item, or a
+few thousand Parquet rows) is stored in the mini-batch row itself (``part_data``, over up
+to eight binary properties), written by the same conditional replace that records the
+outcome, so it costs no storage operation of its own, cannot be
 left behind by a worker that lost its claim, and finalize reads it with the rows. A larger
 part is a blob under ``jobs/<id>/results/`` named in the row (``part``).
 
@@ -15,16 +16,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from batchfx.records import MiniBatchRecord, mini_batch_key
+from batchfx.records import (
+    PART_CHUNK,
+    PART_PROPERTIES,
+    MiniBatchRecord,
+    join_part,
+    mini_batch_key,
+)
 from batchfx.storage import Storage
 
 __all__ = ["INLINE_PART_MAX", "KEEP_PASSED_MAX", "PART_EXTENSIONS", "PartReader", "has_part",
            "store_part"]
 
 # Table properties hold at most 64 KiB of binary and a row 1 MiB (the row also keeps up to
-# ~64 KiB of error text: 32,000 characters stored as UTF-16); 16 KiB holds a hundred
-# typical result lines.
-INLINE_PART_MAX = 16 * 1024
+# ~64 KiB of error text: 32,000 characters stored as UTF-16): eight properties of 64 KiB.
+INLINE_PART_MAX = len(PART_PROPERTIES) * PART_CHUNK
 # Inline parts a reader keeps after passing them, for a later request (finalize's memory).
 KEEP_PASSED_MAX = 64 * 1024 * 1024
 
@@ -93,11 +99,11 @@ class PartReader:
             index = int(row["RowKey"])
             if index == record.index:
                 self._next = None
-                return bytes(row.get("part_data") or b"")
+                return join_part(row)
             if index > record.index:  # keep it for the record asked for next
                 return self._point_read(record)
             self._next = None
-            self._keep(index, bytes(row.get("part_data") or b""))
+            self._keep(index, join_part(row))
 
     def _keep(self, index: int, data: bytes) -> None:
         """Keep a passed part while the budget allows (rows without one cost nothing)."""
@@ -111,7 +117,7 @@ class PartReader:
             if self._stream is None:
                 self._stream = self._storage.tables.query(
                     self._storage.settings.minibatches_table, self._job_id,
-                    select=["RowKey", "part_data"])
+                    select=["RowKey", *PART_PROPERTIES])
             self._next = next(self._stream, None)
             if self._next is not None:
                 self._position = int(self._next["RowKey"])
@@ -121,4 +127,4 @@ class PartReader:
         self.point_reads += 1
         found = self._storage.tables.get(self._storage.settings.minibatches_table,
                                          self._job_id, mini_batch_key(record.index))
-        return bytes(found.values.get("part_data") or b"") if found else b""
+        return join_part(found.values) if found else b""

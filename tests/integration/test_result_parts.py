@@ -3,7 +3,7 @@ finalize's reader streaming the inline ones in mini-batch order."""
 
 from __future__ import annotations
 
-from batchfx.records import MiniBatchRecord, MiniBatchStatus
+from batchfx.records import PART_PROPERTIES, MiniBatchRecord, MiniBatchStatus
 from batchfx.result_parts import INLINE_PART_MAX, PartReader, has_part, store_part
 from batchfx.storage import Storage
 
@@ -23,7 +23,7 @@ def _stored(storage: Storage, index: int, data: bytes, *, inline: bool = True
 def _read_back(storage: Storage) -> list[MiniBatchRecord]:
     """The rows as finalize reads them: every property but ``part_data``."""
     rows = storage.tables.query(storage.settings.minibatches_table, JOB,
-                                select=MiniBatchRecord.columns(without=("part_data",)))
+                                select=MiniBatchRecord.columns(without=PART_PROPERTIES))
     return sorted((MiniBatchRecord.from_entity(r) for r in rows), key=lambda r: r.index)
 
 
@@ -92,3 +92,16 @@ def test_an_empty_part_is_not_stored(storage: Storage) -> None:
     store_part(storage, record, b"", "text")
     assert (record.part, record.part_data) == ("", b"")
     assert "part_data" not in record.to_entity()
+
+
+def test_a_part_of_several_hundred_kib_spans_properties_of_its_row(storage: Storage) -> None:
+    data = bytes(range(256)) * 2000  # 500 KiB: eight 64 KiB properties, the last partly
+    big = _stored(storage, 7, data)
+    assert big.part == "" and big.part_data == data
+    found = storage.tables.get(storage.settings.minibatches_table, JOB, "0000007")
+    assert found is not None
+    assert [n for n in PART_PROPERTIES if found.values.get(n)] == list(PART_PROPERTIES)
+    assert MiniBatchRecord.from_entity(found.values).part_data == data
+    (read_back,) = _read_back(storage)  # as finalize reads the rows: without their parts
+    assert read_back.part_data == b""
+    assert PartReader(storage, JOB).read(read_back) == data  # streamed, joined
