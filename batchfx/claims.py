@@ -38,7 +38,8 @@ def worker_name() -> str:
 
 
 def new_record(job_id: str, index: int, ref: ManifestRef, line: ManifestLine
-                ) -> MiniBatchRecord:
+               ) -> MiniBatchRecord:
+    """The row of a mini-batch not tried yet."""
     return MiniBatchRecord(job_id, index, MiniBatchStatus.RUNNING, items=line.item_count,
                            items_planned=line.item_count, manifest=ref.blob,
                            manifest_offset=ref.offset, manifest_length=ref.length)
@@ -66,7 +67,7 @@ def set_error(record: MiniBatchRecord, error: TryError | None, try_number: int) 
 
 
 def claim(storage: Storage, record: MiniBatchRecord, etag: str | None, message_id: str,
-           spec: JobSpec) -> str:
+          spec: JobSpec) -> str:
     """Start the next try: count it and stamp this worker on the row before any work."""
     record.tries += 1
     record.started = utc_now()
@@ -74,8 +75,8 @@ def claim(storage: Storage, record: MiniBatchRecord, etag: str | None, message_i
 
 
 def renew(storage: Storage, record: MiniBatchRecord, etag: str | None, message_id: str,
-           spec: JobSpec) -> str:
-    """Stamp this worker and a fresh lease on the row (a try is counted by ``_claim``)."""
+          spec: JobSpec) -> str:
+    """Stamp this worker and a fresh lease on the row (a try is counted by ``claim``)."""
     record.status = MiniBatchStatus.RUNNING
     record.worker = worker_name()
     record.message_id = message_id

@@ -5,30 +5,25 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import secrets
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from batchfx.access import access_problem, local_access_problem
 from batchfx.errors import (
     ConflictError,
-    InputError,
     JobNotFoundError,
     JobStateError,
     SpecError,
     StorageNotFoundError,
 )
-from batchfx.mlflow_scoring.detect import find_mlmodel_in
-from batchfx.partition import select_files
 from batchfx.progress import Progress, init_error_text
 from batchfx.progress_tally import ROW_COLUMNS, Tally
 from batchfx.records import JobRecord, JobState, mini_batch_key
-from batchfx.spec import JobSpec, parse_job_spec, split_source_path, split_storage_path
-from batchfx.staging import folder_version
-from batchfx.storage import LOCAL, Storage, is_local_path
+from batchfx.spec import parse_job_spec, split_storage_path
+from batchfx.storage import Storage
+from batchfx.submit_checks import local_pins, storage_path_problems
 
 __all__ = [
     "cancel_job",
@@ -58,115 +53,15 @@ def new_job_id(name: str, now: datetime | None = None) -> str:
     return f"{name}-{stamp}-{secrets.token_hex(3)}"
 
 
-def _check_storage_paths(storage: Storage, spec: JobSpec) -> list[str]:
-    """Problems with the spec's storage locations: refused before anything is written."""
-    problems: list[str] = []
-    fields: list[tuple[str, str]] = [("inputs.path", spec.inputs.path)]
-    if spec.source_directory:
-        fields.append(("source_directory", spec.source_directory))
-    if spec.model:
-        fields.append(("model", spec.model))
-    fields += [(f"side_inputs.{k}", v) for k, v in spec.side_inputs.items()]
-    if spec.output:
-        fields.append(("output", spec.output))
-    for field, path in fields:
-        try:
-            container, prefix = (split_storage_path(field, path) if field == "output"
-                                 else split_source_path(field, path))
-        except SpecError as exc:
-            problems += exc.problems
-            continue
-        refused = (local_access_problem(storage.settings, field, prefix,
-                                        allowed=storage.local.allowed(prefix))
-                   if container == LOCAL
-                   else access_problem(storage.settings, field, container, prefix))
-        if refused:
-            problems.append(refused)
-            continue
-        if field == "output":
-            continue  # created on demand
-        try:
-            problem = _missing(storage, spec, field, path, container, prefix)
-        except InputError as exc:  # a local folder that cannot be listed as it is
-            problem = str(exc)
-        if problem:
-            problems.append(problem)
-    return problems
-
-
-def _missing(storage: Storage, spec: JobSpec, field: str, path: str, container: str,
-             prefix: str) -> str | None:
-    """Why nothing can be read at ``path`` for ``field``, or None."""
-    files = storage.files(container)
-    where = "on this machine" if container == LOCAL else "in the app's storage account"
-    if container == LOCAL:
-        if not os.path.exists(prefix):
-            return f"{field}: {path!r} does not exist {where} — fix the path"
-    elif not storage.blobs.container_exists(container):
-        return (f"{field}: container {container!r} does not exist {where} — upload the data "
-                f"first or fix the path {path!r}")
-    if field == "model" and spec.entry_script is None:
-        base = f"{prefix}/" if prefix else ""
-        names = [r.name[len(base):] for r in files.list_names(container, base)]
-        if find_mlmodel_in(names) is None:
-            return (f"entry_script: missing, and model {path!r} is not an MLflow model folder "
-                    "(no MLmodel file) — give entry_script and source_directory, or point "
-                    "model at an MLflow model")
-        return None
-    if field == "source_directory":
-        script = f"{prefix}/{spec.entry_script}" if prefix else str(spec.entry_script)
-        if not files.exists(container, script):
-            return (f"entry_script: {spec.entry_script!r} not found in source_directory "
-                    f"{path!r} — " + ("fix entry_script or source_directory"
-                                      if container == LOCAL else
-                                      "upload the code folder with it"))
-        return None
-    if field == "inputs.path" and spec.inputs.type == "uri_file":
-        return None if files.exists(container, prefix) else (
-            f"inputs.path: file {path!r} does not exist")
-    if (field == "inputs.path" and spec.inputs.type == "tabular" and prefix
-            and files.exists(container, prefix)):
-        return None  # a tabular path may name one file
-    if field != "inputs.path" and container == LOCAL and os.path.isfile(prefix):
-        return None  # a model or side input may be one file
-    if not _any_blob(storage, container, prefix, data_only=field == "inputs.path"):
-        return f"{field}: nothing found under {path!r} — zero inputs to score"
-    return None
-
-
-def _any_blob(storage: Storage, container: str, prefix: str, *, data_only: bool = False
-              ) -> bool:
-    # Inputs: markers and hidden files (_SUCCESS, .crc) are skipped by the partitioner, so a
-    # folder holding only those has zero inputs.
-    files = storage.files(container)
-    for refs, _ in files.list_pages(container, f"{prefix}/" if prefix else "",
-                                    page_size=100 if data_only else 1):
-        if any(True for _ in select_files(refs, prefix, None)) if data_only else refs:
-            return True
-    return False
-
-
-def _local_pins(storage: Storage, spec: JobSpec) -> dict[str, str]:
-    """The versions of the local code, model and side-input folders the job is submitted
-    with: used in place, a folder changed later fails the job's next mini-batches."""
-    fields = [("source_directory", spec.source_directory), ("model", spec.model)]
-    fields += [(f"side_inputs.{k}", v) for k, v in spec.side_inputs.items()]
-    pins = {}
-    for field, path in fields:
-        if path and is_local_path(path):
-            pins[field] = folder_version(storage, LOCAL, split_source_path(field, path)[1])[0]
-    return pins
-
-
 def prepare_job(storage: Storage, data: object, *, client_request_id: str = "",
                 tags: dict[str, str] | None = None) -> JobRecord:
     """Validate a spec and its storage paths and build the job's record; writes nothing."""
     spec = parse_job_spec(data)
-    problems = _check_storage_paths(storage, spec)
+    problems = storage_path_problems(storage, spec)
     if problems:
         raise SpecError(problems)
     job_id = new_job_id(spec.name)
-    pins = _local_pins(storage, spec)
+    pins = local_pins(storage, spec)
     if spec.output:
         container, prefix = split_storage_path("output", spec.output)
     else:

@@ -60,7 +60,7 @@ def try_runner(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec
 
 
 def stage_inputs(storage: Storage, line: ManifestLine,
-                  work_dir: str) -> list[str] | TabularBatch:
+                 work_dir: str) -> list[str] | TabularBatch:
     """Local copies of the mini-batch's inputs: its files, or its tabular slices."""
     if line.tabular is not None:
         return fetch_batch(storage.files(line.container), line.container, line.tabular,
@@ -90,7 +90,7 @@ def _stage(storage: Storage, job: JobRecord, field: str, path: str) -> str:
 
 
 def prepare_script(storage: Storage, job: JobRecord,
-                    spec: JobSpec) -> tuple[ScriptConfig, dict[str, str]]:
+                   spec: JobSpec) -> tuple[ScriptConfig, dict[str, str]]:
     """Stage code, model and side inputs (cached per content version) and build the config."""
     if spec.source_directory and spec.entry_script:
         code_dir, entry_script = (_stage(storage, job, "source_directory",
