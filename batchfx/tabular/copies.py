@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["KEPT_BYTES", "SparseCopies", "copies_folder"]
+__all__ = ["KEPT_BYTES", "SparseCopies", "copies_folder", "union_ranges"]
 
 KEPT_BYTES = 2 * 1024**3
 
@@ -48,10 +48,11 @@ class _Copy:
         return gaps
 
     def add(self, ranges: list[tuple[int, int]]) -> None:
-        self.filled = _union([*self.filled, *ranges])
+        self.filled = union_ranges([*self.filled, *ranges])
 
 
-def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def union_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Byte ranges merged where they touch or overlap, in order."""
     merged: list[tuple[int, int]] = []
     for start, stop in sorted(ranges):
         if merged and start <= merged[-1][1]:
@@ -111,7 +112,7 @@ class SparseCopies:
             self._copies.move_to_end(key)
             self._evict()
         with copy.lock:
-            gaps = copy.missing(_union(ranges))
+            gaps = copy.missing(union_ranges(ranges))
             if gaps:
                 fetch(copy.path, gaps)
                 copy.add(gaps)

@@ -20,7 +20,7 @@ from batchfx.errors import ConflictError
 from batchfx.partition import TabularLine
 from batchfx.storage.local_files import LOCAL, FileStore, file_version
 from batchfx.tabular.batch import ReadSlice, TabularBatch
-from batchfx.tabular.copies import SparseCopies
+from batchfx.tabular.copies import SparseCopies, union_ranges
 from batchfx.tabular.remote import changed_input, read_range, reads
 from batchfx.tabular.slices import InputFile, Slice
 
@@ -60,7 +60,7 @@ def fetch_batch(blobs: FileStore, container: str, line: TabularLine, dest: str,
         first = 0 if piece.start <= piece.file.header else None
         read.append(ReadSlice(path, where=piece.where, name=piece.file.name, first_row=first))
     for file, (path, ranges) in copies.items():
-        wanted = _union([*ranges, (file.footer, file.size)])
+        wanted = union_ranges([*ranges, (file.footer, file.size)])
         if container == LOCAL:  # read in place: the version listed, or InputError
             read = [replace(r, path=file.name) if r.path == path else r for r in read]
             _check_local(file)
@@ -131,16 +131,6 @@ def _check_local(file: InputFile) -> None:
         version = "removed"
     if version != file.etag:
         raise changed_input(LOCAL, file.name, file.etag)
-
-
-def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, stop in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
-        else:
-            merged.append((start, stop))
-    return merged
 
 
 def _text_slice(blobs: FileStore, container: str, piece: Slice, header: bytes,
