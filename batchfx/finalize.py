@@ -11,7 +11,7 @@ from batchfx.isolating import load_item_errors
 from batchfx.jobs import get_job, job_progress, job_view, transition_job
 from batchfx.output_files import write_job_outputs
 from batchfx.output_layout import REPORT_FILES
-from batchfx.partition import parse_manifest_line
+from batchfx.partition import item_name, parse_manifest_line
 from batchfx.progress import Progress, Thresholds
 from batchfx.records import PART_PROPERTIES, JobRecord, JobState, MiniBatchRecord
 from batchfx.reports import (
@@ -55,7 +55,7 @@ def _manifest_lines(storage: Storage, job: JobRecord
         for raw in storage.blobs.download(container, blob).splitlines():
             if raw.strip():
                 line = parse_manifest_line(raw)
-                yield line.index, ([f"{line.container}/{i.name}" for i in line.items],
+                yield line.index, ([item_name(line, i.name) for i in line.items],
                                    line.item_count)
 
 

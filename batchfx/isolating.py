@@ -17,7 +17,7 @@ from typing import Any
 
 from batchfx.errors import OutputError
 from batchfx.isolation import Isolation, ItemFailure, Span, combine, isolate
-from batchfx.partition import ManifestLine
+from batchfx.partition import ManifestLine, item_name
 from batchfx.records import MiniBatchRecord, mini_batch_key
 from batchfx.scoring.contract import (
     MiniBatchContext,
@@ -164,8 +164,8 @@ def _names(line: ManifestLine, failure: ItemFailure) -> list[tuple[str, int]]:
     """(item name, items it stands for): files one by one, rows as a range of slices."""
     if line.tabular is None:
         refs = line.items[failure.position:failure.position + failure.count]
-        return [(f"{line.container}/{ref.name}", 1) for ref in refs]
-    slices = ", ".join(f"{line.container}/{ref.name}" for ref in line.items[:3])
+        return [(item_name(line, ref.name), 1) for ref in refs]
+    slices = ", ".join(item_name(line, ref.name) for ref in line.items[:3])
     more = f" and {len(line.items) - 3} more slices" if len(line.items) > 3 else ""
     last = failure.position + failure.count - 1
     rows = (f"row {failure.position}" if failure.count == 1

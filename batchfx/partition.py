@@ -23,6 +23,7 @@ __all__ = [
     "TabularLine",
     "build_manifest_page",
     "folder_values",
+    "item_name",
     "key_group",
     "layout_manifest_page",
     "message_groups",
@@ -228,6 +229,13 @@ class ManifestLine:
     def item_count(self) -> int:
         """Items of the mini-batch: files, or rows of a tabular input (perhaps estimated)."""
         return self.tabular.estimate if self.tabular is not None else len(self.items)
+
+
+def item_name(line: ManifestLine, name: str) -> str:
+    """How reports name an item (a file, or a tabular slice ``file#range``): its path
+    relative to the input folder the job names, as Azure ML shows it."""
+    base = f"{line.prefix.rstrip('/')}/" if line.prefix else ""
+    return name[len(base):] if base and name.startswith(base) else name.lstrip("/")
 
 
 def parse_manifest_line(data: bytes) -> ManifestLine:

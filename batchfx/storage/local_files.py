@@ -25,7 +25,8 @@ from typing import Any, BinaryIO, Protocol
 from batchfx.errors import ConflictError, InputError, StorageNotFoundError
 from batchfx.storage.blobs import BlobRef
 
-__all__ = ["LOCAL", "FileStore", "LocalFiles", "file_version", "is_local_path"]
+__all__ = ["LOCAL", "FileStore", "LocalFiles", "display_name", "file_version",
+           "is_local_path"]
 
 LOCAL = ""  # the container of local paths
 _CHUNK = 1 << 20
@@ -49,6 +50,11 @@ class FileStore(Protocol):
                    page_size: int = 5000) -> Iterator[tuple[list[BlobRef], str | None]]: ...
 
     def list_names(self, container: str, prefix: str) -> Iterator[BlobRef]: ...
+
+
+def display_name(container: str, name: str) -> str:
+    """How messages name a file: ``container/name``, or a local file's path."""
+    return f"{container}/{name}" if container != LOCAL else name
 
 
 def is_local_path(path: str) -> bool:

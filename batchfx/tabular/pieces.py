@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from batchfx.errors import InputError
 from batchfx.sizes import MiniBatchSize
 from batchfx.storage.blobs import BlobRef
+from batchfx.storage.local_files import display_name
 from batchfx.tabular.grouping import Group
 from batchfx.tabular.remote import RangeRead
 from batchfx.tabular.slices import Slice, Where
@@ -64,18 +65,18 @@ class FileCut:
         if offset is None:
             return
         raise InputError(
-            f"inputs: {self.container}/{self.ref.name} has a line with an unbalanced quote near "
-            f"byte {offset}: a quoted CSV field holds a line break, and CSV inputs are cut at "
-            "line breaks — write the file without line breaks inside fields, or use Parquet or "
-            "JSON lines")
+            f"inputs: {display_name(self.container, self.ref.name)} has a line with an "
+            f"unbalanced quote near byte {offset}: a quoted CSV field holds a line break, and "
+            "CSV inputs are cut at line breaks — write the file without line breaks inside "
+            "fields, or use Parquet or JSON lines")
 
     def missing_column(self, key: str, columns: list[str]) -> InputError:
         """The error for a partition key that is neither a folder nor a column of the file."""
         shown = ", ".join(columns[:20]) + (", …" if len(columns) > 20 else "")
         return InputError(
             f"partition_keys: {key!r} is neither a key=value folder of "
-            f"{self.container}/{self.ref.name} nor one of its columns ({shown}) — name a "
-            "column or a folder key")
+            f"{display_name(self.container, self.ref.name)} nor one of its columns ({shown}) — "
+            "name a column or a folder key")
 
 
 def file_pieces(cut: FileCut, cursor: Mapping[str, int]) -> Iterator[Piece]:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from batchfx.errors import InputError
+from batchfx.storage.local_files import display_name
 from batchfx.tabular.grouping import chunk_rows, group_rows, text_columns
 from batchfx.tabular.parquet import RowGroup, footer_offset, row_groups, split_row_group
 from batchfx.tabular.pieces import FileCut, Piece
@@ -29,8 +30,8 @@ def open_parquet(cut: FileCut) -> tuple[Any, BlobReader]:
     try:
         return pq.ParquetFile(reader), reader
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"inputs: {cut.container}/{ref.name} is not a readable Parquet file "
-                         f"({exc}) — check inputs.format and inputs.glob") from exc
+        raise InputError(f"inputs: {display_name(cut.container, ref.name)} is not a readable "
+                         f"Parquet file ({exc}) — check inputs.format and inputs.glob") from exc
 
 
 def parquet_pieces(cut: FileCut, cursor: Mapping[str, int]) -> Iterator[Piece]:
@@ -68,7 +69,7 @@ def _grouped(cut: FileCut, parquet: Any, file: InputFile,
             table = parquet.read_row_group(group.index, columns=list(keys))
         except OSError as exc:
             raise InputError(f"inputs: cannot read row group {group.index} of "
-                             f"{cut.container}/{file.name} ({exc})") from exc
+                             f"{display_name(cut.container, file.name)} ({exc})") from exc
         weights = None
         if cut.limit.rows is None:
             weights = np.full(group.rows, max(1, group.bytes // group.rows), np.int64)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from batchfx.errors import InputError
+from batchfx.storage.local_files import display_name
 from batchfx.tabular.grouping import chunk_rows, group_rows, text_columns
 from batchfx.tabular.lines import LineScanner, Sample, line_start_after, sample_lines
 from batchfx.tabular.pieces import FileCut, Piece
@@ -256,7 +257,7 @@ def _block_pieces(cut: FileCut, file: InputFile, header: bytes, block: bytes, at
     table = _key_table(cut, header, block)
     if table.num_rows != starts.size:
         raise InputError(
-            f"inputs: {cut.container}/{file.name}: {table.num_rows} rows parsed but "
+            f"inputs: {display_name(cut.container, file.name)}: {table.num_rows} rows parsed but "
             f"{starts.size} non-empty lines between bytes {at} and {at + len(block)} — each "
             "row must be one line (no line breaks in fields, no lines of only spaces)")
     keys = cut.column_keys
@@ -287,7 +288,7 @@ def _key_table(cut: FileCut, header: bytes, block: bytes) -> Any:
             return pa_csv.read_csv(io.BytesIO(header + block), convert_options=options)
         table = pa_json.read_json(io.BytesIO(block))
     except pa.ArrowException as exc:
-        raise InputError(f"inputs: {cut.container}/{cut.ref.name} cannot be read as "
+        raise InputError(f"inputs: {display_name(cut.container, cut.ref.name)} cannot be read as "
                          f"{cut.format} ({exc})") from exc
     for key in keys:
         if key not in table.column_names:

@@ -20,7 +20,7 @@ from batchfx.errors import InputError
 from batchfx.partition import PER_PAGE, Packer, folder_values, select_files
 from batchfx.sizes import MiniBatchSize
 from batchfx.storage.blobs import BlobRef
-from batchfx.storage.local_files import FileStore
+from batchfx.storage.local_files import FileStore, display_name
 from batchfx.tabular.grouping import Group
 from batchfx.tabular.pieces import FileCut, Piece, file_pieces
 from batchfx.tabular.remote import RangeRead, blob_ranges, reads
@@ -145,8 +145,9 @@ def plan_pages(inputs: TabularInputs, continuation: str, cursor: dict[str, Any] 
         if cursor is not None:
             names = [f.name for f in files]
             if cursor["name"] not in names:
-                raise InputError(f"inputs: {inputs.container}/{cursor['name']} disappeared "
-                                 "while the job was being partitioned; submit the job again")
+                where = display_name(inputs.container, cursor["name"])
+                raise InputError(f"inputs: {where} disappeared while the job was being "
+                                 "partitioned; submit the job again")
             files = files[names.index(cursor["name"]):]
         packer: Packer[Piece] = Packer(inputs.limit.limit)
         batches: list[PlannedBatch] = []

@@ -17,7 +17,7 @@ from functools import partial
 from typing import TypeVar
 
 from batchfx.errors import ConflictError, InputError
-from batchfx.storage.local_files import FileStore
+from batchfx.storage.local_files import FileStore, display_name
 
 __all__ = ["BlobReader", "RangeRead", "blob_ranges", "changed_input", "read_range", "reads",
            "stream_chunks"]
@@ -40,9 +40,9 @@ def reads() -> ThreadPoolExecutor:
 
 def changed_input(container: str, name: str, etag: str) -> InputError:
     """The error for an input replaced after the job listed it."""
-    where = f"{container}/{name}" if container else name  # a local file: its path
-    return InputError(f"inputs: {where} changed after the job listed it (version was "
-                      f"{etag}); submit the job again once the inputs stop changing")
+    return InputError(f"inputs: {display_name(container, name)} changed after the job listed it "
+                      f"(version was {etag}); submit the job again once the inputs stop "
+                      "changing")
 
 
 def read_range(blobs: FileStore, container: str, name: str, etag: str, offset: int,

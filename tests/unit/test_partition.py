@@ -9,7 +9,9 @@ import pytest
 
 from batchfx.partition import (
     ManifestEntry,
+    ManifestLine,
     build_manifest_page,
+    item_name,
     message_groups,
     pack_files,
     parse_manifest_line,
@@ -227,3 +229,15 @@ def test_a_page_goes_out_in_messages_of_consecutive_mini_batches(mini_batches: i
     assert [e for g in groups for e in g] == entries  # all, in order, once
     assert max(len(g) for g in groups) == per_message
     assert all(len(g) == per_message for g in groups[:-1])
+
+
+@pytest.mark.parametrize(("prefix", "name", "shown"), [
+    ("uploads/inputs/abc/files", "uploads/inputs/abc/files/apac/x.csv", "apac/x.csv"),
+    ("", "x.csv", "x.csv"),
+    ("/home/u/data", "/home/u/data/d0/item-2.txt", "d0/item-2.txt"),
+    ("in", "in/a.csv#bytes=0-100", "a.csv#bytes=0-100"),
+])
+def test_reports_name_an_item_by_its_path_under_the_input(prefix: str, name: str,
+                                                          shown: str) -> None:
+    line = ManifestLine(0, "data", prefix, [BlobRef(name, 1, "e")])
+    assert item_name(line, name) == shown
