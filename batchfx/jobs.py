@@ -21,7 +21,7 @@ from batchfx.errors import (
 from batchfx.progress import Progress, init_error_text
 from batchfx.progress_tally import ROW_COLUMNS, Tally
 from batchfx.records import JobRecord, JobState, mini_batch_key
-from batchfx.spec import parse_job_spec, split_storage_path
+from batchfx.spec import IGNORED_SETTINGS, parse_job_spec, split_storage_path
 from batchfx.storage import Storage
 from batchfx.submit_checks import local_pins, storage_path_problems
 
@@ -280,6 +280,7 @@ def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": job.job_id,
         "name": job.name,
+        "description": spec.get("description"),
         "state": job.state.value,
         "created": job.created,
         "started": job.started or None,
@@ -288,6 +289,8 @@ def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
         "error": job.error or None,
         "outputs_ready": bool(job.extra.get("outputs_ready")),
         "reused_from": job.extra.get("reused_from"),
+        "ignored_settings": {k: why for k, why in IGNORED_SETTINGS.items()
+                             if spec.get(k) is not None},
         "output": {
             "location": job.output_location,
             **_row_outputs(job.output_location, spec),

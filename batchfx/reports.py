@@ -111,6 +111,8 @@ def job_result_text(job: JobRecord, progress: Progress, limits: Thresholds) -> s
         f"reason: {job.reason or job.state.value}",
         f"job_id: {job.job_id}",
         f"name: {job.name}",
+        *([f"description: {' '.join(job.spec['description'].split())}"]
+          if job.spec.get("description") else []),
         f"created: {job.created}",
         f"started: {job.started}",
         f"ended: {job.ended}",

@@ -43,8 +43,14 @@ from batchfx.spec_io import (
     storage_path_problem,
 )
 
-__all__ = ["InputSpec", "JobSpec", "load_job_spec", "parse_job_spec", "split_source_path",
-           "split_storage_path"]
+__all__ = ["IGNORED_SETTINGS", "InputSpec", "JobSpec", "load_job_spec", "parse_job_spec",
+           "split_source_path", "split_storage_path"]
+
+# Fields accepted for Azure ML compatibility that do not change how batchfx runs a job, and why.
+IGNORED_SETTINGS = {
+    "compute_target": "placement is the Functions platform's: instances scale out on the "
+                      "mini-batch queue (node_count and process_count_per_node apply)",
+}
 
 # v2 name -> v1 name (retry_settings is handled on its own: it is a nested mapping).
 V2_ALIASES = {
@@ -129,6 +135,16 @@ class JobSpec(BaseModel):
     partition_keys: Annotated[list[str] | None, BeforeValidator(key_list)] = None
     # One append_row file per key values, under Hive-style k=v folders of the output.
     partition_output: bool = False
+    # Kept with the job and shown in its view and job_result.txt, as Azure ML does.
+    description: Annotated[str | None, rule(lambda v: len(v) <= 2000, "description")] = None
+    # Where Azure ML runs the step (a cluster name): batchfx's placement is the Functions
+    # platform's. Accepted and reported as not applied (``ignored_settings``).
+    compute_target: Annotated[str | None, rule(nonblank, "compute_target")] = None
+
+    @property
+    def ignored_settings(self) -> dict[str, str]:
+        """Fields given that batchfx accepts but does not apply, each with the reason."""
+        return {k: why for k, why in IGNORED_SETTINGS.items() if getattr(self, k) is not None}
 
     @property
     def mini_batch_limit(self) -> MiniBatchSize:

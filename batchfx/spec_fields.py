@@ -74,6 +74,8 @@ EXPECTED = {
     "run_max_try": "expected an integer ≥ 1 (total tries per mini-batch)",
     "process_count_per_node": "expected an integer ≥ 1 (workers per instance)",
     "node_count": "expected an integer ≥ 1 (instances working on the job)",
+    "description": "expected text of at most 2,000 characters",
+    "compute_target": "expected the name of a compute target (accepted, not applied)",
     "arguments": "expected a list of strings, or one string split like a shell command line",
     "environment_variables": "expected a mapping of variable name to string",
     "logging_level": "expected DEBUG, INFO, WARNING, ERROR or CRITICAL",

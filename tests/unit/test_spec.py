@@ -254,3 +254,16 @@ def test_record_uses_v1_names_with_defaults_filled() -> None:
 def test_from_record_refuses_a_bad_record() -> None:
     with pytest.raises(SpecError, match="run_max_try: got 0"):
         JobSpec.from_record({**parse_job_spec(BASE).to_record(), "run_max_try": 0})
+
+
+def test_description_and_compute_target_are_accepted_as_in_a_parallel_run_config() -> None:
+    spec = parse_job_spec({**BASE, "description": "nightly churn scoring",
+                           "compute_target": "cpu-cluster"})
+    assert spec.description == "nightly churn scoring"
+    assert set(spec.ignored_settings) == {"compute_target"}
+    assert "placement is the Functions platform's" in spec.ignored_settings["compute_target"]
+    assert parse_job_spec(BASE).ignored_settings == {}
+
+
+def test_a_description_too_long_is_refused_naming_the_limit() -> None:
+    assert "at most 2,000 characters" in the_problem(description="x" * 2001)
