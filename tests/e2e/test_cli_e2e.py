@@ -74,6 +74,17 @@ def test_run_refuses_a_bad_spec_naming_the_field(tmp_path: Path) -> None:
     assert "mini_batch_size" in done.stderr and "'ten'" in done.stderr
 
 
+def test_run_names_the_local_folder_it_looked_for(tmp_path: Path) -> None:
+    spec = _job_folder(tmp_path, "echo.py", {"a.txt": "1"}, inputs="inptus")
+    env = {k: v for k, v in os.environ.items() if k != "AzureWebJobsStorage"}
+    done = subprocess.run([*BATCHFX, "run", str(spec), "--output", str(tmp_path / "o")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    message = " ".join(done.stderr.split())
+    assert f"inputs.path: 'inptus' does not exist (looked for {spec.parent / 'inptus'}" in message
+    assert "upload the data" not in message
+
+
 def _stat(pid: int) -> tuple[str, int] | None:
     """A process's state letter and parent pid (Linux /proc); None once it has ended."""
     try:
