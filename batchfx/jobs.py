@@ -236,11 +236,11 @@ def job_progress(storage: Storage, job: JobRecord, *, keep: bool = False,
     if keep and tally.checks >= FULL_READ_EVERY:
         full, tally = True, Tally()  # a row the margin missed is counted at the latest now
     if not tally.exact:
+        since = tally.since()
         rows = storage.tables.query(storage.settings.minibatches_table, source,
-                                    select=["RowKey", "Timestamp", *ROW_COLUMNS],
-                                    since=tally.since(),
-                                    from_key=mini_batch_key(tally.first_open())
-                                    if tally.since() else None)
+                                    select=["RowKey", "Timestamp", *ROW_COLUMNS], since=since,
+                                    from_key=mini_batch_key(tally.first_open()) if since
+                                    else None)
         tally.add(rows)
         if tally.init_error_at >= 0 and not tally.init_error:  # its text, once
             found = storage.tables.get(storage.settings.minibatches_table, source,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 from batchfx.jobs import utc_now
-from batchfx.partition import ManifestLine, parse_manifest_line
 from batchfx.records import (
     ManifestRef,
     MiniBatchRecord,
@@ -17,6 +16,7 @@ from batchfx.records import (
 )
 from batchfx.scorer import ScoreResult
 from batchfx.storage import Entity, Storage
+from batchfx.worker_cache import manifest_lines
 
 __all__ = ["record_poison_message"]
 
@@ -35,7 +35,7 @@ def record_poison_message(storage: Storage, text: str, *, dequeue_count: int
         return [ScoreResult.SKIPPED]
     table = storage.settings.minibatches_table
     results = []
-    for line, ref in _lines(storage, body.ref):
+    for line, ref in manifest_lines(storage, body.ref):
         found = storage.tables.get(table, body.job_id, mini_batch_key(line.index))
         if found is not None and MiniBatchStatus(found.values["status"]).is_final:
             results.append(ScoreResult.DUPLICATE)
@@ -48,17 +48,6 @@ def record_poison_message(storage: Storage, text: str, *, dequeue_count: int
                            dequeue_count)
             results.append(ScoreResult.FAILED)
     return results
-
-
-def _lines(storage: Storage, ref: ManifestRef) -> list[tuple[ManifestLine, ManifestRef]]:
-    data = storage.blobs.download(storage.settings.jobs_container, ref.blob,
-                                  offset=ref.offset, length=ref.length)
-    found, start = [], 0
-    for raw in data.splitlines(keepends=True):
-        found.append((parse_manifest_line(raw),
-                      ManifestRef(ref.blob, ref.offset + start, len(raw))))
-        start += len(raw)
-    return found
 
 
 def _record_failed(storage: Storage, job_id: str, index: int, items: int, ref: ManifestRef,

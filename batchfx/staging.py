@@ -71,9 +71,7 @@ def stage_folder(storage: Storage, container: str, prefix: str, cache_root: str,
     changed since fails with InputError instead of running other code than submitted.
     """
     version, refs = folder_version(storage, container, prefix)
-    if pinned is not None and version != pinned:
-        raise InputError(f"{prefix} changed after the job was submitted: a job runs the code, "
-                         "model and inputs it was submitted with — submit it again")
+    _check_pin(prefix, version, pinned)
     target = os.path.join(cache_root, version)
     if os.path.isdir(target):
         return target
@@ -96,10 +94,15 @@ def stage_folder(storage: Storage, container: str, prefix: str, cache_root: str,
 def local_folder(storage: Storage, prefix: str, pinned: str | None) -> str:
     """A local folder (or file) used in place, after checking it is the version pinned when
     the job was submitted (InputError otherwise)."""
-    if pinned is not None and folder_version(storage, LOCAL, prefix)[0] != pinned:
+    if pinned is not None:
+        _check_pin(prefix, folder_version(storage, LOCAL, prefix)[0], pinned)
+    return prefix
+
+
+def _check_pin(prefix: str, version: str, pinned: str | None) -> None:
+    if pinned is not None and version != pinned:
         raise InputError(f"{prefix} changed after the job was submitted: a job runs the code, "
                          "model and inputs it was submitted with — submit it again")
-    return prefix
 
 
 def local_items(storage: Storage, prefix: str, items: list[BlobRef]) -> list[str]:

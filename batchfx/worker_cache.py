@@ -27,7 +27,7 @@ from batchfx.spec import JobSpec
 from batchfx.storage import Storage
 
 __all__ = ["JOB_CACHE_S", "MANIFEST_CACHE_BYTES", "cached_job", "clear", "job_spec",
-           "manifest_line", "manifest_lines"]
+           "manifest_lines"]
 
 JOB_CACHE_S = 1.0
 MANIFEST_CACHE_BYTES = 32 * 1024 * 1024
@@ -93,11 +93,6 @@ def manifest_lines(storage: Storage, ref: ManifestRef) -> list[tuple[ManifestLin
                       ManifestRef(ref.blob, start, stop - start)))
         start = stop
     return found
-
-
-def manifest_line(storage: Storage, ref: ManifestRef) -> ManifestLine:
-    """The manifest line of a message of one mini-batch."""
-    return manifest_lines(storage, ref)[0][0]
 
 
 def clear() -> None:

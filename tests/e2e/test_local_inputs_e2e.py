@@ -19,10 +19,11 @@ from batchfx.errors import SpecError
 
 @pytest.fixture
 def local_app(app: App, tmp_path: Path) -> Iterator[App]:
-    """The module's app, restarted with the test's folder as the one it may read."""
+    """The module's app, restarted with the test's folder as the one it may read, and one
+    worker: which mini-batches it has staged then follows from the order alone."""
     app.stop()
     app.settings = dataclasses.replace(app.settings, local_roots=(str(tmp_path / "local"),))
-    app.start()
+    app.start(workers=1)
     yield app
 
 

@@ -81,7 +81,7 @@ def test_a_manifest_page_is_downloaded_once_for_all_its_lines(storage: Storage) 
     storage.blobs.upload(storage.settings.jobs_container, name, page.body)
     counting = CountingBlobs(storage.blobs)
     counted = dataclasses.replace(storage, blobs=counting)
-    got = [worker_cache.manifest_line(counted, ManifestRef(name, e.offset, e.length))
+    got = [worker_cache.manifest_lines(counted, ManifestRef(name, e.offset, e.length))[0][0]
            for e in reversed(page.entries)]
     assert [(g.index, [i.name for i in g.items]) for g in got] == [
         (42, ["inputs/f2.txt"]), (41, ["inputs/f1.txt"]), (40, ["inputs/f0.txt"])]
@@ -101,4 +101,5 @@ def test_a_message_of_several_mini_batches_gives_each_line_with_its_own_range(
     assert [ref for _, ref in got] == [ManifestRef(name, e.offset, e.length)
                                        for e in page.entries[1:]]
     # each line's own range reads back that line alone
-    assert worker_cache.manifest_line(storage, got[1][1]).items[0].name == "inputs/f2.txt"
+    (line, _), = worker_cache.manifest_lines(storage, got[1][1])
+    assert line.items[0].name == "inputs/f2.txt"
