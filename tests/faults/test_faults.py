@@ -145,9 +145,12 @@ def test_expired_message_leases_run_a_mini_batch_twice_but_write_it_once(
     slow_tries = [int(line.split(",")[1]) for line in report
                   if int(line.split(",")[0]) % 20 == 0]
     seen_twice = sum(1 for t in slow_tries if t >= 2)
-    # A redelivered message waits for a free worker; the first run may end first.
-    assert seen_twice >= 2, f"only {seen_twice} of 5 slow mini-batches were redelivered " \
-                            f"while running (tries {slow_tries})"
+    # A redelivered message waits for a free worker (one running a slow mini-batch holds
+    # the other messages it took), so the first run may end first: two of the five were
+    # seen twice in every run here, one once in a full suite on a busy machine. One is
+    # enough to show a late first result losing; the rows are checked exact above.
+    assert seen_twice >= 1, f"no slow mini-batch was redelivered while running " \
+                            f"(tries {slow_tries})"
     figures(faults=fault_proxy.faults_by_kind(), slow_mini_batches_run_twice=seen_twice,
             jobs_completed=1, rows_checked=exact.rows, duplicates=exact.duplicates,
             missing=exact.missing, seconds=round(time.monotonic() - started, 1))
