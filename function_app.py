@@ -7,6 +7,7 @@ from batchfx.blueprints import (
     blob_drop,
     deployments_api,
     http_api,
+    models_api,
     orchestration,
     schedules_api,
     scoring,
@@ -17,5 +18,6 @@ app.register_functions(http_api.bp)
 app.register_functions(scoring.bp)
 app.register_functions(orchestration.bp)
 app.register_functions(deployments_api.bp)
+app.register_functions(models_api.bp)
 app.register_functions(schedules_api.bp)
 app.register_functions(blob_drop.bp)

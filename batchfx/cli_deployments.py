@@ -90,6 +90,8 @@ def _upload_code(record: dict[str, Any], base: Path, connection_string: str | No
     if record.get("model"):
         record["model"] = upload(record["model"], "model")
     settings: dict[str, Any] = record.get("settings", record)  # a deployment, or a job
+    if isinstance(settings.get("models"), list):
+        settings["models"] = [upload(v, "model") for v in settings["models"]]
     side = settings.get("side_inputs")
     if isinstance(side, dict):
         settings["side_inputs"] = {k: upload(v, "side") for k, v in side.items()}

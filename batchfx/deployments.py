@@ -152,7 +152,8 @@ def _registry_reference(field_name: str, value: object) -> str | None:
 
 
 def _model_path(value: object, problems: list[str]) -> object:
-    """An Azure ML ``model`` (string or ``{path, name, version…}``) → a folder path."""
+    """An Azure ML ``model`` (a string, or ``{path, name, version…}``) → a folder path or a
+    registered model reference (``azureml:name:version`` is kept as it is)."""
     if isinstance(value, Mapping):
         allowed = ("path", "name", "version", "description", "tags", "type")
         problems += [_unknown(f"model.{k}", allowed, "keys of model") for k in value
@@ -161,12 +162,12 @@ def _model_path(value: object, problems: list[str]) -> object:
         if kind not in ("custom_model", "mlflow_model"):
             problems.append(f"model.type: got {_short(kind)} — expected custom_model or "
                             "mlflow_model (a folder of files)")
-        if "path" not in value:
-            problems.append("model.path: missing — give the model's folder, e.g. path: ./model")
-        value = value.get("path")
-    problem = _registry_reference("model", value)
-    if problem:
-        problems.append(problem)
+        if "path" in value:
+            return value.get("path")
+        if "name" in value and "version" in value:
+            return f"{value['name']}:{value['version']}"
+        problems.append("model.path: missing — give the model's folder, e.g. path: ./model, "
+                        "or a registered model as model: azureml:name:version")
         return None
     return value
 

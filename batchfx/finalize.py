@@ -21,6 +21,7 @@ from batchfx.reports import (
     processed_mini_batches_csv,
 )
 from batchfx.reuse import copy_outputs, remember_result
+from batchfx.run_metrics import write_metrics
 from batchfx.spec import JobSpec
 from batchfx.storage import Storage
 from batchfx.worker_outputs import custom_output_problems
@@ -162,9 +163,11 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
     else:
         records = _records(storage, job_id)
     _write_reports(storage, job, records)
+    metrics = write_metrics(storage, job)
     _write_summary(storage, job)
     # Clients wait for this flag, not only the state: the reports exist once it is set.
-    job = transition_job(storage, job_id, job.state, extra=dict(job.extra, outputs_ready=True))
+    extra = dict(job.extra, outputs_ready=True, **({"metrics": metrics} if metrics else {}))
+    job = transition_job(storage, job_id, job.state, extra=extra)
     if job.state is JobState.COMPLETED and job.extra.get("reuse_key"):
         remember_result(storage, str(job.extra["reuse_key"]), job)
     logger.info("job %s: ended as %s (%s)", job_id, job.state.value, job.reason)

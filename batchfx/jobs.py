@@ -57,7 +57,13 @@ def prepare_job(storage: Storage, data: object, *, client_request_id: str = "",
                 tags: dict[str, str] | None = None) -> JobRecord:
     """Validate a spec and its storage paths and build the job's record; writes nothing."""
     spec = parse_job_spec(data)
+    from batchfx.job_models import resolve_models  # the registry imports this module
+
     problems = storage_path_problems(storage, spec)
+    try:
+        models = resolve_models(storage, spec)
+    except SpecError as exc:
+        problems += exc.problems
     if problems:
         raise SpecError(problems)
     job_id = new_job_id(spec.name)
@@ -75,7 +81,8 @@ def prepare_job(storage: Storage, data: object, *, client_request_id: str = "",
         output_container=container,
         output_prefix=f"{prefix}/{job_id}" if prefix else job_id,
         client_request_id=client_request_id,
-        extra={**({"tags": dict(tags)} if tags else {}), **({"pins": pins} if pins else {})},
+        extra={**({"tags": dict(tags)} if tags else {}), **({"pins": pins} if pins else {}),
+               **({"models": [m.to_record() for m in models]} if models else {})},
     )
     size = len(record.to_entity()["spec"])
     if size > 30_000:
@@ -291,6 +298,9 @@ def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
         "reused_from": job.extra.get("reused_from"),
         "ignored_settings": {k: why for k, why in IGNORED_SETTINGS.items()
                              if spec.get(k) is not None},
+        # What the script logged with azureml.core's Run.log and Run.tag (metrics.json)
+        **({"metrics": job.extra["metrics"]} if job.extra.get("metrics") else {}),
+        "models": [f"{m['name']}:{m['version']}" for m in job.extra.get("models", [])],
         "output": {
             "location": job.output_location,
             **_row_outputs(job.output_location, spec),

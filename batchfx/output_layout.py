@@ -37,7 +37,7 @@ HIVE_DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 OUTPUT_EXTENSIONS = {"text": "txt", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 # Files finalize writes at the top of every job's output (besides logs/).
 REPORT_FILES = frozenset({"job_result.txt", "processed_mini-batches.csv", "errors.csv",
-                          "errors.txt", "progress_overview.json"})
+                          "errors.txt", "progress_overview.json", "metrics.json"})
 
 
 def combine_segments(pieces: Iterable[tuple[int, TryOutcome]]) -> tuple[Segment, ...]:

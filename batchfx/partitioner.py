@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from batchfx.errors import InputError, JobStateError
 from batchfx.jobs import get_job, transition_job, utc_now
+from batchfx.models import job_models
 from batchfx.partition import (
     PER_PAGE,
     ManifestPage,
@@ -148,7 +149,7 @@ def _tabular_file(storage: Storage, spec: JobSpec, container: str,
 def _check_reuse(storage: Storage, job: JobRecord, spec: JobSpec,
                  single: BlobRef | None) -> PartitionResult | None:
     """With allow_reuse, point the job at an earlier identical job's results, if any."""
-    key = reuse_key(storage, spec)
+    key = reuse_key(storage, spec, job_models(job.extra))
     if single is not None:  # reuse_key lists folders; a one-file tabular path counts too
         version = single.content_md5 or single.etag
         key = hashlib.sha256(f"{key}\n{single.name}\t{version}".encode()).hexdigest()

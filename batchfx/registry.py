@@ -1,6 +1,6 @@
-"""Registered deployments and published pipelines, versioned, in the jobs table.
+"""Registered models and deployments, and published pipelines, versioned, in the jobs table.
 
-Rows (PartitionKey ``deployment`` or ``pipeline``)::
+Rows (PartitionKey ``model``, ``deployment`` or ``pipeline``)::
 
     RowKey NAME           the pointer: latest version number, deleted flag
     RowKey NAME@000001    one row per version: the record as JSON and its fingerprint
@@ -22,33 +22,63 @@ from typing import Any
 from batchfx.deployments import Deployment
 from batchfx.errors import ConflictError, NotRegisteredError, SpecError
 from batchfx.jobs import utc_now
+from batchfx.models import MODEL_NAME_RE, JobModel, parse_model_reference
 from batchfx.pipelines import Pipeline, placeholders
 from batchfx.spec import split_storage_path
 from batchfx.storage import Storage
 
 __all__ = [
     "DEPLOYMENT_PARTITION",
+    "MODEL_PARTITION",
     "PIPELINE_PARTITION",
     "DeploymentVersion",
+    "ModelVersion",
     "NotRegisteredError",
     "PipelineVersion",
     "delete_deployment",
     "delete_pipeline",
     "get_deployment",
+    "get_model",
     "get_pipeline",
     "list_deployments",
+    "list_models",
     "list_pipelines",
     "publish_pipeline",
     "register_deployment",
+    "register_model",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEPLOYMENT_PARTITION = "deployment"
 PIPELINE_PARTITION = "pipeline"
+MODEL_PARTITION = "model"
 _MAX_RECORD_CHARS = 30_000
 _HOW_TO = {DEPLOYMENT_PARTITION: "register one with POST /api/deployments",
-           PIPELINE_PARTITION: "publish one with POST /api/pipelines"}
+           PIPELINE_PARTITION: "publish one with POST /api/pipelines",
+           MODEL_PARTITION: "register one with `batchfx model create` (POST /api/models)"}
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model: an immutable folder (or file) in storage."""
+
+    name: str
+    version: int
+    path: str  # container/prefix of the uploaded snapshot; its last part is the asset's name
+    description: str
+    created: str
+
+    def view(self) -> dict[str, Any]:
+        """The JSON shape for the HTTP API and the CLI."""
+        return {"name": self.name, "version": self.version, "path": self.path,
+                "description": self.description, "created": self.created,
+                "reference": f"azureml:{self.name}:{self.version}"}
+
+    def job_model(self) -> JobModel:
+        """The model as a job uses it (laid out as ``<name>/<version>/<asset>``)."""
+        asset = self.path.rstrip("/").rsplit("/", 1)[-1]
+        return JobModel(self.name, self.version, self.path, asset, registered=True)
 
 
 @dataclass(frozen=True)
@@ -200,8 +230,8 @@ def _delete(storage: Storage, kind: str, name: str) -> _Stored:
     raise ConflictError(f"{kind} {name}: too many concurrent updates")
 
 
-def _path_problems(storage: Storage, field: str, path: str, script: str | None = None
-                   ) -> list[str]:
+def _path_problems(storage: Storage, field: str, path: str, script: str | None = None,
+                   *, allow_file: bool = False) -> list[str]:
     """A stored code/model folder must exist in the app's storage (with its script)."""
     try:
         container, prefix = split_storage_path(field, path)
@@ -220,14 +250,54 @@ def _path_problems(storage: Storage, field: str, path: str, script: str | None =
                                             page_size=1):
         if refs:
             return []
+    if allow_file and prefix and storage.blobs.exists(container, prefix):
+        return []
     return [f"{field}: nothing found under {path!r} — {upload}"]
+
+
+def _model_entries(code: Mapping[str, Any]) -> list[tuple[str, str]]:
+    entries = [("model", str(code["model"]))] if code.get("model") else []
+    models = code.get("models") or []
+    return entries + [(f"models[{i}]", str(v)) for i, v in enumerate(models)]
+
+
+def _model_problems(storage: Storage, field: str, value: str) -> list[str]:
+    """A registered model must exist; a folder must exist in the app's storage."""
+    try:
+        reference = parse_model_reference(field, value)
+        if reference is not None:
+            get_model(storage, reference.name, reference.version)
+            return []
+    except SpecError as exc:
+        return exc.problems
+    except NotRegisteredError as exc:
+        return [f"{field}: {exc}"]
+    return _path_problems(storage, field, value, allow_file=True)
+
+
+def _pin_models(storage: Storage, record: dict[str, Any]) -> dict[str, Any]:
+    """``name@latest`` in a deployment becomes the version it is now, as Azure ML pins a
+    deployment's model when it is created."""
+    def pinned(value: str) -> str:
+        reference = parse_model_reference("model", value)
+        if reference is None or reference.version is not None:
+            return value
+        return f"{reference.name}:{get_model(storage, reference.name).version}"
+    out = dict(record)
+    if out.get("model"):
+        out["model"] = pinned(str(out["model"]))
+    settings = dict(out.get("settings") or {})
+    if isinstance(settings.get("models"), list):
+        settings["models"] = [pinned(str(v)) for v in settings["models"]]
+        out["settings"] = settings
+    return out
 
 
 def _code_problems(storage: Storage, code: Mapping[str, Any]) -> list[str]:
     problems = _path_problems(storage, "source_directory", str(code["source_directory"]),
                               str(code["entry_script"]))
-    if code.get("model"):
-        problems += _path_problems(storage, "model", str(code["model"]))
+    for field, value in _model_entries(code):
+        problems += _model_problems(storage, field, value)
     for key, path in (code.get("side_inputs") or {}).items():
         problems += _path_problems(storage, f"side_inputs.{key}", str(path))
     return problems
@@ -240,7 +310,7 @@ def register_deployment(storage: Storage, deployment: Deployment
     if problems:
         raise SpecError(problems)
     stored, created = _register(storage, DEPLOYMENT_PARTITION, deployment.name,
-                                deployment.to_record())
+                                _pin_models(storage, deployment.to_record()))
     return _deployment(stored), created
 
 
@@ -272,7 +342,8 @@ def publish_pipeline(storage: Storage, pipeline: Pipeline) -> tuple[PipelineVers
     elif pipeline.job is not None:
         # Paths that hold placeholders are only known when the pipeline runs.
         static = {k: v for k, v in pipeline.job.items()
-                  if k in ("source_directory", "entry_script", "model") and not placeholders(v)}
+                  if k in ("source_directory", "entry_script", "model", "models")
+                  and not placeholders(v)}
         if {"source_directory", "entry_script"} <= set(static):
             problems = _code_problems(storage, static)
             if problems:
@@ -299,3 +370,45 @@ def delete_pipeline(storage: Storage, name: str) -> PipelineVersion:
     """Mark a pipeline deleted; its versions stay readable only to jobs already started."""
     return _pipeline(_delete(storage, PIPELINE_PARTITION, name))
 
+
+
+def register_model(storage: Storage, name: str, path: str, description: str = ""
+                   ) -> tuple[ModelVersion, bool]:
+    """Register the folder (or file) at ``path`` in the app's storage as the next version of
+    ``name``; the same path and description as the latest version returns that version."""
+    problems = []
+    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
+        problems.append(f"name: got {name!r:.60} — expected 1 to 255 of letters, digits, "
+                        "'-', '_' and '.', starting with a letter or digit, e.g. digits-clf")
+    if not isinstance(description, str) or len(description) > 2000:
+        problems.append("description: expected text of at most 2,000 characters")
+    if not isinstance(path, str) or not path.strip():
+        problems.append("path: missing — the model's folder in the app's storage, e.g. "
+                        "models/digits (`batchfx model create --path ./model` uploads it)")
+    elif path.startswith("/"):
+        problems.append(f"path: got {path!r} — a registered model must not change: upload "
+                        "the folder (`batchfx model create --path` does) and give its "
+                        "container/prefix")
+    else:
+        problems += _path_problems(storage, "path", path, allow_file=True)
+    if problems:
+        raise SpecError(problems)
+    record = {"name": name, "path": path.rstrip("/"), "description": description}
+    stored, created = _register(storage, MODEL_PARTITION, name, record)
+    return _model(stored), created
+
+
+def _model(stored: _Stored) -> ModelVersion:
+    record = stored.record
+    return ModelVersion(str(record["name"]), stored.version, str(record["path"]),
+                        str(record.get("description", "")), stored.created)
+
+
+def get_model(storage: Storage, name: str, version: int | None = None) -> ModelVersion:
+    """A model's latest (or given) version; NotRegisteredError lists the known names."""
+    return _model(_get(storage, MODEL_PARTITION, name, version))
+
+
+def list_models(storage: Storage) -> list[ModelVersion]:
+    """The latest version of every registered model, by name."""
+    return [_model(s) for s in _list(storage, MODEL_PARTITION)]

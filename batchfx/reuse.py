@@ -10,6 +10,7 @@ import logging
 from batchfx.errors import JobNotFoundError
 from batchfx.jobs import get_job
 from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
+from batchfx.models import JobModel
 from batchfx.records import JobRecord, JobState
 from batchfx.spec import JobSpec, split_source_path
 from batchfx.storage import BlobRef, Storage
@@ -35,13 +36,20 @@ def _version(ref: BlobRef) -> str:
 def _listing(storage: Storage, field: str, path: str, hasher: hashlib._Hash) -> None:
     container, prefix = split_source_path(field, path)
     hasher.update(f"\n[{field}] {container}/{prefix}".encode())
-    for refs, _ in storage.files(container).list_pages(container,
-                                                       f"{prefix}/" if prefix else ""):
+    files = storage.files(container)
+    listed = False
+    for refs, _ in files.list_pages(container, f"{prefix}/" if prefix else ""):
         for ref in refs:
+            listed = True
             hasher.update(f"\n{ref.name}\t{_version(ref)}".encode())
+    if not listed and prefix:  # a model or side input may be one file
+        for refs, _ in files.list_pages(container, prefix, page_size=1):
+            for ref in refs[:1]:
+                if ref.name == prefix:
+                    hasher.update(f"\n{ref.name}\t{_version(ref)}".encode())
 
 
-def reuse_key(storage: Storage, spec: JobSpec) -> str:
+def reuse_key(storage: Storage, spec: JobSpec, models: list[JobModel] | None = None) -> str:
     """A hash of the settings that matter and every input, code and model blob's ETag."""
     hasher = hashlib.sha256()
     settings = {k: v for k, v in spec.to_record().items() if k not in _NOT_IN_KEY}
@@ -58,8 +66,9 @@ def reuse_key(storage: Storage, spec: JobSpec) -> str:
         _listing(storage, "source_directory", spec.source_directory, hasher)
     else:  # batchfx's own MLflow scoring script: a new version may write other rows
         hasher.update(b"\n[script] " + hashlib.sha256(MLFLOW_SCORE_SCRIPT.read_bytes()).digest())
-    if spec.model:
-        _listing(storage, "model", spec.model, hasher)
+    for model in models or []:  # as resolved at submit: registered ones pinned
+        hasher.update(f"\n[model] {model.name}:{model.version}/{model.asset}".encode())
+        _listing(storage, "model", model.path, hasher)
     for name, path in sorted(spec.side_inputs.items()):
         _listing(storage, f"side_inputs.{name}", path, hasher)
     return hasher.hexdigest()

@@ -5,15 +5,19 @@ runner that takes a free script process of the pool for each try.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 
 from batchfx.claims import worker_name
 from batchfx.isolating import RunTry
 from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
+from batchfx.models import JobModel, build_layout, job_models, layout_paths
 from batchfx.partition import ManifestLine
 from batchfx.records import JobRecord
 from batchfx.scoring.contract import (
     MiniBatchContext,
+    RunInfo,
     ScriptConfig,
     TryError,
     TryOutcome,
@@ -89,6 +93,26 @@ def _stage(storage: Storage, job: JobRecord, field: str, path: str) -> str:
     return _staged[key]
 
 
+def _lay_out_models(storage: Storage, job: JobRecord, spec: JobSpec
+                    ) -> tuple[str | None, tuple[tuple[str, int, str], ...]]:
+    """AZUREML_MODEL_DIR and (name, version, path) of each model, laid out as Azure ML
+    does (``batchfx.models``) once per worker machine and content version."""
+    models = job_models(job.extra) or [JobModel.for_path(v) for _, v in spec.model_entries]
+    if not models:
+        return None, ()
+    fields = [field for field, _ in spec.model_entries]
+    staged = [(m, _stage(storage, job, field, m.path)) for m, field in zip(models, fields,
+                                                                           strict=True)]
+    pins = job.extra.get("pins", {})
+    key = json.dumps([[m.to_record(), local, pins.get(field)]
+                      for (m, local), field in zip(staged, fields, strict=True)])
+    root = os.path.join(storage.settings.work_dir, "models",
+                        hashlib.sha256(key.encode()).hexdigest()[:24])
+    model_dir = build_layout(root, staged)
+    _, paths = layout_paths(root, models)
+    return model_dir, tuple((m.name, m.version, paths[(m.name, m.version)]) for m in models)
+
+
 def prepare_script(storage: Storage, job: JobRecord,
                    spec: JobSpec) -> tuple[ScriptConfig, dict[str, str]]:
     """Stage code, model and side inputs (cached per content version) and build the config."""
@@ -97,17 +121,27 @@ def prepare_script(storage: Storage, job: JobRecord,
                                          spec.source_directory), spec.entry_script)
     else:  # an MLflow model without a scoring script: batchfx's own, as Azure ML does
         code_dir, entry_script = str(MLFLOW_SCORE_SCRIPT.parent), MLFLOW_SCORE_SCRIPT.name
-    model_dir = _stage(storage, job, "model", spec.model) if spec.model else None
+    model_dir, models = _lay_out_models(storage, job, spec)
     side = {name: _stage(storage, job, f"side_inputs.{name}", path)
             for name, path in spec.side_inputs.items()}
     name = worker_name().replace(":", "-")
     root = os.path.join(storage.settings.work_dir, "workers", job.job_id, name)
+    tags = job.extra.get("tags", {})
     env = dict(spec.environment_variables)
     env.update({f"AZUREML_BI_SIDE_INPUT_{k.upper()}": v for k, v in side.items()})
     config = ScriptConfig(
         code_dir=code_dir,
         entry_script=entry_script,
         model_dir=model_dir,
+        models=models,
+        run_info=RunInfo(
+            job_id=job.job_id,
+            experiment=str(tags.get("experiment") or job.name),
+            parent_run_id=str(tags.get("parent_run_id", "")),
+            input_datasets=tuple(sorted(side.items())),
+            key_vault_url=storage.settings.key_vault_url,
+            secrets_file=storage.settings.secrets_file,
+        ),
         output_dir=os.path.join(root, "outputs"),
         arguments=tuple(spec.arguments),
         environment_variables=tuple(sorted(env.items())),

@@ -63,6 +63,20 @@ def _local_roots(raw: str) -> tuple[str, ...]:
     return roots
 
 
+def _vault_url(raw: str) -> str:
+    if raw and not raw.startswith("https://"):
+        raise ValueError(f"setting BATCHFX_KEY_VAULT_URL: got {raw!r} — expected the vault's "
+                         "URL, e.g. https://my-vault.vault.azure.net/")
+    return raw
+
+
+def _absolute(env: Mapping[str, str], key: str) -> str:
+    raw = env.get(key, "")
+    if raw and not os.path.isabs(raw):
+        raise ValueError(f"setting {key}: got {raw!r} — expected an absolute path")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where batchfx keeps its state and how often it looks at it."""
@@ -91,6 +105,11 @@ class Settings:
     # Local folders (absolute paths) that job specs may name to be read in place: the local
     # runner's; empty in Azure, where a job reads only the storage account.
     local_roots: tuple[str, ...] = ()
+    # Where a script's ``get_secret`` reads (azureml.core's workspace Key Vault): an Azure Key
+    # Vault (its URL; the app's managed identity reads it), else a local secrets file (JSON
+    # or KEY=VALUE lines).
+    key_vault_url: str = ""
+    secrets_file: str = ""
 
     @property
     def poison_queue_name(self) -> str:
@@ -133,6 +152,8 @@ class Settings:
             queue_window=_at_least_one(env, "BATCHFX_QUEUE_WINDOW", cls.queue_window,
                                        "mini-batches"),
             local_roots=_local_roots(env.get("BATCHFX_LOCAL_ROOTS", "")),
+            key_vault_url=_vault_url(env.get("BATCHFX_KEY_VAULT_URL", "")),
+            secrets_file=_absolute(env, "BATCHFX_SECRETS_FILE"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -153,6 +174,8 @@ class Settings:
             "BATCHFX_MAX_MINI_BATCH_OUTPUT_MB": str(self.max_output_mb),
             "BATCHFX_QUEUE_WINDOW": str(self.queue_window),
             "BATCHFX_LOCAL_ROOTS": os.pathsep.join(self.local_roots),
+            "BATCHFX_KEY_VAULT_URL": self.key_vault_url,
+            "BATCHFX_SECRETS_FILE": self.secrets_file,
         }
         if self.connection_string:
             env["AzureWebJobsStorage"] = self.connection_string

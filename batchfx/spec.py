@@ -11,6 +11,7 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from batchfx.errors import SpecError
+from batchfx.models import parse_model_reference
 from batchfx.output_layout import REPORT_FILES
 from batchfx.sizes import MiniBatchSize, parse_mini_batch_size
 from batchfx.spec_fields import (
@@ -26,6 +27,7 @@ from batchfx.spec_fields import (
     Problems,
     folder_string,
     key_list,
+    model_list,
     nonblank,
     not_utf8,
     output_option_problems,
@@ -106,6 +108,8 @@ class JobSpec(BaseModel):
     entry_script: Annotated[str | None, rule(relative_script, "entry_script")] = None
     source_directory: Annotated[str | None, rule(nonblank, "source_directory")] = None
     model: Annotated[str | None, rule(nonblank, "model")] = None
+    # Several models (Azure ML v1 ``models=[...]``): folders or registered models.
+    models: Annotated[list[str], BeforeValidator(model_list)] = Field(default_factory=list)
     inputs: Annotated[InputSpec, BeforeValidator(folder_string)]
     side_inputs: Annotated[dict[str, str], SIDE_INPUTS] = Field(default_factory=dict)
     output: Annotated[str | None, rule(lambda v: storage_path_problem(v) or True)] = None
@@ -147,6 +151,13 @@ class JobSpec(BaseModel):
         return {k: why for k, why in IGNORED_SETTINGS.items() if getattr(self, k) is not None}
 
     @property
+    def model_entries(self) -> list[tuple[str, str]]:
+        """(field, value) of every model the spec names: ``model`` or ``models[i]``."""
+        if self.model:
+            return [("model", self.model)]
+        return [(f"models[{i}]", value) for i, value in enumerate(self.models)]
+
+    @property
     def mini_batch_limit(self) -> MiniBatchSize:
         """``mini_batch_size`` parsed: a file count or a byte size."""
         return parse_mini_batch_size(self.mini_batch_size, tabular=self.inputs.type == "tabular")
@@ -172,7 +183,12 @@ class JobSpec(BaseModel):
 
     @pydantic.model_validator(mode="after")
     def _output_needed(self) -> JobSpec:
-        if self.entry_script is None and (self.source_directory is not None or not self.model):
+        if self.model and self.models:
+            raise Problems([f"model and models: both given ({short(self.model)} and "
+                            f"{short(self.models)}) — give one model, or list them all under "
+                            "models"])
+        if self.entry_script is None and (self.source_directory is not None
+                                          or len(self.model_entries) != 1):
             raise Problems([SCRIPT_REQUIRED])
         if self.entry_script is not None and self.source_directory is None:
             raise Problems(["source_directory: missing — required with entry_script: the "
@@ -194,6 +210,11 @@ class JobSpec(BaseModel):
             problems.append(f"append_row_file_name: got {name!r} — that is the name of a report "
                             f"batchfx writes next to the rows ({', '.join(sorted(REPORT_FILES))})"
                             ", which would replace them; choose another name")
+        for field, value in self.model_entries:
+            try:
+                parse_model_reference(field, value)
+            except SpecError as exc:
+                problems += exc.problems
         if problems:
             raise Problems(problems)
         return self

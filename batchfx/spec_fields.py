@@ -25,6 +25,7 @@ __all__ = [
     "Problems",
     "folder_string",
     "key_list",
+    "model_list",
     "nonblank",
     "output_option_problems",
     "relative_script",
@@ -54,7 +55,8 @@ EXPECTED = {
     "with '-', e.g. digits-nightly",
     "entry_script": "expected a relative path to a .py file in source_directory, e.g. score.py",
     "source_directory": "expected the scoring script's folder as a string, e.g. ./src",
-    "model": "expected a folder path string, or leave model out",
+    "model": "expected a folder path or a registered model (name:version, "
+    "azureml:name@latest), or leave model out",
     "inputs": "expected a folder (local or container/prefix) or {path, type, format, glob}, "
     "e.g. digits",
     "inputs.path": "expected a non-empty path string, e.g. digits/images",
@@ -206,6 +208,18 @@ def upper_logging_level(value: Any) -> Any:
     if isinstance(value, str) and value.upper() in get_args(Level):
         return value.upper()
     raise ValueError(EXPECTED["logging_level"])  # shows the value as given, not upper-cased
+
+
+def model_list(value: Any) -> Any:
+    """``models``: a list of non-blank strings (one string is taken as a list of one)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and nonblank(v) for v in value):
+        raise ValueError("expected a list of folder paths or registered models, e.g. "
+                         "[azureml:digits-clf:2, models/labels]")
+    if len(set(value)) != len(value):
+        raise ValueError("a model is listed twice; list each once")
+    return value
 
 
 def folder_string(value: Any) -> Any:

@@ -47,7 +47,10 @@ def folder_version(storage: Storage, container: str, prefix: str) -> tuple[str, 
     base = f"{prefix}/" if prefix else ""
     if container == LOCAL and os.path.isfile(prefix):
         base = prefix  # one file (a model may be)
-    refs = sorted(storage.files(container).list_names(container, base), key=lambda r: r.name)
+    files = storage.files(container)
+    refs = sorted(files.list_names(container, base), key=lambda r: r.name)
+    if not refs and prefix and container != LOCAL:  # one blob (a model may be)
+        refs = [r for r in files.list_names(container, prefix) if r.name == prefix]
     refs = [r for r in refs if not _skipped(r.name[len(prefix):])]
     signature = hashlib.sha256()
     signature.update(f"{container}/{prefix}".encode())
@@ -73,12 +76,17 @@ def stage_folder(storage: Storage, container: str, prefix: str, cache_root: str,
     version, refs = folder_version(storage, container, prefix)
     _check_pin(prefix, version, pinned)
     target = os.path.join(cache_root, version)
+    one_file = [r.name for r in refs] == [prefix] and bool(prefix)
+    parent = prefix  # what downloaded names are relative to
+    if one_file:
+        parent = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+    found = os.path.join(target, local_name(parent, prefix)) if one_file else target
     if os.path.isdir(target):
-        return target
+        return found
     os.makedirs(cache_root, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".staging-", dir=cache_root)
     try:
-        download_items(storage, container, prefix, refs, staging)
+        download_items(storage, container, parent, refs, staging)
         with _lock:
             try:
                 os.rename(staging, target)
@@ -88,7 +96,7 @@ def stage_folder(storage: Storage, container: str, prefix: str, cache_root: str,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     logger.info("staged %s/%s (%d files) into %s", container, prefix, len(refs), target)
-    return target
+    return found
 
 
 def local_folder(storage: Storage, prefix: str, pinned: str | None) -> str:

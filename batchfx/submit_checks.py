@@ -9,6 +9,7 @@ import os
 from batchfx.access import access_problem, local_access_problem
 from batchfx.errors import InputError, SpecError
 from batchfx.mlflow_scoring.detect import find_mlmodel_in
+from batchfx.models import parse_model_reference
 from batchfx.partition import select_files
 from batchfx.spec import JobSpec, split_source_path, split_storage_path
 from batchfx.staging import folder_version
@@ -17,14 +18,25 @@ from batchfx.storage import LOCAL, Storage, is_local_path
 __all__ = ["local_pins", "storage_path_problems"]
 
 
+def _model_paths(spec: JobSpec) -> list[tuple[str, str]]:
+    """The spec's models given as folders (registered ones are resolved apart)."""
+    out: list[tuple[str, str]] = []
+    for field, value in spec.model_entries:
+        try:
+            if parse_model_reference(field, value) is None:
+                out.append((field, value))
+        except SpecError:
+            continue  # reported by the spec's own validation
+    return out
+
+
 def storage_path_problems(storage: Storage, spec: JobSpec) -> list[str]:
     """Problems with the spec's storage locations: refused before anything is written."""
     problems: list[str] = []
     fields: list[tuple[str, str]] = [("inputs.path", spec.inputs.path)]
     if spec.source_directory:
         fields.append(("source_directory", spec.source_directory))
-    if spec.model:
-        fields.append(("model", spec.model))
+    fields += _model_paths(spec)
     fields += [(f"side_inputs.{k}", v) for k, v in spec.side_inputs.items()]
     if spec.output:
         fields.append(("output", spec.output))
@@ -64,7 +76,7 @@ def _missing(storage: Storage, spec: JobSpec, field: str, path: str, container: 
     elif not storage.blobs.container_exists(container):
         return (f"{field}: container {container!r} does not exist {where} — upload the data "
                 f"first or fix the path {path!r}")
-    if field == "model" and spec.entry_script is None:
+    if field.startswith("model") and spec.entry_script is None:
         base = f"{prefix}/" if prefix else ""
         names = [r.name[len(base):] for r in files.list_names(container, base)]
         if find_mlmodel_in(names) is None:
@@ -86,7 +98,8 @@ def _missing(storage: Storage, spec: JobSpec, field: str, path: str, container: 
     if (field == "inputs.path" and spec.inputs.type == "tabular" and prefix
             and files.exists(container, prefix)):
         return None  # a tabular path may name one file
-    if field != "inputs.path" and container == LOCAL and os.path.isfile(prefix):
+    if field != "inputs.path" and (os.path.isfile(prefix) if container == LOCAL else
+                                   bool(prefix) and files.exists(container, prefix)):
         return None  # a model or side input may be one file
     if not _any_blob(storage, container, prefix, data_only=field == "inputs.path"):
         return f"{field}: nothing found under {path!r} — zero inputs to score"
@@ -108,7 +121,7 @@ def _any_blob(storage: Storage, container: str, prefix: str, *, data_only: bool 
 def local_pins(storage: Storage, spec: JobSpec) -> dict[str, str]:
     """The versions of the local code, model and side-input folders the job is submitted
     with: used in place, a folder changed later fails the job's next mini-batches."""
-    fields = [("source_directory", spec.source_directory), ("model", spec.model)]
+    fields = [("source_directory", spec.source_directory), *_model_paths(spec)]
     fields += [(f"side_inputs.{k}", v) for k, v in spec.side_inputs.items()]
     pins = {}
     for field, path in fields:

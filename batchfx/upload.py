@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from batchfx.errors import SpecError
+from batchfx.models import parse_model_reference
 from batchfx.storage import Storage
 
 __all__ = ["download_outputs", "in_place_paths", "upload_local_paths"]
@@ -38,10 +39,10 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def _digest(root: Path, files: list[Path]) -> str:
+def _digest(base: Path, files: list[Path]) -> str:
     h = hashlib.sha256()
     for path in files:
-        h.update(str(path.relative_to(root if root.is_dir() else root.parent)).encode() + b"\0")
+        h.update(str(path.relative_to(base)).encode() + b"\0")
         with open(path, "rb") as stream:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 h.update(block)
@@ -50,16 +51,21 @@ def _digest(root: Path, files: list[Path]) -> str:
 
 
 def upload_folder(storage: Storage, local: Path, kind: str) -> str:
-    """Upload a folder (or one file) once per content; returns its ``container/prefix``."""
+    """Upload a folder (or one file) once per content; returns its ``container/prefix``.
+
+    A model folder keeps its own name as the path's last part (``…/files/model``): Azure ML
+    lays a model out under the name of the folder registered (see ``batchfx.models``)."""
     files = _files(local)
     base = local if local.is_dir() else local.parent
+    if kind == "model":
+        base = local.parent
     undecodable = [os.fsencode(p.relative_to(base)) for p in files
                    if not _is_utf8(str(p.relative_to(base)))]
     if undecodable:
         raise SpecError([f"{kind}: local file {name!r} in {str(local)!r} has a name that is not "
                          "valid UTF-8, which a blob name must be; rename it"
                          for name in undecodable[:10]])
-    prefix = f"uploads/{kind}/{_digest(local, files)}"
+    prefix = f"uploads/{kind}/{_digest(base, files)}"
     container = storage.settings.jobs_container
     marker = f"{prefix}/.complete"
     if storage.blobs.exists(container, marker):
@@ -73,7 +79,7 @@ def upload_folder(storage: Storage, local: Path, kind: str) -> str:
         storage.blobs.upload(container, marker, b"")
         logger.info("uploaded %d files of %s to %s/%s", len(files), local, container, prefix)
     files_prefix = f"{container}/{prefix}/files"
-    if local.is_file():
+    if local.is_file() or base != local:
         return f"{files_prefix}/{local.name}"
     return files_prefix
 
@@ -87,6 +93,14 @@ def _local(value: str | None, spec_dir: Path) -> Path | None:
         return None
     path = Path(value) if os.path.isabs(value) else spec_dir / value
     return path if path.exists() else None
+
+
+def _registered(field: str, value: str) -> bool:
+    """Whether a model field names a registered model (name:version, azureml:…)."""
+    try:
+        return parse_model_reference(field, value) is not None
+    except SpecError:
+        return False
 
 
 def _missing_local(field: str, value: str, spec_dir: Path) -> str:
@@ -110,6 +124,8 @@ def in_place_paths(record: dict[str, Any], spec_dir: Path, *, storage_paths: boo
         if not value:
             return value
         path = _local(value, spec_dir)
+        if path is None and field.startswith("model") and _registered(field, value):
+            return value
         if path is None:
             if not storage_paths:
                 problems.append(_missing_local(field, value, spec_dir))
@@ -120,6 +136,9 @@ def in_place_paths(record: dict[str, Any], spec_dir: Path, *, storage_paths: boo
 
     for field in _PATH_FIELDS:
         out[field] = place(field, out.get(field))
+    if isinstance(out.get("models"), list):
+        out["models"] = [place(f"models[{i}]", v) if isinstance(v, str) else v
+                         for i, v in enumerate(out["models"])]
     inputs = dict(out["inputs"])
     data = _local(inputs["path"], spec_dir)
     inputs["path"] = place("inputs.path", inputs["path"])
@@ -151,6 +170,10 @@ def upload_local_paths(storage: Storage, record: dict[str, Any], spec_dir: Path)
     model = _local(out.get("model"), spec_dir)
     if model is not None:
         out["model"] = upload_folder(storage, model, "model")
+    if isinstance(out.get("models"), list):
+        out["models"] = [upload_folder(storage, p, "model")
+                         if isinstance(v, str) and (p := _local(v, spec_dir)) else v
+                         for v in out["models"]]
     inputs = dict(out["inputs"])
     data = _local(inputs["path"], spec_dir)
     if data is not None:

@@ -82,7 +82,7 @@ _score: ModuleType | None = None  # score.py, imported once per pool worker
 def _init_worker(model_dir: str) -> None:
     """Pool initializer: set up the environment as Azure ML does, import score.py, init()."""
     global _score
-    os.environ["AZUREML_MODEL_DIR"] = model_dir
+    os.environ["AZUREML_MODEL_DIR"] = os.path.dirname(model_dir)  # holds model/, as in Azure ML
     sys.argv = [str(SCORE_SCRIPT), *ARGUMENTS]
     _score = load_by_path("digits_score", SCORE_SCRIPT)
     _score.init()

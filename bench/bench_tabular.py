@@ -35,7 +35,7 @@ RESULT_FILE = "predictions.parquet"
 
 def run_baseline(model_dir: Path, inputs: list[Path], mini_batch_rows: int) -> pd.DataFrame:
     """Score every row group of ``inputs`` in chunks of ``mini_batch_rows`` rows, in order."""
-    os.environ["AZUREML_MODEL_DIR"] = str(model_dir)
+    os.environ["AZUREML_MODEL_DIR"] = str(model_dir.parent)  # holds model/, as in Azure ML
     score = load_by_path("tabular_score", SCORE_SCRIPT)
     score.init()
     parts = []

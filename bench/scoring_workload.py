@@ -42,7 +42,7 @@ model = None
 
 def init():
     global model
-    model = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.joblib"))
+    model = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "model.joblib"))
 
 
 def run(mini_batch):
@@ -69,7 +69,7 @@ model = None
 
 def init():
     global model
-    model = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.joblib"))
+    model = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "model.joblib"))
 
 
 def run(mini_batch):
@@ -133,7 +133,7 @@ def _load(path: Path) -> ModuleType:
 
 def _init(root: str, script: str, connection: str | None) -> None:
     global _score, _blobs
-    os.environ["AZUREML_MODEL_DIR"] = os.path.join(root, "model")
+    os.environ["AZUREML_MODEL_DIR"] = root  # holds model/, as in Azure ML
     _score = _load(Path(root) / script)
     _score.init()
     if connection:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from batchfx.scoring.contract import (
     MiniBatchContext,
     ResultCounts,
+    RunInfo,
     ScriptConfig,
     TryError,
     TryOutcome,
@@ -20,6 +21,7 @@ from batchfx.scoring.worker import ScriptWorker
 __all__ = [
     "MiniBatchContext",
     "ResultCounts",
+    "RunInfo",
     "ScriptConfig",
     "ScriptWorker",
     "TryError",

@@ -21,6 +21,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "MiniBatchContext",
     "ResultCounts",
+    "RunInfo",
     "ScriptConfig",
     "Segment",
     "TryError",
@@ -34,12 +35,26 @@ OUTPUT_FORMATS = ("text", "csv", "jsonl", "parquet")
 
 
 @dataclass(frozen=True)
+class RunInfo:
+    """What azureml.core's ``Run.get_context()`` tells a script about its job (batchfx's
+    compatibility layer, ``batchfx.scoring.aml_run``)."""
+
+    job_id: str = ""
+    experiment: str = ""
+    parent_run_id: str = ""
+    # name -> local path of each side input (``Run.input_datasets``)
+    input_datasets: tuple[tuple[str, str], ...] = ()
+    key_vault_url: str = ""
+    secrets_file: str = ""
+
+
+@dataclass(frozen=True)
 class ScriptConfig:
     """How to load and run one scoring script; one child process serves one ``key``."""
 
     code_dir: str
     entry_script: str
-    model_dir: str | None
+    model_dir: str | None  # AZUREML_MODEL_DIR
     output_dir: str
     arguments: tuple[str, ...] = ()
     environment_variables: tuple[tuple[str, str], ...] = ()
@@ -54,6 +69,9 @@ class ScriptConfig:
     # Bytes of formatted rows one run() may return (0: no limit): a runaway result fails
     # the try with a clear error instead of exhausting the worker's memory or the pipe.
     max_output_bytes: int = 0
+    # (name, version, path) of each model, for azureml.core's Model.get_model_path.
+    models: tuple[tuple[str, int, str], ...] = ()
+    run_info: RunInfo = field(default_factory=RunInfo)
 
     def __post_init__(self) -> None:
         if self.output_format not in OUTPUT_FORMATS:

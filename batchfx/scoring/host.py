@@ -39,6 +39,7 @@ from types import ModuleType
 from typing import Any, cast
 
 from batchfx.output_format import Rows, format_rows, format_segments
+from batchfx.scoring import aml_run
 from batchfx.scoring.contract import (
     MiniBatchContext,
     ScriptConfig,
@@ -97,14 +98,18 @@ def _load_error(type_: str, message: str) -> TryError:
     return TryError(phase=TryPhase.LOAD, type=type_, message=message, traceback=message)
 
 
-def _wants_context(run: Callable[..., Any]) -> bool:
-    """True when run() takes a second positional parameter: run(mini_batch, context)."""
+def _second_argument(run: Callable[..., Any]) -> str | None:
+    """What run() takes second: ``"context"`` for run(mini_batch, context), ``"arguments"``
+    for the preview signature run(input_data, arguments) (the job's arguments), or None."""
     try:
-        params = inspect.signature(run).parameters.values()
+        params = list(inspect.signature(run).parameters.values())
     except (TypeError, ValueError):
-        return False
+        return None
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(p.kind in kinds for p in params) >= 2
+    positional = [p for p in params if p.kind in kinds]
+    if len(positional) < 2:
+        return None
+    return "arguments" if positional[1].name == "arguments" else "context"
 
 
 def _prepare(config: ScriptConfig, script_path: str) -> None:
@@ -120,6 +125,7 @@ def _prepare(config: ScriptConfig, script_path: str) -> None:
     os.makedirs(output_dir, exist_ok=True)
     os.environ["AZUREML_BI_OUTPUT_PATH"] = output_dir
     sys.argv = [script_path, *config.arguments]
+    aml_run.install(config)  # azureml.core's Model and Run, where the package is missing
     level = logging.getLevelNamesMapping().get(config.logging_level.upper(), logging.INFO)
     logging.basicConfig(
         level=level,
@@ -159,7 +165,7 @@ class ScriptHost:
         self._config: ScriptConfig | None = None
         self._module: ModuleType | None = None
         self._run: Callable[..., Any] | None = None
-        self._with_context = False
+        self._second: str | None = None
 
     def init(self, config: ScriptConfig) -> tuple[Any, ...]:
         """Prepare the process, import the entry script and call its init()."""
@@ -190,7 +196,7 @@ class ScriptHost:
             except BaseException as exc:
                 return "error", script_error(TryPhase.INIT, exc, "init()")
         self._module, self._run = module, run
-        self._with_context = _wants_context(run)
+        self._second = _second_argument(run)
         return "ready", self.worker_id
 
     def run(self, mini_batch: list[str] | TabularBatch,
@@ -219,7 +225,11 @@ class ScriptHost:
         original = snapshot(data) if config.join_input and is_dataframe(data) else None
         started = time.monotonic()
         try:
-            args = (data, context) if self._with_context else (data,)
+            args: tuple[Any, ...] = (data,)
+            if self._second == "context":
+                args = (data, context)
+            elif self._second == "arguments":
+                args = (data, list(config.arguments))
             result = self._run(*args)
         except BaseException as exc:
             return "error", script_error(TryPhase.RUN, exc, "run()"), items

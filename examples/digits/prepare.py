@@ -71,7 +71,7 @@ def scoring_environment(model_dir: Path, arguments: Sequence[str]) -> Iterator[N
     """Set AZUREML_MODEL_DIR and sys.argv as Azure ML does, restoring both afterwards."""
     saved_env = os.environ.get("AZUREML_MODEL_DIR")
     saved_argv = sys.argv
-    os.environ["AZUREML_MODEL_DIR"] = str(model_dir)
+    os.environ["AZUREML_MODEL_DIR"] = str(model_dir.parent)  # holds model/, as in Azure ML
     sys.argv = [str(SCORE_SCRIPT), *arguments]
     try:
         yield

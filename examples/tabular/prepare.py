@@ -106,7 +106,7 @@ def write_inputs(inputs_dir: Path, table: pa.Table, files: int) -> list[Path]:
 def model_environment(model_dir: Path) -> Iterator[None]:
     """Set AZUREML_MODEL_DIR as Azure ML does, restoring it afterwards."""
     saved = os.environ.get("AZUREML_MODEL_DIR")
-    os.environ["AZUREML_MODEL_DIR"] = str(model_dir)
+    os.environ["AZUREML_MODEL_DIR"] = str(model_dir.parent)  # holds model/, as in Azure ML
     try:
         yield
     finally:

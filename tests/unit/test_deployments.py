@@ -129,14 +129,23 @@ def test_metadata_keys_are_accepted() -> None:
     assert deployment.tags == {"a": "1"}
 
 
-def test_a_registry_model_reference_is_refused() -> None:
-    assert the_problem_of(mnist(model="azureml:mnist@latest")).startswith(
-        "model: 'azureml:mnist@latest' is an Azure ML registry reference; give a folder path")
+def test_a_registered_model_reference_is_kept_as_given() -> None:
+    assert parse_deployment(mnist(model="azureml:mnist@latest")).model == "azureml:mnist@latest"
+    assert parse_deployment(mnist(model={"path": "azureml:mnist:1"})).model == "azureml:mnist:1"
 
 
-def test_a_registry_model_path_in_a_mapping_is_refused() -> None:
-    assert "is an Azure ML registry reference" in the_problem_of(
-        mnist(model={"path": "azureml:mnist:1"}))
+def test_a_model_mapping_with_name_and_version_names_a_registered_model() -> None:
+    assert parse_deployment(mnist(model={"name": "mnist", "version": 3})).model == "mnist:3"
+
+
+def test_a_model_mapping_without_path_or_version_is_refused() -> None:
+    assert the_problem_of(mnist(model={"name": "mnist"})).startswith(
+        "model.path: missing — give the model's folder")
+
+
+def test_a_malformed_model_reference_is_refused() -> None:
+    assert "a registered model is named name:version or name@latest" in the_problem_of(
+        mnist(model="azureml:mnist@newest"))
 
 
 def test_only_model_deployments_are_accepted() -> None:

@@ -34,7 +34,7 @@ def azureml_environment(model_dir: Path, arguments: Sequence[str]) -> Iterator[N
     """Set AZUREML_MODEL_DIR and sys.argv for the scoring script, restoring both after."""
     saved_env = os.environ.get("AZUREML_MODEL_DIR")
     saved_argv = sys.argv
-    os.environ["AZUREML_MODEL_DIR"] = str(model_dir)
+    os.environ["AZUREML_MODEL_DIR"] = str(model_dir.parent)  # holds model/, as in Azure ML
     sys.argv = ["score.py", *arguments]
     try:
         yield

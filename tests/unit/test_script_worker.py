@@ -361,7 +361,7 @@ def test_child_dies_when_the_parent_is_killed(files: dict[str, str], tmp_path: P
     cfg = config(tmp_path, "hangs.py", environment_variables=(("HANGS_PID_FILE", str(pid_file)),))
     parent_code = textwrap.dedent(
         f"""
-        from batchfx.scoring import MiniBatchContext, ScriptConfig, ScriptWorker
+        from batchfx.scoring import MiniBatchContext, RunInfo, ScriptConfig, ScriptWorker
         ScriptWorker().run_mini_batch(
             {cfg!r}, [{files["hang.txt"]!r}], MiniBatchContext("job-1", "mb-0", 0, 1), 600
         )

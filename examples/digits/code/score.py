@@ -28,7 +28,9 @@ def init():
     args, _ = parser.parse_known_args()
     confidence = args.confidence
 
-    model_path = os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.joblib")
+    # As in Azure ML: the model folder (registered from a folder named "model") keeps its
+    # name under AZUREML_MODEL_DIR.
+    model_path = os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "model.joblib")
     model = joblib.load(model_path)
     logger.info("Loaded model %s (confidence >= %.2f)", model_path, confidence)
 

@@ -29,7 +29,9 @@ model = None
 def init():
     """Load the model once per worker."""
     global model
-    model_path = os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.joblib")
+    # As in Azure ML: the model folder (registered from a folder named "model") keeps its
+    # name under AZUREML_MODEL_DIR.
+    model_path = os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "model.joblib")
     model = joblib.load(model_path)
     logger.info("Loaded model %s", model_path)
 
