@@ -40,8 +40,30 @@ def _storage(connection_string: str | None) -> Storage:
     return Storage.from_settings(settings)
 
 
+def user_state_file() -> Path:
+    """The running ``batchfx serve`` for this user, found from any folder
+    (``$BATCHFX_STATE_DIR``, else ``$XDG_STATE_HOME/batchfx``, else ~/.local/state/batchfx)."""
+    base = os.environ.get("BATCHFX_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "batchfx")
+    return Path(base) / "serve.json"
+
+
 def _serve_state() -> dict[str, Any]:
-    return json.loads(STATE_FILE.read_text()) if STATE_FILE.is_file() else {}
+    """This folder's serve, else the user's latest serve (empty: none running)."""
+    for path in (STATE_FILE, user_state_file()):
+        if path.is_file():
+            try:
+                return dict(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+    return {}
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the key
+    with os.fdopen(fd, "w") as stream:
+        json.dump(state, stream)
 
 
 def _api(url: str | None, key: str | None) -> ApiClient:
@@ -63,6 +85,16 @@ def _reads_in_place(url: str | None) -> bool:
 def _connection(value: str | None) -> str | None:
     return value or Settings.from_env(os.environ).connection_string or _serve_state().get(
         "connection_string")
+
+
+def _forget_user_state(url: str) -> None:
+    """Remove the user's state file if it still names this serve (not a newer one)."""
+    path = user_state_file()
+    try:
+        if json.loads(path.read_text()).get("url") == url:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
 
 
 def _stop_on_terminate() -> None:
@@ -202,13 +234,13 @@ def serve(port: int, connection_string: str | None, workers: int, key: str | Non
         runner = stack.enter_context(LocalRunner(settings, workers=workers, port=port,
                                                  function_key=key or os.environ.get(
                                                      "BATCHFX_KEY")))
-        STATE_FILE.parent.mkdir(exist_ok=True)
-        STATE_FILE.write_text(json.dumps({"url": runner.url, "key": runner.function_key,
-                                          "connection_string": connection,
-                                          "local_roots": list(local_roots)}))
-        os.chmod(STATE_FILE, 0o600)
+        state = {"url": runner.url, "key": runner.function_key,
+                 "connection_string": connection, "local_roots": list(local_roots)}
+        for path in (STATE_FILE, user_state_file()):
+            _write_state(path, state)
         console.print(f"batchfx serving {runner.url}/api/jobs with {workers} workers "
-                      f"(key in {STATE_FILE}); Ctrl-C to stop")
+                      f"(key in {STATE_FILE} and {user_state_file()}, so batchfx commands "
+                      "find it from any folder); Ctrl-C to stop")
         try:
             while True:
                 time.sleep(1)
@@ -216,6 +248,7 @@ def serve(port: int, connection_string: str | None, workers: int, key: str | Non
             console.print("stopping")
         finally:
             STATE_FILE.unlink(missing_ok=True)
+            _forget_user_state(runner.url)
 
 
 _url = click.option("--url", help="App URL (default: BATCHFX_URL or the running serve).")
@@ -303,9 +336,11 @@ def _add_commands() -> None:
     # Imported here: these modules import helpers from this one.
     from batchfx.cli_deployments import deployment, pipeline
     from batchfx.cli_drops import drops
+    from batchfx.cli_models import model
     from batchfx.cli_schedules import schedule
+    from batchfx.cli_upload import upload
 
-    for command in (deployment, pipeline, schedule, drops):
+    for command in (deployment, pipeline, schedule, drops, model, upload):
         main.add_command(command)
 
 

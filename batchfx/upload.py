@@ -13,7 +13,7 @@ from batchfx.errors import SpecError
 from batchfx.models import parse_model_reference
 from batchfx.storage import Storage
 
-__all__ = ["download_outputs", "in_place_paths", "upload_local_paths"]
+__all__ = ["download_outputs", "in_place_paths", "upload_local_paths", "upload_tree"]
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +189,38 @@ def upload_local_paths(storage: Storage, record: dict[str, Any], spec_dir: Path)
     if problems:
         raise SpecError(problems)
     return out
+
+
+def upload_tree(storage: Storage, local: Path, container: str, prefix: str
+                ) -> tuple[int, int]:
+    """Put a local folder (or file) at ``container/prefix`` under the same relative names;
+    returns (uploaded, already there). A file whose blob has the same size and MD5 is not
+    sent again, so an upload that stopped is finished by running it again."""
+    files = _files(local)
+    base = local if local.is_dir() else local.parent
+    names = {path: "/".join(p for p in (prefix, path.relative_to(base).as_posix()) if p)
+             for path in files}
+    bad = [str(p.relative_to(base)) for p in files if not _is_utf8(str(p.relative_to(base)))]
+    if bad:
+        raise SpecError([f"upload: local file {name!r} has a name that is not valid UTF-8, "
+                         "which a blob name must be; rename it" for name in bad[:10]])
+    storage.blobs.ensure_container(container)
+    there = {r.name: (r.size, r.content_md5)
+             for r in storage.blobs.list_names(container, f"{prefix}/" if prefix else "")}
+
+    def same(path: Path) -> bool:
+        found = there.get(names[path])
+        if found is None or found[0] != path.stat().st_size or not found[1]:
+            return False
+        with open(path, "rb") as stream:
+            return hashlib.file_digest(stream, "md5").hexdigest() == found[1]
+
+    todo = [p for p in files if not same(p)]
+    with ThreadPoolExecutor(_THREADS) as pool:
+        list(pool.map(lambda p: storage.blobs.upload_file(container, names[p], str(p)), todo))
+    logger.info("uploaded %d files of %s to %s/%s (%d already there)", len(todo), local,
+                container, prefix, len(files) - len(todo))
+    return len(todo), len(files) - len(todo)
 
 
 def download_outputs(storage: Storage, location: str, dest: Path) -> list[Path]:

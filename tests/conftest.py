@@ -12,6 +12,18 @@ from batchfx.errors import AzuriteError
 from batchfx.local.azurite import Azurite
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_serve_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never read or write the user's ``batchfx serve`` state (~/.local/state)."""
+    saved = os.environ.get("BATCHFX_STATE_DIR")
+    os.environ["BATCHFX_STATE_DIR"] = str(tmp_path_factory.mktemp("serve-state"))
+    yield
+    if saved is None:
+        os.environ.pop("BATCHFX_STATE_DIR", None)
+    else:
+        os.environ["BATCHFX_STATE_DIR"] = saved
+
+
 @pytest.fixture(scope="module")
 def azurite() -> Iterator[Azurite]:
     """A started in-memory Azurite on free ports; skipped (failed when CI=true) if missing.

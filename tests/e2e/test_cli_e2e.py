@@ -21,7 +21,8 @@ def _env(connection_string: str, unique_name: str, tmp_path: Path) -> dict[str, 
             "BATCHFX_JOBS_CONTAINER": unique_name, "BATCHFX_QUEUE_NAME": unique_name,
             "BATCHFX_JOBS_TABLE": f"{unique_name}jobs",
             "BATCHFX_MINIBATCHES_TABLE": f"{unique_name}mb",
-            "BATCHFX_WORK_DIR": str(tmp_path / "work")}
+            "BATCHFX_WORK_DIR": str(tmp_path / "work"),
+            "BATCHFX_STATE_DIR": str(tmp_path / "user-state")}
 
 
 def _job_folder(tmp_path: Path, script: str, files: dict[str, str], **spec: object) -> Path:
@@ -136,6 +137,7 @@ def served(connection_string: str, unique_name: str, tmp_path: Path):  # type: i
     assert process.wait(timeout=30) == 0
     assert _gone(workers, 5) == []  # its workers stopped with it
     assert not (workdir / ".batchfx" / "serve.json").exists()
+    assert not (tmp_path / "user-state" / "serve.json").exists()
 
 
 def test_a_killed_serve_leaves_no_worker_taking_messages(connection_string: str,
@@ -171,3 +173,45 @@ def test_serve_submit_status_list_download(served, tmp_path: Path) -> None:  # t
     cancel = cli("cancel", job_id)
     assert cancel.returncode == 2
     assert "already ended as completed" in cancel.stderr
+
+
+def test_commands_find_the_serve_from_any_folder_and_upload_there(  # type: ignore[no-untyped-def]
+        served, tmp_path: Path) -> None:
+    _, env = served
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "model").mkdir(parents=True)
+    (elsewhere / "model" / "weights.txt").write_text("w")
+    (elsewhere / "day1").mkdir()
+    for i in range(3):
+        (elsewhere / "day1" / f"{i}.txt").write_text(str(i))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*BATCHFX, *args], cwd=elsewhere, env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    listed = cli("list")
+    assert listed.returncode == 0, listed.stderr
+    created = cli("model", "create", "--name", "clf", "--path", "./model")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == "azureml:clf:1"
+    again = cli("model", "create", "--name", "clf", "--path", "./model")
+    assert again.stdout.strip() == "azureml:clf:1" and "unchanged" in again.stderr
+    assert cli("model", "list").stdout.startswith("clf\t1\t")
+    shown = json.loads(cli("model", "show", "clf").stdout)
+    assert shown["path"].endswith("/files/model")  # the folder keeps its own name
+    uploaded = cli("upload", "./day1", f"{env['BATCHFX_JOBS_CONTAINER']}/data/day1")
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "uploaded 3 files" in uploaded.stderr
+    resumed = cli("upload", "./day1", f"{env['BATCHFX_JOBS_CONTAINER']}/data/day1")
+    assert "uploaded 0 files" in resumed.stderr and "(3 already there)" in resumed.stderr
+    bad = cli("upload", "./day1", "Bad_Container/x")
+    assert bad.returncode == 2 and "destination" in bad.stderr
+
+
+def test_without_a_serve_commands_say_how_to_find_one(tmp_path: Path) -> None:
+    env = {**os.environ, "BATCHFX_STATE_DIR": str(tmp_path / "none")}
+    env.pop("BATCHFX_URL", None)
+    done = subprocess.run([*BATCHFX, "model", "list"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "no app to talk to: start `batchfx serve`" in done.stderr
