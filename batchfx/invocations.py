@@ -18,10 +18,10 @@ from batchfx.deployments import INVOCATION_FIELDS, normalise_settings
 from batchfx.errors import SpecError
 from batchfx.pipelines import render, validate_assignments
 from batchfx.registry import get_deployment, get_pipeline
-from batchfx.spec import parse_job_spec
+from batchfx.spec import V2_ALIASES, parse_job_spec
 from batchfx.storage import Storage
 
-__all__ = ["PARAMETER_ENV_PREFIX", "job_spec_for"]
+__all__ = ["AML_SETTINGS", "PARAMETER_ENV_PREFIX", "job_spec_for", "split_aml_settings"]
 
 PARAMETER_ENV_PREFIX = "BATCHFX_PARAM_"
 _DEPLOYMENT_KEYS = ("deployment", "version", "inputs", "output", "parameters", "settings")
@@ -135,6 +135,51 @@ def _deployment_spec(storage: Storage, target: Mapping[str, Any], extra: Mapping
     return parse_job_spec(base).to_record()
 
 
+# The pipeline parameters Azure ML gives every ParallelRunStep, which a pipeline run may
+# assign without declaring them (ParameterAssignments {"aml_node_count": 4}).
+AML_SETTINGS = {f"aml_{name}": name for name in (
+    "mini_batch_size", "error_threshold", "allowed_failed_count", "allowed_failed_percent",
+    "logging_level", "run_invocation_timeout", "run_max_try", "process_count_per_node",
+    "node_count")}
+
+
+def _aml_value(name: str, value: Any) -> Any:
+    """Data Factory sends every value as text: numbers back to numbers."""
+    if not isinstance(value, str) or name in ("logging_level",):
+        return value
+    text = value.strip()
+    if name == "mini_batch_size":
+        return int(text) if text.isdigit() else text
+    try:
+        return float(text) if name == "allowed_failed_percent" else int(text)
+    except ValueError:
+        return value  # the spec's own check names the field and the value
+
+
+def split_aml_settings(declared: Mapping[str, Any], assignments: Mapping[str, Any]
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the pipeline's own parameters, job settings given as ``aml_*`` parameters); a
+    pipeline that declares an ``aml_*`` parameter itself keeps it."""
+    own = {k: v for k, v in assignments.items() if k in declared or k not in AML_SETTINGS}
+    settings = {AML_SETTINGS[k]: _aml_value(AML_SETTINGS[k], v) for k, v in assignments.items()
+                if k not in declared and k in AML_SETTINGS and v is not None}
+    return own, settings
+
+
+def _override(job: dict[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``job`` with ``settings`` (v1 names) replacing what it gives, by either name."""
+    out = {**job, **settings}
+    for v2, v1 in V2_ALIASES.items():
+        if v1 in settings:
+            out.pop(v2, None)
+    retry = out.get("retry_settings")
+    if isinstance(retry, Mapping):
+        out["retry_settings"] = {k: v for k, v in retry.items()
+                                 if not (k == "max_retries" and "run_max_try" in settings)
+                                 and not (k == "timeout" and "run_invocation_timeout" in settings)}
+    return out
+
+
 def _pipeline_spec(storage: Storage, target: Mapping[str, Any], extra: Mapping[str, Any]
                    ) -> dict[str, Any]:
     problems = _refuse_unknown(target, _PIPELINE_KEYS)
@@ -147,14 +192,15 @@ def _pipeline_spec(storage: Storage, target: Mapping[str, Any], extra: Mapping[s
     if problems:
         raise SpecError(problems)
     pipeline = get_pipeline(storage, str(target["pipeline"]), version).pipeline
-    values = validate_assignments(pipeline.parameters, {**given, **extra})
+    assigned, aml = split_aml_settings(pipeline.parameters, {**given, **extra})
+    values = validate_assignments(pipeline.parameters, assigned)
     if pipeline.job is not None:
         job = render({"name": pipeline.name, **pipeline.job}, values)
-        return parse_job_spec(job).to_record()
+        return parse_job_spec(_override(job, aml)).to_record()
     deployment_target = {
         "deployment": pipeline.deployment, "version": pipeline.deployment_version,
         "inputs": render(pipeline.inputs, values), "output": render(pipeline.output, values),
-        "settings": render(pipeline.settings, values), "parameters": values}
+        "settings": {**render(pipeline.settings, values), **aml}, "parameters": values}
     return _deployment_spec(storage, deployment_target, {}, job_name=pipeline.name)
 
 

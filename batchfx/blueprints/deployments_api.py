@@ -42,8 +42,13 @@ _FUNCTION = func.AuthLevel.FUNCTION
 _RUN_FIELDS = ("ExperimentName", "ParameterAssignments", "DataPathAssignments",
                "DataSetDefinitionValueAssignments", "Description", "RunSource",
                "ContinueOnStepFailure", "ContinueRunOnStepFailure", "ParentRunId")
-_NO_DATA_PATHS = ("not supported — declare a string parameter for the data path and pass it "
-                  "in ParameterAssignments, e.g. {\"input_path\": \"data/2024-05-01\"}")
+# Spellings seen in the wild for the same field (Azure ML's REST spells it "DataSet").
+_ALSO_SPELLED = {"DatasetDefinitionValueAssignments": "DataSetDefinitionValueAssignments"}
+_NO_DATASETS = ("registered datasets are not available in batchfx — declare a string "
+                "parameter for the data's path and pass it in ParameterAssignments, e.g. "
+                "{\"input_path\": \"data/2024-05-01\"}, or in DataPathAssignments as "
+                "{\"input_path\": {\"DataStoreName\": \"data\", \"RelativePath\": "
+                "\"2024-05-01\"}}")
 
 
 class _BadRequest(Exception):
@@ -222,17 +227,41 @@ def delete_pipeline_http(req: func.HttpRequest) -> func.HttpResponse:
     return _json(200, {"name": found.pipeline.name, "version": found.version, "deleted": True})
 
 
+def _data_paths(given: Any, problems: list[str]) -> dict[str, str]:
+    """DataPathAssignments ``{param: {DataStoreName, RelativePath}}`` as path parameters
+    ``container/prefix`` (a datastore is a container of the app's storage account)."""
+    if not given:
+        return {}
+    example = ('{"input_path": {"DataStoreName": "data", "RelativePath": "2024-05-01"}}')
+    if not isinstance(given, dict):
+        problems.append(f"DataPathAssignments: got {given!r:.60} — expected an object such "
+                        f"as {example}")
+        return {}
+    out = {}
+    for name, value in given.items():
+        store = value.get("DataStoreName") if isinstance(value, dict) else None
+        relative = value.get("RelativePath", "") if isinstance(value, dict) else None
+        if not isinstance(store, str) or not store or not isinstance(relative, str):
+            problems.append(f"DataPathAssignments.{name}: got {value!r:.80} — expected "
+                            "{\"DataStoreName\": CONTAINER, \"RelativePath\": PREFIX}, e.g. "
+                            f"{example}")
+            continue
+        out[str(name)] = "/".join(p for p in (store, relative.strip("/")) if p)
+    return out
+
+
 def _run_request(body: dict[str, Any], pipeline: str) -> tuple[dict[str, Any], dict[str, str]]:
     """(parameter assignments, job tags) from a published-pipeline request body."""
     problems = [f"{k}: unknown field — allowed fields are: {', '.join(_RUN_FIELDS)}"
-                for k in body if k not in _RUN_FIELDS]
-    problems += [f"{k}: {_NO_DATA_PATHS}" for k in ("DataPathAssignments",
-                                                    "DataSetDefinitionValueAssignments")
-                 if body.get(k)]
+                for k in body if k not in _RUN_FIELDS and k not in _ALSO_SPELLED]
+    problems += [f"{k}: {_NO_DATASETS}" for k in ("DataSetDefinitionValueAssignments",
+                                                  *_ALSO_SPELLED) if body.get(k)]
     assignments = body.get("ParameterAssignments") or {}
     if not isinstance(assignments, dict):
         problems.append(f"ParameterAssignments: got {assignments!r:.60} — expected an object "
                         "of parameter name to value")
+        assignments = {}
+    assignments = {**assignments, **_data_paths(body.get("DataPathAssignments"), problems)}
     experiment = body.get("ExperimentName") or pipeline
     if not isinstance(experiment, str) or len(experiment) > 256:
         problems.append(f"ExperimentName: got {experiment!r:.60} — expected a string of at "

@@ -167,14 +167,54 @@ def test_a_mistyped_parameter_assignment_is_a_400_naming_it(app: App) -> None:
     assert body["problems"][0].startswith("integer parameter 'top_k': got 'abc'")
 
 
-def test_data_path_assignments_are_refused_clearly(app: App) -> None:
+def test_data_path_assignments_give_path_parameters_as_container_and_prefix(app: App) -> None:
+    publish(app)
+    container, prefix = input_folder(app, 2).split("/", 1)
+    status, body = call(app, "POST", "pipelines/nightly", {
+        "DataPathAssignments": {"folder": {"DataStoreName": container, "RelativePath": prefix}}})
+    assert status == 202, body
+    rows = result_rows(app, body["Id"])
+    assert [r.split()[0] for r in rows] == ["0.txt", "1.txt"]
+    assert f"--folder,{container}/{prefix}," in rows[0]
+
+
+def test_a_malformed_data_path_assignment_is_a_400_naming_it(app: App) -> None:
+    publish(app)
+    status, body = call(app, "POST", "pipelines/nightly", {
+        "DataPathAssignments": {"folder": {"RelativePath": "x"}}})
+    assert status == 400
+    assert body["problems"][0].startswith("DataPathAssignments.folder: got {'RelativePath': "
+                                          "'x'} — expected {\"DataStoreName\": CONTAINER")
+
+
+@pytest.mark.parametrize("field", ["DataSetDefinitionValueAssignments",
+                                   "DatasetDefinitionValueAssignments"])
+def test_dataset_assignments_in_either_spelling_say_what_to_do_instead(app: App,
+                                                                       field: str) -> None:
     publish(app)
     status, body = call(app, "POST", "pipelines/nightly", {
         "ParameterAssignments": {"folder": "a/b"},
-        "DataPathAssignments": {"input": {"DataStoreName": "ws", "RelativePath": "x"}}})
+        field: {"input": {"DataSetReference": {"Name": "digits"}}}})
     assert status == 400
-    assert body["problems"][0].startswith("DataPathAssignments: not supported — declare a "
-                                          "string parameter")
+    assert body["problems"] == [
+        f"{field}: registered datasets are not available in batchfx — declare a string "
+        "parameter for the data's path and pass it in ParameterAssignments, e.g. "
+        '{"input_path": "data/2024-05-01"}, or in DataPathAssignments as {"input_path": '
+        '{"DataStoreName": "data", "RelativePath": "2024-05-01"}}']
+
+
+def test_aml_parameters_set_the_step_settings_without_being_declared(app: App) -> None:
+    publish(app)
+    folder = input_folder(app, 3)
+    status, body = call(app, "POST", "pipelines/nightly", {"ParameterAssignments": {
+        "folder": folder, "aml_mini_batch_size": "1", "aml_node_count": "2",
+        "aml_logging_level": "DEBUG"}})
+    assert status == 202, body
+    assert len(result_rows(app, body["Id"])) == 3
+    spec = get_job(app.storage, body["Id"]).spec
+    assert (spec["mini_batch_size"], spec["node_count"], spec["logging_level"]) == (1, 2,
+                                                                                    "DEBUG")
+    assert "aml_node_count" not in " ".join(spec["arguments"])  # not a script parameter
 
 
 def test_an_unknown_pipeline_is_a_404(app: App) -> None:
