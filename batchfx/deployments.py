@@ -52,16 +52,13 @@ _MISPLACED = {
 }
 _METADATA = ("$schema", "name", "description", "tags", "endpoint_name")
 _OWN_FIELDS = (*_METADATA, "source_directory", "entry_script", "model", "output", "settings")
-_AZUREML_FIELDS = (*_METADATA, "type", "model", "code_configuration", "resources", "settings")
+_AZUREML_FIELDS = (*_METADATA, "type", "model", "code_configuration", "resources", "settings",
+                   "environment", "compute")
 # Settings older Azure ML YAMLs give at the top level instead of under settings:.
 _LEGACY_SETTINGS = ("mini_batch_size", "output_action", "output_file_name", "retry_settings",
                     "error_threshold", "logging_level", "environment_variables",
                     "max_concurrency_per_instance")
 _REFUSED = {
-    "environment": "not supported — batchfx runs the script in the Functions app's Python; "
-                   "list its packages in the app's requirements.txt and remove environment",
-    "compute": "not supported — batchfx scores on the Functions app's own instances (scale with "
-               "resources.instance_count and max_concurrency_per_instance); remove compute",
     "properties": "not supported — batchfx has no deployment properties; put job settings "
                   "under settings: and remove properties",
     "job_definition": "not supported — pipeline component deployments are not; publish a "
@@ -194,6 +191,12 @@ def _from_azureml(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any
     own["source_directory"] = None if reference else code.get("code")
     own["entry_script"] = code.get("scoring_script")
     settings: dict[str, Any] = {}
+    # Accepted and reported as not applied (the job's ignored_settings), as Azure ML users
+    # give them: where and with what packages a job runs is the app's.
+    if data.get("environment") is not None:
+        settings["environment"] = data["environment"]
+    if data.get("compute") is not None:
+        settings["compute_target"] = data["compute"]
     resources = data.get("resources", {})
     if isinstance(resources, Mapping):
         for key, value in resources.items():

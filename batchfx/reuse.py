@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 REUSE_PARTITION = "reuse"
 # Settings that change how a job runs but not what it produces.
 _NOT_IN_KEY = {"name", "output", "allow_reuse", "logging_level", "process_count_per_node",
-               "node_count", "description", "compute_target"}
+               "node_count", "description", "compute_target", "environment"}
 # Written per job; a reused job writes its own.
 _OWN_FILES = {"job_result.txt", "progress_overview.json"}
 

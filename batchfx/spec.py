@@ -52,6 +52,8 @@ __all__ = ["IGNORED_SETTINGS", "InputSpec", "JobSpec", "load_job_spec", "parse_j
 IGNORED_SETTINGS = {
     "compute_target": "placement is the Functions platform's: instances scale out on the "
                       "mini-batch queue (node_count and process_count_per_node apply)",
+    "environment": "script environments are not built yet: the script runs with the app's "
+                   "own Python packages (add what it needs to the app's requirements.txt)",
 }
 
 # v2 name -> v1 name (retry_settings is handled on its own: it is a nested mapping).
@@ -68,6 +70,13 @@ def _check_mini_batch_size(value: Any, info: pydantic.ValidationInfo) -> Any:
     if isinstance(inputs, InputSpec):  # otherwise inputs has its own problem, reported apart
         parse_mini_batch_size(value, tabular=inputs.type == "tabular")
     return value
+
+
+def _environment(value: Any) -> Any:
+    if value is None or (isinstance(value, str) and value.strip()) or isinstance(value, Mapping):
+        return dict(value) if isinstance(value, Mapping) else value
+    raise Problems([f"environment: got {short(value)} — expected an environment name such as "
+                    "azureml:sklearn-env:1 or a mapping such as {conda_file: conda.yml}"])
 
 
 class InputSpec(BaseModel):
@@ -144,6 +153,9 @@ class JobSpec(BaseModel):
     # Where Azure ML runs the step (a cluster name): batchfx's placement is the Functions
     # platform's. Accepted and reported as not applied (``ignored_settings``).
     compute_target: Annotated[str | None, rule(nonblank, "compute_target")] = None
+    # Azure ML's environment (a name such as azureml:sklearn-env:1, or {conda_file, image}):
+    # accepted and reported as not applied until batchfx builds environments.
+    environment: Annotated[str | dict[str, Any] | None, BeforeValidator(_environment)] = None
 
     @property
     def ignored_settings(self) -> dict[str, str]:

@@ -102,10 +102,6 @@ def test_record_round_trips() -> None:
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
-    ("environment", {"image": "x"}, "environment: not supported — batchfx runs the script in "
-     "the Functions app's Python; list its packages in the app's requirements.txt and remove "
-     "environment"),
-    ("compute", "azureml:batch-cluster", "compute: not supported"),
     ("properties", {"a": "b"}, "properties: not supported"),
     ("job_definition", {"a": "b"}, "job_definition: not supported"),
 ])
@@ -114,9 +110,10 @@ def test_unsupported_azureml_keys_are_refused_one_message_each(key: str, value: 
     assert the_problem_of(mnist(**{key: value})).startswith(message)
 
 
-def test_the_docs_yaml_with_environment_and_compute_gets_exactly_two_messages() -> None:
-    found = problems_of(mnist(environment={"image": "x"}, compute="azureml:cpu"))
-    assert [p.split(":")[0] for p in found] == ["environment", "compute"]
+def test_the_docs_yaml_with_environment_and_compute_is_accepted_and_both_kept() -> None:
+    deployment = parse_deployment(mnist(environment={"image": "x"}, compute="azureml:cpu"))
+    assert deployment.settings["environment"] == {"image": "x"}
+    assert deployment.settings["compute_target"] == "azureml:cpu"
 
 
 def test_an_unknown_azureml_key_names_the_allowed_ones() -> None:
@@ -201,8 +198,11 @@ def test_own_format_refuses_an_unknown_field() -> None:
     assert the_problem_of({**OWN, "colour": "red"}).startswith("colour: unknown field")
 
 
-def test_own_format_refuses_environment_with_the_same_message() -> None:
-    assert the_problem_of({**OWN, "environment": "x"}).startswith("environment: not supported")
+def test_own_format_takes_environment_as_a_job_setting() -> None:
+    assert parse_deployment({**OWN, "settings": {"environment": "azureml:env:1"}}).settings[
+        "environment"] == "azureml:env:1"
+    assert the_problem_of({**OWN, "environment": "x"}).startswith(
+        "environment: unknown field")
 
 
 def test_not_a_mapping_is_refused() -> None:
