@@ -80,6 +80,8 @@ def _uploader(connection_string: str | None, base: Path) -> Callable[[Any, str],
 
 def _upload_code(record: dict[str, Any], base: Path, connection_string: str | None) -> None:
     """Replace local code, model and side input folders in ``record`` by uploaded snapshots."""
+    from batchfx.models import map_model_path
+
     upload = _uploader(connection_string, base)
     code = record.get("source_directory")
     if isinstance(code, str) and (base / code).is_dir() and "entry_script" in record and \
@@ -88,10 +90,11 @@ def _upload_code(record: dict[str, Any], base: Path, connection_string: str | No
                          f"source_directory {str(base / code)!r}"])
     record["source_directory"] = upload(code, "code")
     if record.get("model"):
-        record["model"] = upload(record["model"], "model")
+        record["model"] = map_model_path(record["model"], lambda v: upload(v, "model"))
     settings: dict[str, Any] = record.get("settings", record)  # a deployment, or a job
     if isinstance(settings.get("models"), list):
-        settings["models"] = [upload(v, "model") for v in settings["models"]]
+        settings["models"] = [map_model_path(v, lambda p: upload(p, "model"))
+                              for v in settings["models"]]
     side = settings.get("side_inputs")
     if isinstance(side, dict):
         settings["side_inputs"] = {k: upload(v, "side") for k, v in side.items()}

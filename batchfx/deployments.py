@@ -116,7 +116,7 @@ class Deployment:
     name: str
     source_directory: str
     entry_script: str
-    model: str | None = None
+    model: str | dict[str, Any] | None = None  # a path or reference, or {path, name, version}
     output: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -159,6 +159,8 @@ def _model_path(value: object, problems: list[str]) -> object:
         if kind not in ("custom_model", "mlflow_model"):
             problems.append(f"model.type: got {_short(kind)} — expected custom_model or "
                             "mlflow_model (a folder of files)")
+        if "path" in value and "name" in value:  # a folder named for Model.get_model_path
+            return {k: value[k] for k in ("path", "name", "version") if k in value}
         if "path" in value:
             return value.get("path")
         if "name" in value and "version" in value:
@@ -288,7 +290,7 @@ def parse_deployment(data: object) -> Deployment:
     record = spec.to_record()
     return Deployment(
         name=spec.name, source_directory=spec.source_directory, entry_script=spec.entry_script,
-        model=spec.model, output=spec.output if own.get("output") else None,
+        model=record["model"], output=spec.output if own.get("output") else None,
         settings={k: record[k] for k in _SETTINGS_FIELDS}, description=description,
         endpoint_name=endpoint_name, tags=tags)
 

@@ -1,6 +1,6 @@
 """A job's models resolved at submit: registered names pinned to their versions, folders
-named after themselves (see ``batchfx.models``). Stored with the job, so a model registered
-later never changes a job already submitted."""
+named after themselves or as the spec names them (see ``batchfx.models``). Stored with the
+job, so a model registered later never changes a job already submitted."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ def resolve_models(storage: Storage, spec: JobSpec) -> list[JobModel]:
     """Each model of the spec, in its order; SpecError names unknown ones and clashes."""
     models: list[JobModel] = []
     problems: list[str] = []
+    names = spec.model_names
     for field, value in spec.model_entries:
         reference = parse_model_reference(field, value)
         if reference is None:
-            models.append(JobModel.for_path(value))
+            models.append(JobModel.for_path(value, names.get(field)))
             continue
         try:
             models.append(get_model(storage, reference.name, reference.version).job_model())

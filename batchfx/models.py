@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "build_layout",
     "job_models",
     "layout_paths",
+    "map_model_path",
     "parse_model_reference",
 ]
 
@@ -65,8 +67,8 @@ def parse_model_reference(field: str, value: str) -> ModelReference | None:
     prefixed = text.lower().startswith("azureml:")
     if prefixed:
         text = text[len("azureml:"):]
-    elif ":" not in text and "@" not in text:
-        return None
+    elif "/" in text or (":" not in text and "@" not in text):
+        return None  # a path: container/prefix, or a local folder
     if text.startswith("//") or text.startswith("/"):
         raise SpecError([f"{field}: got {value!r} — azureml:// URIs of datastores are not "
                          "available; give a registered model as azureml:name:version, or a "
@@ -104,11 +106,22 @@ class JobModel:
                    str(record["asset"]), bool(record.get("registered", False)))
 
     @classmethod
-    def for_path(cls, path: str) -> JobModel:
-        """An unregistered folder: named after itself, version 1."""
+    def for_path(cls, path: str, named: tuple[str, int] | None = None) -> JobModel:
+        """An unregistered folder: named after itself, version 1, unless ``named``
+        (a ``{path, name, version}`` model of the spec)."""
         asset = path.rstrip("/").rsplit("/", 1)[-1]
-        name = asset if MODEL_NAME_RE.match(asset) else "model"
-        return cls(name=name, version=1, path=path, asset=asset)
+        name, version = named or (asset if MODEL_NAME_RE.match(asset) else "model", 1)
+        return cls(name=name, version=version, path=path, asset=asset)
+
+
+def map_model_path(value: Any, change: Callable[[str], Any]) -> Any:
+    """A spec's model value (a path or reference, or ``{path, name…}``) with its path
+    changed by ``change`` (made absolute, uploaded…); anything else as it is."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict) and isinstance(value.get("path"), str):
+        return {**value, "path": change(value["path"])}
+    return value
 
 
 def job_models(extra: dict[str, Any]) -> list[JobModel]:

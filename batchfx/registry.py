@@ -22,7 +22,7 @@ from typing import Any
 from batchfx.deployments import Deployment
 from batchfx.errors import ConflictError, NotRegisteredError, SpecError
 from batchfx.jobs import utc_now
-from batchfx.models import MODEL_NAME_RE, JobModel, parse_model_reference
+from batchfx.models import MODEL_NAME_RE, JobModel, map_model_path, parse_model_reference
 from batchfx.pipelines import Pipeline, placeholders
 from batchfx.spec import split_storage_path
 from batchfx.storage import Storage
@@ -256,9 +256,9 @@ def _path_problems(storage: Storage, field: str, path: str, script: str | None =
 
 
 def _model_entries(code: Mapping[str, Any]) -> list[tuple[str, str]]:
-    entries = [("model", str(code["model"]))] if code.get("model") else []
-    models = code.get("models") or []
-    return entries + [(f"models[{i}]", str(v)) for i, v in enumerate(models)]
+    given = [("model", code["model"])] if code.get("model") else []
+    given += [(f"models[{i}]", v) for i, v in enumerate(code.get("models") or [])]
+    return [(field, str(v["path"] if isinstance(v, Mapping) else v)) for field, v in given]
 
 
 def _model_problems(storage: Storage, field: str, value: str) -> list[str]:
@@ -285,10 +285,10 @@ def _pin_models(storage: Storage, record: dict[str, Any]) -> dict[str, Any]:
         return f"{reference.name}:{get_model(storage, reference.name).version}"
     out = dict(record)
     if out.get("model"):
-        out["model"] = pinned(str(out["model"]))
+        out["model"] = map_model_path(out["model"], pinned)
     settings = dict(out.get("settings") or {})
     if isinstance(settings.get("models"), list):
-        settings["models"] = [pinned(str(v)) for v in settings["models"]]
+        settings["models"] = [map_model_path(v, pinned) for v in settings["models"]]
         out["settings"] = settings
     return out
 

@@ -97,7 +97,8 @@ def _lay_out_models(storage: Storage, job: JobRecord, spec: JobSpec
                     ) -> tuple[str | None, tuple[tuple[str, int, str], ...]]:
     """AZUREML_MODEL_DIR and (name, version, path) of each model, laid out as Azure ML
     does (``batchfx.models``) once per worker machine and content version."""
-    models = job_models(job.extra) or [JobModel.for_path(v) for _, v in spec.model_entries]
+    models = job_models(job.extra) or [JobModel.for_path(v, spec.model_names.get(f))
+                                       for f, v in spec.model_entries]
     if not models:
         return None, ()
     fields = [field for field, _ in spec.model_entries]

@@ -11,7 +11,7 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from batchfx.errors import SpecError
-from batchfx.models import parse_model_reference
+from batchfx.models import MODEL_NAME_RE, parse_model_reference
 from batchfx.output_layout import REPORT_FILES
 from batchfx.sizes import MiniBatchSize, parse_mini_batch_size
 from batchfx.spec_fields import (
@@ -45,8 +45,8 @@ from batchfx.spec_io import (
     storage_path_problem,
 )
 
-__all__ = ["IGNORED_SETTINGS", "InputSpec", "JobSpec", "load_job_spec", "parse_job_spec",
-           "split_source_path", "split_storage_path"]
+__all__ = ["IGNORED_SETTINGS", "InputSpec", "JobSpec", "ModelSpec", "load_job_spec",
+           "parse_job_spec", "split_source_path", "split_storage_path"]
 
 # Fields accepted for Azure ML compatibility that do not change how batchfx runs a job, and why.
 IGNORED_SETTINGS = {
@@ -70,6 +70,55 @@ def _check_mini_batch_size(value: Any, info: pydantic.ValidationInfo) -> Any:
     if isinstance(inputs, InputSpec):  # otherwise inputs has its own problem, reported apart
         parse_mini_batch_size(value, tabular=inputs.type == "tabular")
     return value
+
+
+class ModelSpec(BaseModel):
+    """A model as Azure ML v2 writes it inline: ``{path, name?, version?}`` (a folder named
+    ``name`` for ``Model.get_model_path``; ``type``, ``description``, ``tags`` are kept)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    path: Annotated[str, rule(nonblank, "model.path")]
+    name: Annotated[str | None, rule(lambda v: bool(MODEL_NAME_RE.match(v)), "model.name")] = (
+        None)
+    version: int = Field(1, ge=1)
+    type: Literal["custom_model", "mlflow_model"] = "custom_model"
+    description: str | None = None
+    tags: dict[str, str] | None = None
+
+
+def _model_spec(field: str, value: Mapping[str, Any]) -> ModelSpec:
+    """A ``{path, name…}`` model, its problems named by ``field`` (one message each)."""
+    try:
+        return ModelSpec.model_validate(dict(value))
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"])
+            error = err.get("ctx", {}).get("error")
+            if isinstance(error, Problems):
+                problems += [p.replace("model.", f"{field}.", 1) for p in error.problems]
+            elif err["type"] == "extra_forbidden":
+                problems.append(unknown_field(f"{field}.{where}", list(ModelSpec.model_fields)))
+            elif err["type"] == "missing":
+                problems.append(f"{field}.{where}: missing — the model's folder, e.g. "
+                                "path: ./model")
+            else:
+                problems.append(f"{field}.{where}: got {short(err['input'])} — "
+                                f"{err['msg'].lower()}")
+        raise Problems(problems) from None
+
+
+def _model_value(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(EXPECTED["model"])
+    return _model_spec("model", value) if isinstance(value, Mapping) else value
+
+
+def _models_value(value: Any) -> Any:
+    listed = model_list(value)
+    return [_model_spec(f"models[{i}]", v) if isinstance(v, Mapping) else v
+            for i, v in enumerate(listed)]
 
 
 def _environment(value: Any) -> Any:
@@ -116,9 +165,10 @@ class JobSpec(BaseModel):
     # Both may be left out for an MLflow model folder: batchfx then scores with its own script.
     entry_script: Annotated[str | None, rule(relative_script, "entry_script")] = None
     source_directory: Annotated[str | None, rule(nonblank, "source_directory")] = None
-    model: Annotated[str | None, rule(nonblank, "model")] = None
+    model: Annotated[str | ModelSpec | None, BeforeValidator(_model_value)] = None
     # Several models (Azure ML v1 ``models=[...]``): folders or registered models.
-    models: Annotated[list[str], BeforeValidator(model_list)] = Field(default_factory=list)
+    models: Annotated[list[str | ModelSpec], BeforeValidator(_models_value)] = Field(
+        default_factory=list)
     inputs: Annotated[InputSpec, BeforeValidator(folder_string)]
     side_inputs: Annotated[dict[str, str], SIDE_INPUTS] = Field(default_factory=dict)
     output: Annotated[str | None, rule(lambda v: storage_path_problem(v) or True)] = None
@@ -164,10 +214,19 @@ class JobSpec(BaseModel):
 
     @property
     def model_entries(self) -> list[tuple[str, str]]:
-        """(field, value) of every model the spec names: ``model`` or ``models[i]``."""
-        if self.model:
-            return [("model", self.model)]
-        return [(f"models[{i}]", value) for i, value in enumerate(self.models)]
+        """(field, path or reference) of every model the spec names: ``model`` or
+        ``models[i]``."""
+        given = [("model", self.model)] if self.model else [
+            (f"models[{i}]", value) for i, value in enumerate(self.models)]
+        return [(field, v.path if isinstance(v, ModelSpec) else v) for field, v in given]
+
+    @property
+    def model_names(self) -> dict[str, tuple[str, int]]:
+        """(name, version) of the models given as ``{path, name}``, by field."""
+        given = [("model", self.model)] if self.model else [
+            (f"models[{i}]", value) for i, value in enumerate(self.models)]
+        return {field: (v.name, v.version) for field, v in given
+                if isinstance(v, ModelSpec) and v.name}
 
     @property
     def mini_batch_limit(self) -> MiniBatchSize:
@@ -224,9 +283,13 @@ class JobSpec(BaseModel):
                             ", which would replace them; choose another name")
         for field, value in self.model_entries:
             try:
-                parse_model_reference(field, value)
+                reference = parse_model_reference(field, value)
             except SpecError as exc:
                 problems += exc.problems
+                continue
+            if reference is not None and field in self.model_names:
+                problems.append(f"{field}: a registered model ({value}) has its own name and "
+                                "version — give it as a string, or give a folder as path")
         if problems:
             raise Problems(problems)
         return self

@@ -211,13 +211,16 @@ def upper_logging_level(value: Any) -> Any:
 
 
 def model_list(value: Any) -> Any:
-    """``models``: a list of non-blank strings (one string is taken as a list of one)."""
-    if isinstance(value, str):
+    """``models``: a list of non-blank strings or ``{path, name}`` mappings (one string or
+    mapping is taken as a list of one)."""
+    if isinstance(value, str | dict):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and nonblank(v) for v in value):
-        raise ValueError("expected a list of folder paths or registered models, e.g. "
-                         "[azureml:digits-clf:2, models/labels]")
-    if len(set(value)) != len(value):
+    if not isinstance(value, list) or not all(
+            (isinstance(v, str) and nonblank(v)) or isinstance(v, dict) for v in value):
+        raise ValueError("expected a list of folder paths, registered models or {path, name} "
+                         "mappings, e.g. [azureml:digits-clf:2, {path: ./labels, name: labels}]")
+    seen = [json.dumps(v, sort_keys=True, default=str) for v in value]
+    if len(set(seen)) != len(seen):
         raise ValueError("a model is listed twice; list each once")
     return value
 

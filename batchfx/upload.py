@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from batchfx.errors import SpecError
-from batchfx.models import parse_model_reference
+from batchfx.models import map_model_path, parse_model_reference
 from batchfx.storage import Storage
 
 __all__ = ["download_outputs", "in_place_paths", "upload_local_paths", "upload_tree"]
@@ -84,7 +85,7 @@ def upload_folder(storage: Storage, local: Path, kind: str) -> str:
     return files_prefix
 
 
-_PATH_FIELDS = ("source_directory", "model")
+_PATH_FIELDS = ("source_directory",)
 
 
 def _local(value: str | None, spec_dir: Path) -> Path | None:
@@ -136,9 +137,11 @@ def in_place_paths(record: dict[str, Any], spec_dir: Path, *, storage_paths: boo
 
     for field in _PATH_FIELDS:
         out[field] = place(field, out.get(field))
+    if out.get("model"):
+        out["model"] = map_model_path(out["model"], lambda v: place("model", v))
     if isinstance(out.get("models"), list):
-        out["models"] = [place(f"models[{i}]", v) if isinstance(v, str) else v
-                         for i, v in enumerate(out["models"])]
+        out["models"] = [map_model_path(value, functools.partial(place, f"models[{i}]"))
+                         for i, value in enumerate(out["models"])]
     inputs = dict(out["inputs"])
     data = _local(inputs["path"], spec_dir)
     inputs["path"] = place("inputs.path", inputs["path"])
@@ -167,13 +170,14 @@ def upload_local_paths(storage: Storage, record: dict[str, Any], spec_dir: Path)
             problems.append(f"entry_script: {out['entry_script']!r} not found in "
                             f"source_directory {str(code)!r}")
         out["source_directory"] = upload_folder(storage, code, "code")
-    model = _local(out.get("model"), spec_dir)
-    if model is not None:
-        out["model"] = upload_folder(storage, model, "model")
+    def upload_model(value: str) -> str:
+        local = _local(value, spec_dir)
+        return upload_folder(storage, local, "model") if local is not None else value
+
+    if out.get("model"):
+        out["model"] = map_model_path(out["model"], upload_model)
     if isinstance(out.get("models"), list):
-        out["models"] = [upload_folder(storage, p, "model")
-                         if isinstance(v, str) and (p := _local(v, spec_dir)) else v
-                         for v in out["models"]]
+        out["models"] = [map_model_path(v, upload_model) for v in out["models"]]
     inputs = dict(out["inputs"])
     data = _local(inputs["path"], spec_dir)
     if data is not None:

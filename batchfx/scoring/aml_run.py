@@ -60,18 +60,22 @@ _state: _State | None = None
 
 
 def _real_azureml_core() -> bool:
+    """Whether an azureml.core other than this shim can be imported."""
     try:
-        return importlib.util.find_spec("azureml.core") is not None
+        found = importlib.util.find_spec("azureml.core")
     except (ImportError, ValueError):
         return False
+    origin = found.origin if found is not None else None
+    return origin is not None and not origin.startswith(COMPAT_DIR + os.sep)
 
 
 def install(config: ScriptConfig) -> bool:
     """Keep the job's facts for the shim; returns whether the shim is on sys.path (False
     when the real azureml.core is installed, which then answers the script's calls)."""
     global _state
-    _state = _State(config.run_info, config.models, metrics_path(config.log_path),
-                    threading.Lock())
+    log_path = os.path.abspath(config.log_path) if config.log_path else None
+    models = tuple((name, version, os.path.abspath(path)) for name, version, path in config.models)
+    _state = _State(config.run_info, models, metrics_path(log_path), threading.Lock())
     if _real_azureml_core():
         return False
     if COMPAT_DIR not in sys.path:
@@ -100,7 +104,7 @@ def record(run: str, kind: str, name: str, value: Any, description: str = "") ->
         return
     line = json.dumps(entry, separators=(",", ":"), allow_nan=False) + "\n"
     with state.lock:
-        os.makedirs(os.path.dirname(state.metrics_path), exist_ok=True)
+        os.makedirs(os.path.dirname(state.metrics_path) or ".", exist_ok=True)
         with open(state.metrics_path, "a", encoding="utf-8") as stream:
             stream.write(line)
 
@@ -115,8 +119,9 @@ def logged(run: str, group: str) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """A JSON value: numbers, text, booleans and None as they are, lists and mappings of
-    them; anything else (numpy numbers, NaN) as its text."""
+    """A JSON value: numbers, text, booleans and None as they are (NaN and infinities as
+    text), lists and mappings of them, numpy scalars as Python numbers; anything else (an
+    array, an object) as its text."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float):
@@ -137,7 +142,7 @@ def _plain(value: Any) -> Any:
 
 def model_path(name: str, version: int | None = None) -> str:
     """Model.get_model_path: the job's model ``name`` (its ``version``, or the one it has)."""
-    if version is not None and not isinstance(version, int):
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
         raise TypeError(f"Model.get_model_path: version should be an int, got {version!r}")
     models = current().models
     found = [(v, path) for n, v, path in models if n == name and version in (None, v)]

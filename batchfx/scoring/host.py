@@ -115,17 +115,20 @@ def _second_argument(run: Callable[..., Any]) -> str | None:
 def _prepare(config: ScriptConfig, script_path: str) -> None:
     """What Azure ML does before importing the entry script."""
     code_dir = os.path.abspath(config.code_dir)
+    # Paths of the config are relative to the worker's folder, not the code's: made absolute
+    # before changing into the code folder.
+    model_dir = os.path.abspath(config.model_dir) if config.model_dir is not None else None
+    output_dir = os.path.abspath(config.output_dir)
+    aml_run.install(config)  # azureml.core's Model and Run, where the package is missing
     os.chdir(code_dir)
     script_dir = os.path.dirname(script_path)
     sys.path[:0] = [code_dir] if script_dir == code_dir else [code_dir, script_dir]
     os.environ.update(dict(config.environment_variables))
-    if config.model_dir is not None:
-        os.environ["AZUREML_MODEL_DIR"] = os.path.abspath(config.model_dir)
-    output_dir = os.path.abspath(config.output_dir)
+    if model_dir is not None:
+        os.environ["AZUREML_MODEL_DIR"] = model_dir
     os.makedirs(output_dir, exist_ok=True)
     os.environ["AZUREML_BI_OUTPUT_PATH"] = output_dir
     sys.argv = [script_path, *config.arguments]
-    aml_run.install(config)  # azureml.core's Model and Run, where the package is missing
     level = logging.getLevelNamesMapping().get(config.logging_level.upper(), logging.INFO)
     logging.basicConfig(
         level=level,

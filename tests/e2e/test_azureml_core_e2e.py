@@ -110,3 +110,55 @@ def test_preview_run_signature_receives_the_job_arguments(app: App) -> None:
     spec = app.spec("preview_arguments.py", {"a.txt": "1"}, arguments=["--top", "3"])
     view = app.wait(app.submit(spec))
     assert lines(app.outputs(view)["parallel_run_step.txt"]) == ["a.txt --top 3"]
+
+
+V1_DEPLOYMENT = {
+    "$schema": "https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json",
+    "name": "digits-v1", "endpoint_name": "digits-batch", "type": "model",
+    "environment": "azureml:sklearn-env:1", "compute": "azureml:cpu-cluster",
+    "resources": {"instance_count": 1},
+    "settings": {"mini_batch_size": 2, "output_file_name": "predictions.txt"},
+}
+
+
+def _secrets(app: App) -> None:
+    secrets = app.tmp / "secrets.env"
+    secrets.write_text("# local secrets\ncog-key=s3cret\n")
+    app.stop()
+    app.settings = dataclasses.replace(app.settings, secrets_file=str(secrets))
+    app.start()
+
+
+def test_the_v1_script_runs_unchanged_as_a_deployment_and_a_published_pipeline(
+        app: App) -> None:
+    _secrets(app)
+    assert app.api is not None
+    container = app.settings.jobs_container
+    code = app.upload_script("v1_azureml_core.py", folder="v1code")
+    app.storage.blobs.upload(container, "weights/model/weights.txt", b"w9")
+    deployment = {**V1_DEPLOYMENT, "code_configuration": {"code": code,
+                                                          "scoring_script": "score.py"},
+                  # Azure ML's inline model: the folder, named for Model.get_model_path
+                  "model": {"name": "digits-clf", "path": f"{container}/weights/model"}}
+    registered = app.api._call("POST", "deployments", deployment)
+    assert registered["version"] == 1
+    inputs = app.upload_inputs({"a.txt": "1", "b.txt": "2", "c.txt": "3"})
+    invoked = app.api._call("POST", "deployments/digits-v1/jobs", {
+        "inputs": inputs, "output": f"{container}-out/dep"})
+    view = app.wait(invoked["id"])
+    assert view["state"] == "completed", view
+    assert list(view["ignored_settings"]) == ["compute_target", "environment"]
+    expected = [f"{n}.txt weights=w9 key_ok=True model=model datasets=[]" for n in "abc"]
+    assert lines(app.outputs(view)["predictions.txt"]) == expected
+    app.api._call("POST", "pipelines", {
+        "name": "digits-nightly", "deployment": "digits-v1",
+        "parameters": {"folder": {"type": "string"}},
+        "inputs": "${{parameters.folder}}", "output": f"{container}-out/pipe"})
+    run = app.api._call("POST", "pipelines/digits-nightly", {
+        "ExperimentName": "nightly", "ParentRunId": "adf-run-7",
+        "ParameterAssignments": {"folder": inputs}})
+    view = app.wait(run["Id"])
+    assert view["state"] == "completed", view
+    assert lines(app.outputs(view)["predictions.txt"]) == expected
+    assert view["models"] == ["digits-clf:1"]
+    assert view["metrics"]["parent"]["metrics"]["items_scored"]["count"] == 2

@@ -35,6 +35,7 @@ def test_public_surface_is_listed_in_all() -> None:
     assert sorted(batchfx.scoring.__all__) == [
         "MiniBatchContext",
         "ResultCounts",
+        "RunInfo",
         "ScriptConfig",
         "ScriptWorker",
         "TryError",

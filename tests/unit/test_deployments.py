@@ -66,8 +66,12 @@ def the_problem_of(data: object) -> str:
 
 def test_azureml_mnist_deployment_maps_onto_job_settings() -> None:
     deployment = parse_deployment(mnist())
-    assert (deployment.name, deployment.source_directory, deployment.entry_script,
-            deployment.model) == ("mnist-torch-dpl", "code", "batch_driver.py", "model")
+    assert (deployment.name, deployment.source_directory, deployment.entry_script) == (
+        "mnist-torch-dpl", "code", "batch_driver.py")
+    # The folder keeps the model's name, for Model.get_model_path("mnist-classifier-torch")
+    assert isinstance(deployment.model, dict)
+    assert (deployment.model["path"], deployment.model["name"], deployment.model["version"]
+            ) == ("model", "mnist-classifier-torch", 1)
     assert deployment.endpoint_name == "mnist-batch"
     settings = deployment.settings
     assert settings["process_count_per_node"] == 2

@@ -41,6 +41,8 @@ def test_function_app_registers_the_documented_functions() -> None:
         "register_deployment_http", "list_deployments_http", "get_deployment_http",
         "delete_deployment_http", "invoke_deployment_http", "publish_pipeline_http",
         "list_pipelines_http", "get_pipeline_http", "delete_pipeline_http", "run_pipeline_http",
+        # registered models
+        "register_model_http", "list_models_http", "get_model_http",
         # schedules
         "create_schedule_http", "list_schedules_http", "get_schedule_http",
         "enable_schedule_http", "disable_schedule_http", "delete_schedule_http",

@@ -24,6 +24,8 @@ class Keyvault:
                             "them in the Key Vault (az keyvault secret set) or the secrets file")
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         aml_run.unsupported(f"Keyvault.{name}", "use get_secret(name) or get_secrets(names)")
 
 
@@ -44,6 +46,8 @@ class Workspace:
         aml_run.unsupported("Workspace.get", "use Run.get_context().experiment.workspace")
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         aml_run.unsupported(f"Workspace.{name}", "a scoring script reaches its models with "
                             "Model.get_model_path and secrets with get_default_keyvault()")
 
@@ -56,6 +60,8 @@ class Experiment:
         self.workspace = Workspace()
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         aml_run.unsupported(f"Experiment.{name}", "use its name and workspace only")
 
 
