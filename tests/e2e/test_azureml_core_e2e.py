@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import App, lines
 
-from batchfx.errors import SpecError
+from batchfx.errors import JobNotFoundError, SpecError
 
 
 def _register(app: App, name: str, files: dict[str, str], folder: str = "model"
@@ -162,3 +162,20 @@ def test_the_v1_script_runs_unchanged_as_a_deployment_and_a_published_pipeline(
     assert lines(app.outputs(view)["predictions.txt"]) == expected
     assert view["models"] == ["digits-clf:1"]
     assert view["metrics"]["parent"]["metrics"]["items_scored"]["count"] == 2
+
+
+def test_the_models_api_answers_400_for_a_bad_model_and_404_for_an_unknown_one(
+        app: App) -> None:
+    assert app.api is not None
+    with pytest.raises(SpecError) as info:
+        app.api._call("POST", "models", {"name": "clf", "path": "nowhere/x", "size": 3})
+    assert info.value.problems == [
+        "size: unknown field — allowed fields are: name, path, description"]
+    with pytest.raises(SpecError) as info:
+        app.api._call("POST", "models", {"name": "clf", "path": "nowhere/x"})
+    assert info.value.problems[0].startswith("path: container 'nowhere' does not exist")
+    registered = _register(app, "clf", {"weights.txt": "w"})
+    assert app.api._call("GET", "models/clf?version=1")["path"] == registered["path"]
+    assert [m["name"] for m in app.api._call("GET", "models")["models"]] == ["clf"]
+    with pytest.raises(JobNotFoundError, match="no model named 'other'"):
+        app.api._call("GET", "models/other")
