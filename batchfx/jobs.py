@@ -94,7 +94,9 @@ def prepare_job(storage: Storage, data: object, *, client_request_id: str = "",
 def _record_job(storage: Storage, record: JobRecord) -> None:
     storage.blobs.ensure_container(record.output_container)
     storage.tables.insert(storage.settings.jobs_table, record.to_entity())
-    logger.info("job %s: submitted (%s)", record.job_id, record.spec["inputs"]["path"])
+    inputs = record.spec["inputs"]
+    paths = [i["path"] for i in inputs] if isinstance(inputs, list) else [inputs["path"]]
+    logger.info("job %s: submitted (%s)", record.job_id, ", ".join(paths))
 
 
 def submit_job(storage: Storage, data: object, *, client_request_id: str = "",

@@ -191,15 +191,18 @@ def layout_manifest_page(
 
 def build_manifest_page(
     container: str, prefix: str, mini_batches: list[list[BlobRef]], first_index: int,
-    groups: Sequence[Mapping[str, str]] | None = None,
+    groups: Sequence[Mapping[str, str]] | None = None, input_name: str | None = None,
 ) -> ManifestPage:
-    """Lay out mini-batches as JSON lines so a scorer reads only its own byte range."""
+    """Lay out mini-batches as JSON lines so a scorer reads only its own byte range.
+    ``input_name``: which of a job's several inputs they come from."""
     bodies: list[tuple[dict[str, Any], int]] = []
     for i, batch in enumerate(mini_batches):
         body: dict[str, Any] = {"container": container, "prefix": prefix,
                                 "items": [[r.name, r.size, r.etag] for r in batch]}
         if groups is not None:
             body["partition_key_value"] = dict(groups[i])
+        if input_name:
+            body["input"] = input_name
         bodies.append((body, len(batch)))
     return layout_manifest_page(bodies, first_index)
 
@@ -224,6 +227,7 @@ class ManifestLine:
     items: list[BlobRef]  # files; for tabular inputs one entry per slice, named by it
     partition_key_value: dict[str, str | None] = field(default_factory=dict)
     tabular: TabularLine | None = None
+    input_name: str | None = None  # of one of a job's several inputs
 
     @property
     def item_count(self) -> int:
@@ -233,9 +237,11 @@ class ManifestLine:
 
 def item_name(line: ManifestLine, name: str) -> str:
     """How reports name an item (a file, or a tabular slice ``file#range``): its path
-    relative to the input folder the job names, as Azure ML shows it."""
+    relative to the input folder the job names, as Azure ML shows it (after the input's
+    name, for a job of several inputs)."""
     base = f"{line.prefix.rstrip('/')}/" if line.prefix else ""
-    return name[len(base):] if base and name.startswith(base) else name.lstrip("/")
+    relative = name[len(base):] if base and name.startswith(base) else name.lstrip("/")
+    return f"{line.input_name}/{relative}" if line.input_name else relative
 
 
 def parse_manifest_line(data: bytes) -> ManifestLine:
@@ -250,6 +256,7 @@ def parse_manifest_line(data: bytes) -> ManifestLine:
             str(body.get("prefix", "")),
             [BlobRef(str(n), int(s), str(e)) for n, s, e in body["items"]],
             keys,
+            input_name=body.get("input"),
         )
     files = [InputFile.from_wire(f) for f in body["files"]]
     slices = [slice_from_wire(s, files) for s in body["slices"]]
@@ -258,4 +265,4 @@ def parse_manifest_line(data: bytes) -> ManifestLine:
                           int(body["estimate"]))
     items = [BlobRef(s.describe(), s.size, s.file.etag) for s in slices]
     return ManifestLine(int(body["index"]), str(body["container"]), str(body.get("prefix", "")),
-                        items, keys, tabular)
+                        items, keys, tabular, body.get("input"))

@@ -14,14 +14,14 @@ from batchfx.partition import layout_manifest_page
 from batchfx.partitioner import (
     Deadline,
     PartitionResult,
-    finish_partitioning,
+    finish_input,
     manifest_blob,
     partition_result,
     send_page,
     state_blob,
 )
 from batchfx.records import JobRecord, JobState, ManifestRef, encode_message
-from batchfx.spec import JobSpec
+from batchfx.spec import InputSpec, JobSpec
 from batchfx.storage import BlobRef, Storage
 from batchfx.tabular.planning import PlannedPage, TabularInputs, line_body, plan_pages
 
@@ -30,40 +30,43 @@ __all__ = ["partition_tabular"]
 logger = logging.getLogger(__name__)
 
 
-def partition_tabular(storage: Storage, job: JobRecord, spec: JobSpec, container: str,
-                       prefix: str, single: BlobRef | None, deadline: Deadline,
-                       per_page: int) -> PartitionResult:
-    """Cut tabular inputs page by page; a page may end inside a file (see planning)."""
-    assert spec.inputs.format is not None
+def partition_tabular(storage: Storage, job: JobRecord, spec: JobSpec, source: InputSpec,
+                      container: str, prefix: str, single: BlobRef | None, deadline: Deadline,
+                      per_page: int) -> PartitionResult:
+    """Cut a tabular input page by page; a page may end inside a file (see planning)."""
+    assert source.format is not None
     folder = prefix.rsplit("/", 1)[0] if single is not None and "/" in prefix else ""
     inputs = TabularInputs(storage.files(container), container, folder if single else prefix,
-                           spec.inputs.format, spec.mini_batch_limit,
-                           tuple(spec.partition_keys or ()), spec.inputs.glob, single)
+                           source.format, spec.mini_batch_limit,
+                           tuple(spec.partition_keys or ()), source.glob, single)
     job = _recover_page(storage, job)
     if job.state.is_final or not _more(job):
         if job.state.is_final:
             return partition_result(job)
-        return finish_partitioning(storage, job)
+        return finish_input(storage, job, spec)
     cursor = job.extra.get("cursor")
     with closing(plan_pages(inputs, job.continuation, cursor, per_page=per_page)) as pages:
         for page in pages:
-            job = _write_tabular_page(storage, job, inputs, page)
+            job = _write_tabular_page(storage, job, inputs, page,
+                                      source.name if len(spec.input_list) > 1 else None)
             if job.state.is_final:
                 return partition_result(job)
             if not _more(job):
                 break
             if deadline.passed(job):
                 return PartitionResult(False, job.mini_batches_total, job.items_total)
-    return finish_partitioning(storage, job)
+    return finish_input(storage, job, spec)
 
 
 def _more(job: JobRecord) -> bool:
-    """Whether listing goes on after the last saved page (none saved yet: it starts)."""
-    return not job.extra.get("pages") or bool(job.continuation or job.extra.get("cursor"))
+    """Whether listing of the input goes on after the last saved page (none saved yet for
+    this input: it starts)."""
+    started = int(job.extra.get("pages", 0)) > int(job.extra.get("input_pages", 0))
+    return not started or bool(job.continuation or job.extra.get("cursor"))
 
 
 def _write_tabular_page(storage: Storage, job: JobRecord, inputs: TabularInputs,
-                        page: PlannedPage) -> JobRecord:
+                        page: PlannedPage, input_name: str | None) -> JobRecord:
     """Write the page's state, manifest and messages, then save the job's position.
 
     The state is written first: a call that stops after the manifest is written finds
@@ -72,6 +75,9 @@ def _write_tabular_page(storage: Storage, job: JobRecord, inputs: TabularInputs,
     """
     number = int(job.extra.get("pages", 0))
     lines = [line_body(inputs, batch) for batch in page.batches]
+    if input_name:  # which of the job's several inputs
+        for body, _ in lines:
+            body["input"] = input_name
     layout = layout_manifest_page(lines, job.mini_batches_total)
     unknown = any(body["rows"] is None for body, _ in lines)
     state: dict[str, Any] = {

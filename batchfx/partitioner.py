@@ -23,7 +23,7 @@ from batchfx.partition import (
 )
 from batchfx.records import JobRecord, JobState, ManifestRef, encode_message
 from batchfx.reuse import find_reusable, reuse_key
-from batchfx.spec import JobSpec, split_source_path
+from batchfx.spec import InputSpec, JobSpec, split_source_path
 from batchfx.storage import BlobRef, Storage
 
 __all__ = ["Deadline", "PartitionResult", "finish_partitioning", "manifest_blob",
@@ -73,9 +73,11 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
         except JobStateError:  # canceled between the read and the write
             return PartitionResult(True, job.mini_batches_total, job.items_total)
     spec = JobSpec.from_record(job.spec)
-    container, prefix = split_source_path("inputs.path", spec.inputs.path)
+    index = int(job.extra.get("input", 0))
+    source = spec.input_list[index]  # several inputs are partitioned in turn
+    container, prefix = split_source_path(f"{spec.input_field(index)}.path", source.path)
     try:
-        single = _tabular_file(storage, spec, container, prefix)
+        single = _tabular_file(storage, source, container, prefix)
         if spec.allow_reuse and "reuse_key" not in job.extra:
             reused = _check_reuse(storage, job, spec, single)
             if reused is not None:
@@ -83,36 +85,38 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
             job = get_job(storage, job_id)
         deadline = Deadline(time.monotonic() + budget_s, job.mini_batches_total
                              + (max_mini_batches if max_mini_batches is not None else 1 << 62))
-        if spec.inputs.type == "tabular":  # imported here: pyarrow and numpy, for tabular only
+        if source.type == "tabular":  # imported here: pyarrow and numpy, for tabular only
             from batchfx.partition_tabular import partition_tabular
 
-            return partition_tabular(storage, job, spec, container, prefix, single, deadline,
-                                     mini_batches_per_page)
-        return _partition_files(storage, job, spec, container, prefix, deadline,
+            return partition_tabular(storage, job, spec, source, container, prefix, single,
+                                     deadline, mini_batches_per_page)
+        return _partition_files(storage, job, spec, source, container, prefix, deadline,
                                 _page_size(spec, max_mini_batches))
     except InputError as exc:
         return _fail(storage, job, str(exc))
 
 
-def _partition_files(storage: Storage, job: JobRecord, spec: JobSpec, container: str,
-                     prefix: str, deadline: Deadline, page_size: int) -> PartitionResult:
-    if spec.inputs.type == "uri_file":
+def _partition_files(storage: Storage, job: JobRecord, spec: JobSpec, source: InputSpec,
+                     container: str, prefix: str, deadline: Deadline,
+                     page_size: int) -> PartitionResult:
+    if source.type == "uri_file":
         folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        job = _write_page(storage, job, spec, container, folder, [BlobRef(prefix, 0, "")], None)
-        return finish_partitioning(storage, job)
+        job = _write_page(storage, job, spec, source, container, folder,
+                          [BlobRef(prefix, 0, "")], None)
+        return finish_input(storage, job, spec)
     list_prefix = f"{prefix}/" if prefix else ""
     pages = storage.files(container).list_pages(container, list_prefix,
                                      continuation=job.continuation or None,
                                      page_size=page_size)
     for refs, token in pages:
-        job = _write_page(storage, job, spec, container, prefix, refs, token)
+        job = _write_page(storage, job, spec, source, container, prefix, refs, token)
         if job.state.is_final:
             return PartitionResult(True, job.mini_batches_total, job.items_total)
         if not token:
             break
         if deadline.passed(job):
             return PartitionResult(False, job.mini_batches_total, job.items_total)
-    return finish_partitioning(storage, job)
+    return finish_input(storage, job, spec)
 
 
 def _page_size(spec: JobSpec, max_mini_batches: int | None) -> int:
@@ -135,10 +139,10 @@ class Deadline:
         return time.monotonic() > self.at or job.mini_batches_total >= self.mini_batches
 
 
-def _tabular_file(storage: Storage, spec: JobSpec, container: str,
+def _tabular_file(storage: Storage, source: InputSpec, container: str,
                   prefix: str) -> BlobRef | None:
     """The one blob a tabular path names, or None when the path is a folder."""
-    if spec.inputs.type != "tabular" or not prefix:
+    if source.type != "tabular" or not prefix:
         return None
     for refs, _ in storage.files(container).list_pages(container, prefix, page_size=1):
         # Names sort lexically, so the exact name comes before "name.bak" or "name/...".
@@ -210,18 +214,20 @@ def _write_page(
     storage: Storage,
     job: JobRecord,
     spec: JobSpec,
+    source: InputSpec,
     container: str,
     prefix: str,
     refs: list[BlobRef],
     token: str | None,
 ) -> JobRecord:
-    selected = list(select_files(refs, prefix, spec.inputs.glob)) \
-        if spec.inputs.type != "uri_file" else refs
+    selected = list(select_files(refs, prefix, source.glob)) \
+        if source.type != "uri_file" else refs
     mini_batches, groups = _file_batches(spec, prefix, selected)
     page_number = int(job.extra.get("pages", 0))
     first = job.mini_batches_total
     if mini_batches:
-        page = build_manifest_page(container, prefix, mini_batches, first, groups)
+        page = build_manifest_page(container, prefix, mini_batches, first, groups,
+                                   source.name if len(spec.input_list) > 1 else None)
         blob = manifest_blob(job.job_id, page_number)
         storage.blobs.upload(storage.settings.jobs_container, blob, page.body)
         send_page(storage, job.job_id, blob, page)
@@ -259,6 +265,24 @@ def _fail(storage: Storage, job: JobRecord, reason: str) -> PartitionResult:
     except JobStateError:
         job = get_job(storage, job.job_id)
     return partition_result(job)
+
+
+def finish_input(storage: Storage, job: JobRecord, spec: JobSpec) -> PartitionResult:
+    """The input being partitioned is listed: the next call goes on with the next input
+    (from the start of its listing), or partitioning ends after the last."""
+    index = int(job.extra.get("input", 0))
+    if index + 1 >= len(spec.input_list):
+        return finish_partitioning(storage, job)
+    extra = {k: v for k, v in job.extra.items() if k != "cursor"}
+    extra.update(input=index + 1, input_pages=int(job.extra.get("pages", 0)))
+    try:
+        job = transition_job(storage, job.job_id, job.state,
+                             allowed_from=[JobState.PARTITIONING, JobState.RUNNING],
+                             continuation="", extra=extra)
+    except JobStateError:  # ended meanwhile
+        return partition_result(get_job(storage, job.job_id))
+    logger.info("job %s: input %d of %d listed", job.job_id, index + 1, len(spec.input_list))
+    return PartitionResult(False, job.mini_batches_total, job.items_total)
 
 
 def finish_partitioning(storage: Storage, job: JobRecord) -> PartitionResult:

@@ -54,14 +54,16 @@ def reuse_key(storage: Storage, spec: JobSpec, models: list[JobModel] | None = N
     hasher = hashlib.sha256()
     settings = {k: v for k, v in spec.to_record().items() if k not in _NOT_IN_KEY}
     hasher.update(json.dumps(settings, sort_keys=True).encode())
-    if spec.inputs.type == "uri_file":
-        container, name = split_source_path("inputs.path", spec.inputs.path)
-        folder = name.rsplit("/", 1)[0] if "/" in name else ""
-        for ref in storage.files(container).list_names(container, folder):
-            if ref.name == name:
-                hasher.update(f"\n[input] {container}/{ref.name}\t{_version(ref)}".encode())
-    else:
-        _listing(storage, "inputs.path", spec.inputs.path, hasher)
+    for index, source in enumerate(spec.input_list):
+        field = f"{spec.input_field(index)}.path"
+        if source.type == "uri_file":
+            container, name = split_source_path(field, source.path)
+            folder = name.rsplit("/", 1)[0] if "/" in name else ""
+            for ref in storage.files(container).list_names(container, folder):
+                if ref.name == name:
+                    hasher.update(f"\n[input] {container}/{ref.name}\t{_version(ref)}".encode())
+        else:
+            _listing(storage, field, source.path, hasher)
     if spec.source_directory:
         _listing(storage, "source_directory", spec.source_directory, hasher)
     else:  # batchfx's own MLflow scoring script: a new version may write other rows

@@ -11,23 +11,20 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from batchfx.errors import SpecError
-from batchfx.models import MODEL_NAME_RE, parse_model_reference
+from batchfx.models import parse_model_reference
 from batchfx.output_layout import REPORT_FILES
 from batchfx.sizes import MiniBatchSize, parse_mini_batch_size
 from batchfx.spec_fields import (
     ENVIRONMENT,
     EXPECTED,
     FILE_NAME_RE,
-    FORMATS,
     NAME_RE,
     OUTPUT_REQUIRED,
     SCRIPT_REQUIRED,
     SIDE_INPUTS,
     Level,
     Problems,
-    folder_string,
     key_list,
-    model_list,
     nonblank,
     not_utf8,
     output_option_problems,
@@ -44,6 +41,7 @@ from batchfx.spec_io import (
     split_storage_path,
     storage_path_problem,
 )
+from batchfx.spec_items import InputSpec, ModelSpec, inputs_value, model_value, models_value
 
 __all__ = ["IGNORED_SETTINGS", "InputSpec", "JobSpec", "ModelSpec", "load_job_spec",
            "parse_job_spec", "split_source_path", "split_storage_path"]
@@ -67,58 +65,11 @@ _RETRY_KEYS = {"max_retries": "run_max_try", "timeout": "run_invocation_timeout"
 
 def _check_mini_batch_size(value: Any, info: pydantic.ValidationInfo) -> Any:
     inputs = info.data.get("inputs")
+    if isinstance(inputs, list) and inputs:
+        inputs = inputs[0]
     if isinstance(inputs, InputSpec):  # otherwise inputs has its own problem, reported apart
         parse_mini_batch_size(value, tabular=inputs.type == "tabular")
     return value
-
-
-class ModelSpec(BaseModel):
-    """A model as Azure ML v2 writes it inline: ``{path, name?, version?}`` (a folder named
-    ``name`` for ``Model.get_model_path``; ``type``, ``description``, ``tags`` are kept)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    path: Annotated[str, rule(nonblank, "model.path")]
-    name: Annotated[str | None, rule(lambda v: bool(MODEL_NAME_RE.match(v)), "model.name")] = (
-        None)
-    version: int = Field(1, ge=1)
-    type: Literal["custom_model", "mlflow_model"] = "custom_model"
-    description: str | None = None
-    tags: dict[str, str] | None = None
-
-
-def _model_spec(field: str, value: Mapping[str, Any]) -> ModelSpec:
-    """A ``{path, name…}`` model, its problems named by ``field`` (one message each)."""
-    try:
-        return ModelSpec.model_validate(dict(value))
-    except pydantic.ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in err["loc"])
-            error = err.get("ctx", {}).get("error")
-            if isinstance(error, Problems):
-                problems += [p.replace("model.", f"{field}.", 1) for p in error.problems]
-            elif err["type"] == "extra_forbidden":
-                problems.append(unknown_field(f"{field}.{where}", list(ModelSpec.model_fields)))
-            elif err["type"] == "missing":
-                problems.append(f"{field}.{where}: missing — the model's folder, e.g. "
-                                "path: ./model")
-            else:
-                problems.append(f"{field}.{where}: got {short(err['input'])} — "
-                                f"{err['msg'].lower()}")
-        raise Problems(problems) from None
-
-
-def _model_value(value: Any) -> Any:
-    if isinstance(value, str) and not value.strip():
-        raise ValueError(EXPECTED["model"])
-    return _model_spec("model", value) if isinstance(value, Mapping) else value
-
-
-def _models_value(value: Any) -> Any:
-    listed = model_list(value)
-    return [_model_spec(f"models[{i}]", v) if isinstance(v, Mapping) else v
-            for i, v in enumerate(listed)]
 
 
 def _environment(value: Any) -> Any:
@@ -126,34 +77,6 @@ def _environment(value: Any) -> Any:
         return dict(value) if isinstance(value, Mapping) else value
     raise Problems([f"environment: got {short(value)} — expected an environment name such as "
                     "azureml:sklearn-env:1 or a mapping such as {conda_file: conda.yml}"])
-
-
-class InputSpec(BaseModel):
-    """The job's inputs: a folder (``uri_folder``) or one file (``uri_file``) of blobs, or
-    ``tabular`` rows read from CSV, Parquet or JSON-lines files (a folder or one file)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    path: Annotated[str, rule(nonblank, "inputs.path")]
-    type: Literal["uri_folder", "uri_file", "tabular"] = "uri_folder"
-    format: Literal["csv", "parquet", "jsonl"] | None = None
-    # An fnmatch pattern on the blob name relative to the prefix; None = every file.
-    glob: Annotated[str | None, rule(nonblank, "inputs.glob")] = None
-
-    @pydantic.model_validator(mode="after")
-    def _fits_together(self) -> InputSpec:
-        problems: list[str] = []
-        if self.glob is not None and self.type == "uri_file":
-            message = "glob applies to folder inputs (uri_folder, tabular) only; remove it"
-            problems.append(f"inputs.glob: got {short(self.glob)} — {message}")
-        if self.type == "tabular" and self.format is None:
-            problems.append(f"inputs.format: missing — tabular inputs need format: {FORMATS}")
-        if self.type != "tabular" and self.format is not None:
-            why = "format applies to tabular inputs only; add type: tabular or remove format"
-            problems.append(f"inputs.format: got {short(self.format)} — {why}")
-        if problems:
-            raise Problems(problems)
-        return self
 
 
 class JobSpec(BaseModel):
@@ -165,11 +88,12 @@ class JobSpec(BaseModel):
     # Both may be left out for an MLflow model folder: batchfx then scores with its own script.
     entry_script: Annotated[str | None, rule(relative_script, "entry_script")] = None
     source_directory: Annotated[str | None, rule(nonblank, "source_directory")] = None
-    model: Annotated[str | ModelSpec | None, BeforeValidator(_model_value)] = None
+    model: Annotated[str | ModelSpec | None, BeforeValidator(model_value)] = None
     # Several models (Azure ML v1 ``models=[...]``): folders or registered models.
-    models: Annotated[list[str | ModelSpec], BeforeValidator(_models_value)] = Field(
+    models: Annotated[list[str | ModelSpec], BeforeValidator(models_value)] = Field(
         default_factory=list)
-    inputs: Annotated[InputSpec, BeforeValidator(folder_string)]
+    # One input, or several of one kind (files, or tabular of one format) partitioned in turn.
+    inputs: Annotated[InputSpec | list[InputSpec], BeforeValidator(inputs_value)]
     side_inputs: Annotated[dict[str, str], SIDE_INPUTS] = Field(default_factory=dict)
     output: Annotated[str | None, rule(lambda v: storage_path_problem(v) or True)] = None
     mini_batch_size: Annotated[int | str, BeforeValidator(_check_mini_batch_size)] = 10
@@ -213,6 +137,20 @@ class JobSpec(BaseModel):
         return {k: why for k, why in IGNORED_SETTINGS.items() if getattr(self, k) is not None}
 
     @property
+    def input(self) -> InputSpec:
+        """The first input: what every input of the job shares (type, format) is read here."""
+        return self.inputs[0] if isinstance(self.inputs, list) else self.inputs
+
+    @property
+    def input_list(self) -> list[InputSpec]:
+        """Every input, in the order they are partitioned."""
+        return list(self.inputs) if isinstance(self.inputs, list) else [self.inputs]
+
+    def input_field(self, index: int) -> str:
+        """How problems name input ``index``: ``inputs`` alone, ``inputs[1]`` of several."""
+        return f"inputs[{index}]" if isinstance(self.inputs, list) else "inputs"
+
+    @property
     def model_entries(self) -> list[tuple[str, str]]:
         """(field, path or reference) of every model the spec names: ``model`` or
         ``models[i]``."""
@@ -231,7 +169,7 @@ class JobSpec(BaseModel):
     @property
     def mini_batch_limit(self) -> MiniBatchSize:
         """``mini_batch_size`` parsed: a file count or a byte size."""
-        return parse_mini_batch_size(self.mini_batch_size, tabular=self.inputs.type == "tabular")
+        return parse_mini_batch_size(self.mini_batch_size, tabular=self.input.type == "tabular")
 
     def to_record(self) -> dict[str, Any]:
         """Canonical JSON-able dict: v1 names, defaults filled."""
@@ -267,12 +205,16 @@ class JobSpec(BaseModel):
         problems: list[str] = []
         if self.output is None and self.output_action != "summary_only":
             problems.append(OUTPUT_REQUIRED)
-        if self.partition_keys and self.inputs.type == "uri_file":
+        if self.output_action == "per_input_file" and len(self.input_list) > 1:
+            problems.append("output_action: got 'per_input_file' — its output files are named "
+                            "after the input files, which several inputs may share; run a job "
+                            "per input, or use append_row")
+        if self.partition_keys and any(i.type == "uri_file" for i in self.input_list):
             why = ("a uri_file input is one file; use a uri_folder with key=value folders, or "
                    "type: tabular, or remove partition_keys")
             problems.append(f"partition_keys: got {short(self.partition_keys)} — {why}")
         problems += output_option_problems(
-            tabular=self.inputs.type == "tabular", output_action=self.output_action,
+            tabular=self.input.type == "tabular", output_action=self.output_action,
             join_input=self.join_input, partition_output=self.partition_output,
             partition_keys=self.partition_keys)
         name = self.append_row_file_name
@@ -322,6 +264,8 @@ def _normalise(data: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str], dict
             both = f"both given ({short(out[v1])} and {short(value)}) — give only one"
             problems.append(f"{v1} and {source}: {both}; {source} is the v2 name of {v1}")
     inputs = out.get("inputs")
+    if isinstance(inputs, list) and inputs:
+        inputs = inputs[0]
     if isinstance(inputs, Mapping) and inputs.get("type") == "tabular":
         out.setdefault("mini_batch_size", "1MB")  # Azure ML's tabular default
     return out, problems, labels

@@ -63,6 +63,11 @@ EXPECTED = {
     "inputs.type": "expected uri_folder, uri_file or tabular",
     "inputs.format": f"expected {FORMATS} (the file format of a tabular input)",
     "inputs.glob": "expected an fnmatch pattern string such as '*.png'",
+    "inputs.name": "expected up to 64 of letters, digits, '_' and '-', starting with a letter "
+    "or '_', e.g. images",
+    "model.path": "expected a non-empty folder path, e.g. ./model",
+    "model.name": "expected 1 to 255 of letters, digits, '-', '_' and '.', starting with a "
+    "letter or digit, e.g. digits-clf",
     "side_inputs": "expected a mapping of name to path string",
     "output": "expected container/prefix in the app's storage account, e.g. results/digits",
     "error_threshold": "expected an integer ≥ -1 (failed items allowed; -1 = ignore)",

@@ -11,7 +11,7 @@ from batchfx.errors import InputError, SpecError
 from batchfx.mlflow_scoring.detect import find_mlmodel_in
 from batchfx.models import parse_model_reference
 from batchfx.partition import select_files
-from batchfx.spec import JobSpec, split_source_path, split_storage_path
+from batchfx.spec import InputSpec, JobSpec, split_source_path, split_storage_path
 from batchfx.staging import folder_version
 from batchfx.storage import LOCAL, Storage, is_local_path
 
@@ -30,10 +30,16 @@ def _model_paths(spec: JobSpec) -> list[tuple[str, str]]:
     return out
 
 
+def _inputs(spec: JobSpec) -> dict[str, InputSpec]:
+    """Each input by how problems name its path: ``inputs.path``, or ``inputs[1].path``."""
+    return {f"{spec.input_field(i)}.path": source for i, source in enumerate(spec.input_list)}
+
+
 def storage_path_problems(storage: Storage, spec: JobSpec) -> list[str]:
     """Problems with the spec's storage locations: refused before anything is written."""
     problems: list[str] = []
-    fields: list[tuple[str, str]] = [("inputs.path", spec.inputs.path)]
+    fields: list[tuple[str, str]] = [(field, source.path)
+                                     for field, source in _inputs(spec).items()]
     if spec.source_directory:
         fields.append(("source_directory", spec.source_directory))
     fields += _model_paths(spec)
@@ -92,16 +98,17 @@ def _missing(storage: Storage, spec: JobSpec, field: str, path: str, container: 
                                       if container == LOCAL else
                                       "upload the code folder with it"))
         return None
-    if field == "inputs.path" and spec.inputs.type == "uri_file":
+    source = _inputs(spec).get(field)
+    if source is not None and source.type == "uri_file":
         return None if files.exists(container, prefix) else (
-            f"inputs.path: file {path!r} does not exist")
-    if (field == "inputs.path" and spec.inputs.type == "tabular" and prefix
+            f"{field}: file {path!r} does not exist")
+    if (source is not None and source.type == "tabular" and prefix
             and files.exists(container, prefix)):
         return None  # a tabular path may name one file
-    if field != "inputs.path" and (os.path.isfile(prefix) if container == LOCAL else
-                                   bool(prefix) and files.exists(container, prefix)):
+    if source is None and (os.path.isfile(prefix) if container == LOCAL else
+                           bool(prefix) and files.exists(container, prefix)):
         return None  # a model or side input may be one file
-    if not _any_blob(storage, container, prefix, data_only=field == "inputs.path"):
+    if not _any_blob(storage, container, prefix, data_only=source is not None):
         return f"{field}: nothing found under {path!r} — zero inputs to score"
     return None
 

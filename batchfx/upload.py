@@ -6,6 +6,7 @@ import functools
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,13 @@ def _local(value: str | None, spec_dir: Path) -> Path | None:
     return path if path.exists() else None
 
 
+def _each_input(inputs: Any, change: Callable[[str, dict[str, Any]], dict[str, Any]]) -> Any:
+    """A record's ``inputs`` (one mapping, or a list of them) with each changed."""
+    if isinstance(inputs, list):
+        return [change(f"inputs[{i}]", item) for i, item in enumerate(inputs)]
+    return change("inputs", inputs)
+
+
 def _registered(field: str, value: str) -> bool:
     """Whether a model field names a registered model (name:version, azureml:…)."""
     try:
@@ -142,12 +150,15 @@ def in_place_paths(record: dict[str, Any], spec_dir: Path, *, storage_paths: boo
     if isinstance(out.get("models"), list):
         out["models"] = [map_model_path(value, functools.partial(place, f"models[{i}]"))
                          for i, value in enumerate(out["models"])]
-    inputs = dict(out["inputs"])
-    data = _local(inputs["path"], spec_dir)
-    inputs["path"] = place("inputs.path", inputs["path"])
-    if data is not None and data.is_file() and inputs.get("type") != "tabular":
-        inputs["type"] = "uri_file"  # a tabular input may be one file too
-    out["inputs"] = inputs
+    def place_input(field: str, given: dict[str, Any]) -> dict[str, Any]:
+        inputs = dict(given)
+        data = _local(inputs["path"], spec_dir)
+        inputs["path"] = place(f"{field}.path", inputs["path"])
+        if data is not None and data.is_file() and inputs.get("type") != "tabular":
+            inputs["type"] = "uri_file"  # a tabular input may be one file too
+        return inputs
+
+    out["inputs"] = _each_input(out["inputs"], place_input)
     out["side_inputs"] = {name: place(f"side_inputs.{name}", v)
                           for name, v in out.get("side_inputs", {}).items()}
     if problems:
@@ -178,15 +189,19 @@ def upload_local_paths(storage: Storage, record: dict[str, Any], spec_dir: Path)
         out["model"] = map_model_path(out["model"], upload_model)
     if isinstance(out.get("models"), list):
         out["models"] = [map_model_path(v, upload_model) for v in out["models"]]
-    inputs = dict(out["inputs"])
-    data = _local(inputs["path"], spec_dir)
-    if data is not None:
-        if data.is_dir() and not any(data.iterdir()):
-            problems.append(f"inputs.path: folder {str(data)!r} is empty — zero inputs to score")
-        inputs["path"] = upload_folder(storage, data, "inputs")
-        if data.is_file() and inputs.get("type") != "tabular":
-            inputs["type"] = "uri_file"  # a tabular input may be one file too
-    out["inputs"] = inputs
+    def upload_input(field: str, given: dict[str, Any]) -> dict[str, Any]:
+        inputs = dict(given)
+        data = _local(inputs["path"], spec_dir)
+        if data is not None:
+            if data.is_dir() and not any(data.iterdir()):
+                problems.append(f"{field}.path: folder {str(data)!r} is empty — zero inputs "
+                                "to score")
+            inputs["path"] = upload_folder(storage, data, "inputs")
+            if data.is_file() and inputs.get("type") != "tabular":
+                inputs["type"] = "uri_file"  # a tabular input may be one file too
+        return inputs
+
+    out["inputs"] = _each_input(out["inputs"], upload_input)
     out["side_inputs"] = {name: (upload_folder(storage, p, "side")
                                  if (p := _local(v, spec_dir)) else v)
                           for name, v in out.get("side_inputs", {}).items()}

@@ -215,3 +215,16 @@ def test_without_a_serve_commands_say_how_to_find_one(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "no app to talk to: start `batchfx serve`" in done.stderr
+
+
+def test_run_reads_several_local_inputs_in_place(connection_string: str, unique_name: str,
+                                                 tmp_path: Path) -> None:
+    spec = _job_folder(tmp_path, "echo.py", {"a.txt": "1"}, inputs=["inputs", "more"])
+    (tmp_path / "job" / "more").mkdir()
+    (tmp_path / "job" / "more" / "b.txt").write_text("2")
+    out = tmp_path / "out"
+    done = subprocess.run([*BATCHFX, "run", str(spec), "--output", str(out), "--quiet"],
+                          env=_env(connection_string, unique_name, tmp_path),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert lines((out / "parallel_run_step.txt").read_text()) == ["a.txt 1", "b.txt 2"]
