@@ -89,7 +89,8 @@ def _stage(storage: Storage, job: JobRecord, field: str, path: str) -> str:
             _staged[key] = local_folder(storage, prefix, pinned)
         else:
             cache = os.path.join(storage.settings.work_dir, "snapshots")
-            _staged[key] = stage_folder(storage, container, prefix, cache, pinned)
+            _staged[key] = stage_folder(storage, container, prefix, cache, pinned,
+                                        read_only=field != "source_directory")
     return _staged[key]
 
 

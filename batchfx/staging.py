@@ -65,13 +65,15 @@ def _skipped(relative: str) -> bool:
 
 
 def stage_folder(storage: Storage, container: str, prefix: str, cache_root: str,
-                 pinned: str | None = None) -> str:
+                 pinned: str | None = None, *, read_only: bool = False) -> str:
     """Fetch a folder once per content version; later calls reuse the local copy.
 
     The cache key is the listing's names and versions, so a changed folder is fetched
     again, and the copy is moved into place atomically so two workers never see half of
     it. With ``pinned`` (the version recorded when the job was submitted), a folder that
     changed since fails with InputError instead of running other code than submitted.
+    ``read_only``: the files are made read-only (models and side inputs, which every
+    mini-batch and job of this version shares; a script writing there gets an error).
     """
     version, refs = folder_version(storage, container, prefix)
     _check_pin(prefix, version, pinned)
@@ -87,6 +89,10 @@ def stage_folder(storage: Storage, container: str, prefix: str, cache_root: str,
     staging = tempfile.mkdtemp(prefix=".staging-", dir=cache_root)
     try:
         download_items(storage, container, parent, refs, staging)
+        if read_only:
+            for folder, _, names in os.walk(staging):
+                for name in names:
+                    os.chmod(os.path.join(folder, name), 0o444)
         with _lock:
             try:
                 os.rename(staging, target)

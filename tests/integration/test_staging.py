@@ -1,0 +1,58 @@
+"""Staging a job's folders (code, models, side inputs) from storage onto the worker."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from batchfx.errors import InputError
+from batchfx.settings import Settings
+from batchfx.staging import folder_version, stage_folder
+from batchfx.storage import Storage
+
+pytestmark = pytest.mark.azurite
+
+
+@pytest.fixture
+def storage(connection_string: str, unique_name: str, tmp_path: Path) -> Storage:
+    store = Storage.from_settings(Settings(
+        connection_string=connection_string, jobs_container=unique_name,
+        queue_name=unique_name, jobs_table=unique_name + "jobs",
+        minibatches_table=unique_name + "mb", work_dir=str(tmp_path / "work")))
+    store.ensure_resources()
+    container = store.settings.jobs_container
+    store.blobs.upload(container, "side/labels/names.txt", b"zero\n")
+    store.blobs.upload(container, "side/labels/sub/more.txt", b"one\n")
+    store.blobs.upload(container, "models/clf.pkl", b"pickle")
+    return store
+
+
+def test_a_side_input_is_staged_once_and_read_only(storage: Storage, tmp_path: Path) -> None:
+    container = storage.settings.jobs_container
+    cache = str(tmp_path / "cache")
+    staged = stage_folder(storage, container, "side/labels", cache, read_only=True)
+    files = sorted(p.relative_to(staged).as_posix() for p in Path(staged).rglob("*")
+                   if p.is_file())
+    assert files == ["names.txt", "sub/more.txt"]
+    assert all(stat.S_IMODE(os.stat(Path(staged) / f).st_mode) == 0o444 for f in files)
+    assert stage_folder(storage, container, "side/labels", cache, read_only=True) == staged
+    code = stage_folder(storage, container, "side/labels/sub", str(tmp_path / "code"))
+    assert stat.S_IMODE(os.stat(Path(code) / "more.txt").st_mode) & 0o200  # writable
+
+
+def test_a_model_that_is_one_blob_is_staged_as_that_file(storage: Storage,
+                                                         tmp_path: Path) -> None:
+    container = storage.settings.jobs_container
+    staged = stage_folder(storage, container, "models/clf.pkl", str(tmp_path / "cache"))
+    assert Path(staged).name == "clf.pkl" and Path(staged).read_bytes() == b"pickle"
+
+
+def test_a_folder_changed_since_submit_is_refused(storage: Storage, tmp_path: Path) -> None:
+    container = storage.settings.jobs_container
+    pinned = folder_version(storage, container, "side/labels")[0]
+    storage.blobs.upload(container, "side/labels/names.txt", b"changed\n")
+    with pytest.raises(InputError, match="changed after the job was submitted"):
+        stage_folder(storage, container, "side/labels", str(tmp_path / "cache"), pinned)
