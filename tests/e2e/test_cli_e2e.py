@@ -228,3 +228,28 @@ def test_run_reads_several_local_inputs_in_place(connection_string: str, unique_
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert lines((out / "parallel_run_step.txt").read_text()) == ["a.txt 1", "b.txt 2"]
+
+
+def test_run_scores_a_v1_azureml_core_script_unchanged(connection_string: str,
+                                                        unique_name: str,
+                                                        tmp_path: Path) -> None:
+    spec = _job_folder(tmp_path, "v1_azureml_core.py", {"a.txt": "1", "b.txt": "2"},
+                       model={"name": "digits-clf", "path": "weights/model"},
+                       side_inputs={"labels": "labels"})
+    (tmp_path / "job" / "weights" / "model").mkdir(parents=True)
+    (tmp_path / "job" / "weights" / "model" / "weights.txt").write_text("w5")
+    (tmp_path / "job" / "labels").mkdir()
+    (tmp_path / "job" / "labels" / "names.txt").write_text("zero")
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text('{"cog-key": "s3cret"}')
+    env = {**_env(connection_string, unique_name, tmp_path),
+           "BATCHFX_SECRETS_FILE": str(secrets)}
+    out = tmp_path / "out"
+    done = subprocess.run([*BATCHFX, "run", str(spec), "--output", str(out), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert lines((out / "parallel_run_step.txt").read_text()) == [
+        f"{n}.txt weights=w5 key_ok=True model=model datasets=['labels']" for n in "ab"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["tags"] == {"model": "digits-clf"}
+    assert "s3cret" not in (out / "metrics.json").read_text()
