@@ -179,3 +179,30 @@ def test_the_models_api_answers_400_for_a_bad_model_and_404_for_an_unknown_one(
     assert [m["name"] for m in app.api._call("GET", "models")["models"]] == ["clf"]
     with pytest.raises(JobNotFoundError, match="no model named 'other'"):
         app.api._call("GET", "models/other")
+
+
+def test_the_v2_script_runs_unchanged_as_a_deployment_and_a_published_pipeline(
+        app: App) -> None:
+    assert app.api is not None
+    container = app.settings.jobs_container
+    code = app.upload_script("v2_model_dir.py", folder="v2code")
+    registered = _register(app, "heart-clf", {"weights.txt": "h1"})
+    app.api._call("POST", "deployments", {
+        **V1_DEPLOYMENT, "name": "heart-v2",
+        "code_configuration": {"code": code, "scoring_script": "score.py"},
+        "model": f"azureml:{registered['name']}@latest"})
+    inputs = app.upload_inputs({"p1.txt": "1", "p2.txt": "2"})
+    app.api._call("POST", "pipelines", {
+        "name": "heart-nightly", "deployment": "heart-v2",
+        "parameters": {"folder": {"type": "string"}},
+        "inputs": "${{parameters.folder}}", "output": f"{container}-out/heart"})
+    for job_id in (
+            app.api._call("POST", "deployments/heart-v2/jobs", {
+                "inputs": inputs, "output": f"{container}-out/dep2"})["id"],
+            app.api._call("POST", "pipelines/heart-nightly", {
+                "ParameterAssignments": {"folder": inputs}})["Id"]):
+        view = app.wait(job_id)
+        assert view["state"] == "completed", view
+        assert view["models"] == ["heart-clf:1"]
+        assert lines(app.outputs(view)["predictions.txt"]) == ["p1.txt weights=h1",
+                                                               "p2.txt weights=h1"]
