@@ -73,6 +73,9 @@ param leaseMarginSeconds string = '60'
 @description('BATCHFX_WORK_DIR: local scratch directory on each instance.')
 param workDir string = '/tmp/batchfx'
 
+@description('Name of an existing Key Vault in this resource group that scoring scripts read with azureml.core\'s get_secret (BATCHFX_KEY_VAULT_URL); the app\'s identity gets Key Vault Secrets User on it. Empty: none.')
+param keyVaultName string = ''
+
 // Flex Consumption scale.
 
 @description('Most instances the function app scales out to.')
@@ -301,7 +304,14 @@ var functionAppHostSettings = {
 var cpuScorerOff = {
   AzureWebJobs_score_mini_batch_queue_Disabled: 'true'
 }
-var functionAppSettings = union(batchfxSettings, functionAppHostSettings, scoreOnFunctionApp ? {} : cpuScorerOff)
+resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = if (!empty(keyVaultName)) {
+  name: empty(keyVaultName) ? 'none' : keyVaultName
+}
+// The vault URL from its name (https://<name>.vault.azure.net/ in the public cloud).
+var keyVaultSettings = empty(keyVaultName) ? {} : {
+  BATCHFX_KEY_VAULT_URL: 'https://${keyVaultName}${environment().suffixes.keyvaultDns}/'
+}
+var functionAppSettings = union(batchfxSettings, functionAppHostSettings, keyVaultSettings, scoreOnFunctionApp ? {} : cpuScorerOff)
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   name: functionAppName
@@ -351,6 +361,17 @@ module functionAppStorageRoles 'modules/storage-roles.bicep' = {
   name: 'storage-roles-${functionAppName}'
   params: {
     storageAccountName: storage.name
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Key Vault Secrets User: read secrets (get_secret in scoring scripts), nothing else.
+resource keyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(keyVaultName)) {
+  name: guid(resourceGroup().id, keyVaultName, functionAppName, '4633458b-17de-408a-b874-0445c86b69e6')
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '4633458b-17de-408a-b874-0445c86b69e6')
     principalId: functionApp.identity.principalId
     principalType: 'ServicePrincipal'
   }
