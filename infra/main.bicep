@@ -434,7 +434,7 @@ module gpuScorer 'modules/gpu-scorer.bicep' = if (deployGpuScorer) {
     storageAccountName: storage.name
     logAnalyticsWorkspaceName: logAnalytics.name
     appInsightsConnectionString: appInsights.properties.ConnectionString
-    settings: batchfxSettings
+    settings: union(batchfxSettings, keyVaultSettings)
     disabledFunctions: gpuDisabledFunctions
   }
   dependsOn: [
