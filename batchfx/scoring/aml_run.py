@@ -5,8 +5,8 @@
 job's facts (``RunInfo``, the models' paths) and, only where the real ``azureml.core`` is not
 installed, puts the shim on ``sys.path``. ``Run.log``/``tag`` calls are appended as JSON lines
 to ``<worker log>.metrics.jsonl``, which is uploaded with the log and merged by finalize
-(``batchfx.run_metrics``). Secrets come from an Azure Key Vault (managed identity) or a
-local secrets file, and are never logged.
+(``batchfx.run_metrics``). Secrets are read by the worker and passed over the script's pipe
+(``batchfx.scoring.secrets``): the script process holds no credential.
 """
 
 from __future__ import annotations
@@ -17,17 +17,18 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 from batchfx.scoring.contract import RunInfo, ScriptConfig
+from batchfx.scoring.secrets import read_secret
 
 __all__ = ["COMPAT_DIR", "CompatError", "current", "get_secret", "install", "logged",
-           "metrics_path", "model_path", "record", "unsupported"]
+           "metrics_path", "model_path", "record", "set_broker", "unsupported"]
 
 COMPAT_DIR = str(Path(__file__).with_name("compat"))
-SECRET_ENV_PREFIX = "BATCHFX_SECRET_"
 
 
 class CompatError(NotImplementedError):
@@ -156,61 +157,20 @@ def model_path(name: str, version: int | None = None) -> str:
     return max(found)[1]
 
 
+def set_broker(broker: Callable[[str], str] | None) -> None:
+    """Who answers ``get_secret`` in this process: the worker, over the script's pipe (the
+    script process holds no credential); None: read here (tests, in-process use)."""
+    global _broker
+    _broker = broker
+
+
+_broker: Callable[[str], str] | None = None
+
+
 def get_secret(name: str) -> str:
-    """A secret by name: the app's Azure Key Vault, else the local secrets file, else the
-    app's ``BATCHFX_SECRET_<NAME>`` environment variable. The value is never logged."""
+    """A secret by name, read by the worker for the script (``batchfx.scoring.secrets``).
+    The value is never logged."""
     if not isinstance(name, str) or not name:
         raise ValueError("get_secret: give the secret's name, e.g. get_secret('cog-key')")
     info = current().info
-    if info.key_vault_url:
-        return _vault_secret(info.key_vault_url, name)
-    if info.secrets_file:
-        secrets = _secrets_file(info.secrets_file)
-        if name in secrets:
-            return secrets[name]
-    variable = SECRET_ENV_PREFIX + "".join(c if c.isalnum() else "_" for c in name).upper()
-    if variable in os.environ:
-        return os.environ[variable]
-    where = (f"the secrets file {info.secrets_file} (BATCHFX_SECRETS_FILE) or "
-             if info.secrets_file else "")
-    raise KeyError(f"get_secret({name!r}): no such secret in {where}the environment variable "
-                   f"{variable} — add it there, or set BATCHFX_KEY_VAULT_URL to read an Azure "
-                   "Key Vault")
-
-
-def _secrets_file(path: str) -> dict[str, str]:
-    """A JSON object of name -> value, or KEY=VALUE lines (``#`` comments)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise OSError(f"get_secret: cannot read the secrets file {path} "
-                      f"(BATCHFX_SECRETS_FILE): {exc.strerror or exc}") from None
-    if text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ValueError(f"get_secret: the secrets file {path} is not valid JSON "
-                             f"(line {getattr(exc, 'lineno', '?')})") from None
-        return {str(k): str(v) for k, v in data.items()}
-    secrets = {}
-    for line in text.splitlines():
-        key, sep, value = line.strip().partition("=")
-        if sep and key and not key.startswith("#"):
-            secrets[key.strip()] = value.strip().strip('"').strip("'")
-    return secrets
-
-
-def _vault_secret(url: str, name: str) -> str:
-    from azure.core.exceptions import AzureError, ResourceNotFoundError
-    from azure.identity import DefaultAzureCredential
-    from azure.keyvault.secrets import SecretClient
-
-    client = SecretClient(url, DefaultAzureCredential(exclude_interactive_browser_credential=True))
-    try:
-        value = client.get_secret(name).value
-    except ResourceNotFoundError:
-        raise KeyError(f"get_secret({name!r}): no such secret in the Key Vault {url}") from None
-    except AzureError as exc:
-        raise RuntimeError(f"get_secret({name!r}): reading the Key Vault {url} failed: "
-                           f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
-    return value or ""
+    return _broker(name) if _broker is not None else read_secret(info, name)

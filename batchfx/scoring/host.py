@@ -10,6 +10,10 @@ Frames are length-prefixed pickles (``multiprocessing.connection.Connection``).
      MiniBatchContext)                   segments) | ("error", TryError, items | None)
     ("shutdown",)                       ("bye", TryError | None), then the child exits
 
+While init() or run() runs, the script's ``get_secret`` sends ``("secret", name)`` and the
+parent answers ``("secret", value)`` or ``("secret-error", type, message)``: the parent
+holds the credentials, this process none (``batchfx.scoring.secrets``).
+
 A ``TabularBatch`` is read here into one DataFrame (``items`` = its rows), so the frame
 never crosses the pipe; a list of paths is passed to run() as is. What run() returns is
 shaped here too (``join_input``; ``per_input_file`` segments, see ``scoring.shaping``).
@@ -49,6 +53,7 @@ from batchfx.scoring.contract import (
     evaluate_result,
     is_dataframe,
 )
+from batchfx.scoring.secrets import raise_secret_error
 from batchfx.scoring.shaping import (
     ShapeError,
     file_runs,
@@ -333,8 +338,25 @@ def _die_with_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
+def _secret_broker(conn_in: Connection, conn_out: Connection) -> Callable[[str], str]:
+    """``get_secret`` asked of the parent, which holds the credentials (one at a time: a
+    script's threads share the pipe)."""
+    lock = threading.Lock()
+
+    def ask(name: str) -> str:
+        with lock:
+            conn_out.send(("secret", name))
+            reply = conn_in.recv()
+        if reply[0] == "secret":
+            return str(reply[1])
+        raise_secret_error(str(reply[1]), str(reply[2]))
+        raise AssertionError("unreachable")
+    return ask
+
+
 def serve(conn_in: Connection, conn_out: Connection) -> int:
     """Answer the parent's requests until shutdown, an init error or EOF."""
+    aml_run.set_broker(_secret_broker(conn_in, conn_out))
     host = ScriptHost(notify=conn_out.send)
     while True:
         try:

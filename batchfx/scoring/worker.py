@@ -29,6 +29,7 @@ from batchfx.scoring.contract import (
     TryOutcome,
     TryPhase,
 )
+from batchfx.scoring.secrets import answer_secret, script_environment
 from batchfx.tabular.batch import TabularBatch
 
 __all__ = ["ScriptWorker"]
@@ -75,6 +76,7 @@ class _Child:
     def __init__(self, config: ScriptConfig) -> None:
         self.key = config.key
         self.log_path = config.log_path
+        self._run_info = config.run_info
         self.worker_id = ""
         child_in, parent_out = os.pipe()
         parent_in, child_out = os.pipe()
@@ -84,7 +86,8 @@ class _Child:
                 Path(config.log_path).parent.mkdir(parents=True, exist_ok=True)
                 flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
                 log = os.open(config.log_path, flags, 0o644)
-            env = dict(os.environ, PYTHONUNBUFFERED="1")
+            # No credential in the script's process: the worker brokers what it needs.
+            env = dict(script_environment(os.environ), PYTHONUNBUFFERED="1")
             env["PYTHONPATH"] = _child_pythonpath()
             if not env["PYTHONPATH"]:
                 del env["PYTHONPATH"]
@@ -136,7 +139,10 @@ class _Child:
             try:
                 if self._recv_conn.poll(min(remaining, _POLL_SECONDS)):
                     reply: tuple[Any, ...] = self._recv_conn.recv()
-                    return reply
+                    if reply[0] != "secret":
+                        return reply
+                    self.send(answer_secret(self._run_info, reply[1]))  # get_secret()
+                    continue
             except EOFError:
                 raise _ChildGone(self._death()) from None
             except Exception as exc:  # a broken frame: treat the child as lost

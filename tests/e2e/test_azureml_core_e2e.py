@@ -206,3 +206,14 @@ def test_the_v2_script_runs_unchanged_as_a_deployment_and_a_published_pipeline(
         assert view["models"] == ["heart-clf:1"]
         assert lines(app.outputs(view)["predictions.txt"]) == ["p1.txt weights=h1",
                                                                "p2.txt weights=h1"]
+
+
+def test_the_script_process_holds_no_credential_and_gets_secrets_from_the_worker(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATCHFX_SECRET_COG_KEY", "s3cret")
+    app.stop()
+    app.start()  # its workers hold the storage connection string and the secret variable
+    view = app.wait(app.submit(app.spec("env_probe.py", {"a.txt": "1"})))
+    assert view["state"] == "completed", view
+    assert lines(app.outputs(view)["parallel_run_step.txt"]) == [
+        "a.txt storage=False secret_vars=False key_ok=True"]

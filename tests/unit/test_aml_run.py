@@ -16,6 +16,7 @@ import pytest
 
 from batchfx.scoring import aml_run
 from batchfx.scoring.contract import RunInfo, ScriptConfig
+from batchfx.scoring.secrets import SECRET_ENV_PREFIX
 
 MODELS = (("clf", 1, "/m/clf/1/clf"), ("clf", 3, "/m/clf/3/clf"),
           ("labels", 2, "/m/labels/2/labels.json"))
@@ -26,7 +27,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts without a job and leaves sys.path and the module's state as found."""
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(aml_run, "_state", None)
-    for name in [k for k in os.environ if k.startswith(aml_run.SECRET_ENV_PREFIX)]:
+    for name in [k for k in os.environ if k.startswith(SECRET_ENV_PREFIX)]:
         monkeypatch.delenv(name)
     yield
 
