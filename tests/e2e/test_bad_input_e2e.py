@@ -68,7 +68,11 @@ def _cases(code: str, inputs: str, out: str) -> list[Case]:
         ("output in app container", spec(output=f"{code.split('/')[0]}/x"), 400,
          "holds the app's job state"),
         ("inputs from app state", spec(inputs=f"{code.split('/')[0]}/jobs"), 400,
-         "is the app's job state"),
+         "holds the app's job state"),
+        ("inputs at the app container's root", spec(inputs={
+            "path": code.split("/")[0], "glob": "jobs/*"}), 400, "the whole container"),
+        ("model from the host's keys", spec(model="azure-webjobs-secrets"), 400,
+         "function keys"),
         ("mini_batch_size zero", spec(mini_batch_size=0), 400, "mini_batch_size"),
         ("mini_batch_size text", spec(mini_batch_size="ten"), 400, "mini_batch_size: got 'ten'"),
         ("mini_batch_size bool", spec(mini_batch_size=True), 400, "mini_batch_size"),
