@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from batchfx.errors import JobStateError, OutputError
+from batchfx.errors import JobStateError, OutputError, StorageError
 from batchfx.isolating import load_item_errors
 from batchfx.jobs import get_job, job_progress, job_view, transition_job
 from batchfx.output_files import write_job_outputs
@@ -148,6 +148,12 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
             final, why = JobState.COMPLETED, reason or "every mini-batch finished"
         except OutputError as exc:
             final, why = JobState.FAILED, f"assembling the output failed: {exc}"
+        except StorageError:
+            raise  # storage unreachable: the activity is tried again
+        except Exception as exc:  # never leave a job finalizing: it ends, saying why
+            logger.exception("job %s: assembling the output failed", job_id)
+            final, why = JobState.FAILED, (f"assembling the output failed: "
+                                           f"{type(exc).__name__}: {exc}")
         try:
             job = transition_job(storage, job_id, final, allowed_from=[JobState.FINALIZING],
                                  reason=why)
@@ -162,11 +168,20 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
         records = _records(storage, job_id)
     else:
         records = _records(storage, job_id)
-    _write_reports(storage, job, records)
-    metrics = write_metrics(storage, job)
-    _write_summary(storage, job)
-    # Clients wait for this flag, not only the state: the reports exist once it is set.
-    extra = dict(job.extra, outputs_ready=True, **({"metrics": metrics} if metrics else {}))
+    extra = dict(job.extra, outputs_ready=True)
+    try:
+        _write_reports(storage, job, records)
+        metrics = write_metrics(storage, job)
+        if metrics:
+            extra["metrics"] = metrics
+        _write_summary(storage, job)
+    except StorageError:
+        raise  # storage unreachable: the activity is tried again
+    except Exception as exc:  # a job must end even when its reports cannot be written
+        logger.exception("job %s: writing the reports failed", job_id)
+        extra["reports_error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
+    # Clients wait for this flag, not only the state: the reports exist once it is set
+    # (or reports_error says why they do not).
     job = transition_job(storage, job_id, job.state, extra=extra)
     if job.state is JobState.COMPLETED and job.extra.get("reuse_key"):
         remember_result(storage, str(job.extra["reuse_key"]), job)

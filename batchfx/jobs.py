@@ -297,6 +297,8 @@ def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
         "reason": job.reason or None,
         "error": job.error or None,
         "outputs_ready": bool(job.extra.get("outputs_ready")),
+        **({"reports_error": job.extra["reports_error"]} if job.extra.get("reports_error")
+           else {}),
         "reused_from": job.extra.get("reused_from"),
         "ignored_settings": {k: why for k, why in IGNORED_SETTINGS.items()
                              if spec.get(k) is not None},

@@ -218,6 +218,9 @@ class JobSpec(BaseModel):
             join_input=self.join_input, partition_output=self.partition_output,
             partition_keys=self.partition_keys)
         name = self.append_row_file_name
+        if name == "logs":
+            problems.append("append_row_file_name: got 'logs' — that is the folder of the "
+                            "workers' logs next to the rows; choose another name")
         if (self.output_action == "append_row" and not self.partition_output
                 and name in REPORT_FILES):
             problems.append(f"append_row_file_name: got {name!r} — that is the name of a report "

@@ -37,7 +37,8 @@ __all__ = [
 ]
 
 NAME_RE = re.compile(r"^(?=.{3,32}$)[a-z]([-a-z0-9]*[a-z0-9])?$")
-FILE_NAME_RE = re.compile(r"^(?!.*\.\.)(?=.*\S)[^/\\\x00]{1,255}$")  # no '..', not blank
+# A file name: no '/', '\', '..' or control characters, not blank, not only dots.
+FILE_NAME_RE = re.compile(r"^(?!\.+$)(?!.*\.\.)(?=.*\S)[^/\\\x00-\x1f\x7f]{1,255}$")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 FORMATS = "csv, parquet or jsonl"
@@ -74,7 +75,8 @@ EXPECTED = {
     "allowed_failed_count": "expected an integer ≥ -1 (failed mini-batches allowed; -1 = ignore)",
     "allowed_failed_percent": "expected a number from 0 to 100 (100 = ignore)",
     "output_action": "expected append_row, summary_only or per_input_file",
-    "append_row_file_name": "expected a file name without '/', '\\' or '..', e.g. results.txt",
+    "append_row_file_name": "expected a file name without '/', '\\', '..' or control "
+    "characters, not only dots, e.g. results.txt",
     "output_format": "expected text, csv, parquet or jsonl",
     "append_row_header": "expected true or false",
     "run_invocation_timeout": "expected a whole number of seconds > 0",

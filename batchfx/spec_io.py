@@ -53,12 +53,21 @@ def read_spec_document(file: Path, text: str) -> object:
         raise SpecError([f"{where}: invalid YAML — {reason}"]) from None
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_PATH = 1024
+
+
 def storage_path_problem(path: str) -> str | None:
     """Why ``path`` is not a valid ``container/prefix``, or None when it is."""
     if _URL_RE.match(path):
         return "URLs are not accepted; give container/prefix in the app's storage account"
     if "\\" in path:
         return "backslashes are not allowed; separate container and prefix with '/'"
+    if _CONTROL_RE.search(path):
+        return "control characters (such as NUL or a line break) are not allowed in a path"
+    if len(path) > _MAX_PATH:
+        return (f"{len(path)} characters, over the {_MAX_PATH:,} a blob name may have in Azure "
+                "storage")
     if path.startswith("/"):
         return "expected container/prefix without a leading '/', e.g. results/digits"
     segments = path.rstrip("/").split("/")
@@ -84,6 +93,9 @@ def split_source_path(field: str, path: str) -> tuple[str, str]:
     which may also be a folder of this machine: an absolute path, read in place where the
     app allows it (``("", path)``: the local "container")."""
     if path.startswith("/"):
+        if _CONTROL_RE.search(path):
+            raise SpecError([f"{field}: got {_short(path)} — control characters (such as NUL "
+                             "or a line break) are not allowed in a path"])
         parts = [p for p in path.split("/") if p]
         if {".", ".."} & set(parts):
             raise SpecError([f"{field}: got {_short(path)} — '.' and '..' are not allowed in a "

@@ -280,3 +280,23 @@ def test_an_environment_of_another_type_is_refused() -> None:
 
 def test_a_description_too_long_is_refused_naming_the_limit() -> None:
     assert "at most 2,000 characters" in the_problem(description="x" * 2001)
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"append_row_file_name": "."}, "append_row_file_name: got '.'"),
+    ({"append_row_file_name": "..."}, "append_row_file_name: got '...'"),
+    ({"append_row_file_name": "a\nb"}, "control characters"),
+    ({"append_row_file_name": "logs"}, "the folder of the workers' logs"),
+    ({"output": "results/a\x00b"}, "control characters (such as NUL"),
+    ({"output": "results/" + "x" * 1100}, "over the 1,024 a blob name may have"),
+])
+def test_names_that_would_break_finalize_are_refused(changes: dict[str, object],
+                                                     expected: str) -> None:
+    assert expected in the_problem(**changes)
+
+
+def test_a_local_path_with_a_nul_is_refused() -> None:
+    from batchfx.spec_io import split_source_path
+
+    with pytest.raises(SpecError, match="control characters"):
+        split_source_path("inputs.path", "/data/a\x00b")
