@@ -29,6 +29,7 @@ from batchfx.invocations import job_spec_for
 from batchfx.jobs import utc_now
 from batchfx.records import JobRecord
 from batchfx.registry import NotRegisteredError
+from batchfx.spec_io import load_yaml
 from batchfx.storage import Storage
 
 __all__ = [
@@ -132,9 +133,11 @@ def parse_job_file(name: str, data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise SpecError([f"{name}: not UTF-8 text"]) from None
     try:
-        doc = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+        doc = json.loads(text) if name.endswith(".json") else load_yaml(text)
     except json.JSONDecodeError as exc:
         raise SpecError([f"{name}: invalid JSON — {exc}"]) from None
+    except RecursionError:
+        raise SpecError([f"{name}: nested too deeply to read"]) from None
     except yaml.YAMLError as exc:
         reason = getattr(exc, "problem", None) or exc
         raise SpecError([f"{name}: invalid YAML — {reason}"]) from None

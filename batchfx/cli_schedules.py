@@ -39,8 +39,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def _read(file: Path) -> Any:
+    from batchfx.spec_io import load_yaml
+
     try:
-        return _jsonable(yaml.safe_load(file.read_text(encoding="utf-8")))
+        return _jsonable(load_yaml(file.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"{file}: cannot read the schedule ({exc})") from None
     except yaml.YAMLError as exc:

@@ -12,8 +12,13 @@ import yaml
 
 from batchfx.errors import SpecError
 
-__all__ = ["read_spec_document", "split_source_path", "split_storage_path",
+__all__ = ["load_yaml", "read_spec_document", "split_source_path", "split_storage_path",
            "storage_path_problem"]
+
+# Values a YAML document may expand to through its aliases (&a ... *a): a few hundred bytes
+# of nested aliases ("billion laughs") would otherwise expand to billions, and every check
+# that walks them (validation, the messages that quote them) would stall the app.
+MAX_YAML_VALUES = 100_000
 
 _CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -36,6 +41,37 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for once its aliases are expanded (memoized)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a node reached again through itself counts once
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[id(node)] = min(size, MAX_YAML_VALUES + 1)
+    return sizes[id(node)]
+
+
+def load_yaml(text: str) -> Any:
+    """A YAML document (safe types, no key given twice), refused with yaml.YAMLError when
+    its aliases expand to more than MAX_YAML_VALUES values."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise yaml.YAMLError(f"its aliases expand to more than {MAX_YAML_VALUES:,} values; "
+                                 "write the values out, or use fewer nested aliases")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def read_spec_document(file: Path, text: str) -> object:
     """The document in ``text`` (JSON or YAML); SpecError names the file, line and column."""
     # JSON first: JSON indented with tabs is valid JSON but not valid YAML.
@@ -44,8 +80,12 @@ def read_spec_document(file: Path, text: str) -> object:
             return json.loads(text)
         except json.JSONDecodeError:
             pass  # YAML flow style such as `{name: x}`: let the YAML parser decide
+        except RecursionError:
+            raise SpecError([f"{file}: nested too deeply to read"]) from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+        return load_yaml(text)
+    except RecursionError:
+        raise SpecError([f"{file}: nested too deeply to read"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)

@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterable
+from stat import S_ISREG
 from typing import Any
 
 from batchfx.errors import ConflictError
@@ -54,8 +55,13 @@ def _changed_files(root: str) -> list[tuple[str, str]]:
         for name in files:
             path = os.path.join(folder, name)
             try:
-                stat = os.stat(path)
+                stat = os.lstat(path)
             except FileNotFoundError:
+                continue
+            if not S_ISREG(stat.st_mode):  # a FIFO would block the upload, a link lead out
+                if _uploaded.get(path) != (-1, 0.0):
+                    _uploaded[path] = (-1, 0.0)
+                    logger.warning("custom output %s is not a regular file: not uploaded", path)
                 continue
             if _uploaded.get(path) != (stat.st_size, stat.st_mtime):
                 changed.append((path, os.path.relpath(path, root).replace(os.sep, "/")))

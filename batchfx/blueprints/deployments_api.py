@@ -76,6 +76,8 @@ def _body(req: func.HttpRequest, *, optional: bool = False) -> dict[str, Any]:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _BadRequest(_problem(400, f"request body is not valid JSON: {exc}")) from None
+    except RecursionError:
+        raise _BadRequest(_problem(400, "request body is nested too deeply to read")) from None
     if not isinstance(body, dict):
         raise _BadRequest(_problem(400, f"request body: got {type(body).__name__} — expected "
                                         "a JSON object"))

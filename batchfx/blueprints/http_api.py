@@ -41,6 +41,8 @@ async def submit_job_http(req: func.HttpRequest, client: df.DurableOrchestration
         spec = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return _problem(400, f"request body is not valid JSON: {exc}")
+    except RecursionError:
+        return _problem(400, "request body is nested too deeply to read")
     request_id = req.headers.get("x-ms-client-request-id", "")
     if len(request_id) > 200:
         return _problem(400, "x-ms-client-request-id: at most 200 characters")

@@ -70,6 +70,8 @@ def create_schedule_http(req: func.HttpRequest) -> func.HttpResponse:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return _problem(400, f"request body is not valid JSON: {exc}")
+    except RecursionError:
+        return _problem(400, "request body is nested too deeply to read")
     try:
         record = create_schedule(app_context.storage(), data)
     except ScheduleError as exc:

@@ -52,6 +52,14 @@ def test_bad_json_is_a_400_naming_the_problem(app: App) -> None:
     assert "not valid JSON" in body["error"]
 
 
+def test_json_nested_too_deeply_is_a_400_not_a_500(app: App) -> None:
+    assert app.runner is not None
+    for path in ("jobs", "deployments", "schedules"):
+        status, body = _post(f"{app.runner.url}/api/{path}", b"[" * 100_000 + b"]" * 100_000,
+                             app.runner.function_key)
+        assert (status, body["error"]) == (400, "request body is nested too deeply to read")
+
+
 def test_oversized_body_is_a_413(app: App) -> None:
     assert app.runner is not None
     status, body = _post(f"{app.runner.url}/api/jobs", b" " * (1024 * 1024 + 1),

@@ -3,9 +3,14 @@ collision between two mini-batches is recorded rather than silently overwritten.
 
 from __future__ import annotations
 
+import os
+import threading
+from pathlib import Path
+
 from batchfx.records import JobRecord, JobState
+from batchfx.scoring.contract import ScriptConfig
 from batchfx.storage import Storage
-from batchfx.worker_outputs import _claim, custom_output_problems
+from batchfx.worker_outputs import _claim, custom_output_problems, sync_worker_outputs
 
 
 def _job(storage: Storage) -> JobRecord:
@@ -38,3 +43,23 @@ def test_a_worker_updating_its_own_file_over_many_mini_batches_is_no_collision(
     assert _claim(storage, job, "worker-stats.json", "host:300", "0000001")
     assert _claim(storage, job, "worker-stats.json", "host:300", "0000007")
     assert custom_output_problems(storage, job, []) == []
+
+
+def test_a_fifo_or_a_link_in_the_output_folder_is_skipped_not_waited_on(
+        storage: Storage, tmp_path: Path) -> None:
+    job = _job(storage)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "result.txt").write_text("kept")
+    os.mkfifo(out / "pipe")  # opening it to read would block until a writer comes
+    (out / "secret-link").symlink_to("/etc/hostname")
+    config = ScriptConfig(code_dir=str(tmp_path), entry_script="score.py", model_dir=None,
+                          output_dir=str(out))
+    done: list[int] = []
+    thread = threading.Thread(target=lambda: done.append(
+        sync_worker_outputs(storage, job, config, "0000001", owner="host:400")), daemon=True)
+    thread.start()
+    thread.join(timeout=120)  # generous: a blocked upload never returns at all
+    assert done == [1]
+    names = [r.name for r in storage.blobs.list_names(job.output_container, "out/job-outputs-1/")]
+    assert names == ["out/job-outputs-1/result.txt"]

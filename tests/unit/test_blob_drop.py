@@ -149,3 +149,10 @@ def test_a_drop_record_is_keyed_by_blob_and_etag() -> None:
     assert key("inbox/d/a/_SUCCESS", "0x1") != key("inbox/d/a/_SUCCESS", "0x2")
     assert key("inbox/d/a/_SUCCESS", "0x1") != key("inbox/d/b/_SUCCESS", "0x1")
     assert "/" not in key("inbox/d/a/_SUCCESS", "0x1")
+
+
+def test_a_dropped_job_file_of_nested_aliases_is_refused_quickly() -> None:
+    bomb = 'a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]\n' + "".join(
+        f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 10))
+    with pytest.raises(SpecError, match="aliases expand to more than 100,000 values"):
+        parse_job_file("inbox/d/bomb.job.yml", bomb.encode())

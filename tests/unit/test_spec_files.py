@@ -178,3 +178,39 @@ def test_a_bad_tabular_size_and_a_missing_format_are_both_reported() -> None:
                         "jsonl"]  # the size is checked once the inputs are valid
     problem = the_problem(inputs=TABULAR, mini_batch_size="lots")
     assert problem.startswith("mini_batch_size: got 'lots' — expected a size in bytes")
+
+
+def _alias_bomb(levels: int) -> str:
+    """A few hundred bytes of YAML whose aliases expand to 9**levels values."""
+    text = 'a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]\n'
+    for i in range(1, levels + 1):
+        text += f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n"
+    return text
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    file = tmp_path / "job.yml"
+    file.write_text(_alias_bomb(9))  # 9**10 values expanded: the app would stall on it
+    with pytest.raises(SpecError) as info:
+        load_job_spec(file)
+    assert info.value.problems == [f"{file}: invalid YAML — its aliases expand to more than "
+                                   "100,000 values; write the values out, or use fewer nested "
+                                   "aliases"]
+
+
+def test_yaml_aliases_of_ordinary_size_still_work(tmp_path: Path) -> None:
+    file = tmp_path / "job.yml"
+    file.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in BASE.items()
+                            if k != "environment_variables")
+                    + "environment_variables: &env {MODE: fast}\n"
+                    + "side_inputs: {labels: &labels data/labels, again: *labels}\n")
+    spec, _ = load_job_spec(file)
+    assert spec.side_inputs == {"labels": "data/labels", "again": "data/labels"}
+    assert spec.environment_variables == {"MODE": "fast"}
+
+
+def test_json_nested_too_deeply_is_refused_not_crashing(tmp_path: Path) -> None:
+    file = tmp_path / "job.json"
+    file.write_text("{" + '"a": [' * 50_000 + "]" * 50_000 + "}")
+    with pytest.raises(SpecError, match="nested too deeply to read"):
+        load_job_spec(file)
