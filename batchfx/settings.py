@@ -142,7 +142,8 @@ class Settings:
                 if c.strip()),
             poll_interval_s=_float(env, "BATCHFX_POLL_INTERVAL_S", cls.poll_interval_s),
             lease_margin_s=_float(env, "BATCHFX_LEASE_MARGIN_S", cls.lease_margin_s),
-            work_dir=env.get("BATCHFX_WORK_DIR") or _DEFAULT_WORK_DIR,
+            # Absolute: script processes run in their code folder, not the worker's.
+            work_dir=os.path.abspath(env.get("BATCHFX_WORK_DIR") or _DEFAULT_WORK_DIR),
             storage_retry_total=_retries(env, "BATCHFX_STORAGE_RETRY_TOTAL",
                                          cls.storage_retry_total),
             storage_retry_backoff_s=backoff_s,

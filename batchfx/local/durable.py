@@ -18,6 +18,7 @@ import copy
 import inspect
 import json
 import logging
+import secrets
 import threading
 import traceback
 import uuid
@@ -64,6 +65,10 @@ class LocalDurableRuntime:
             raise ValueError(f"activity_workers: must be at least 1, got {activity_workers}")
         self.base_url = base_url.rstrip("/")
         self.task_hub = task_hub
+        # The app's own calls come on a path only it knows (the host's RPC endpoint listens
+        # on localhost for its worker alone); the public webhook takes the system key.
+        self.rpc_token = secrets.token_urlsafe(18)
+        self.system_key = ""
         self._store = store
         self._workers = activity_workers
         self._orchestrators: dict[str, Callable[..., Any]] = {}
@@ -165,12 +170,18 @@ class LocalDurableRuntime:
 
     def client_binding(self, base_url: str | None = None) -> str:
         """The ``durableClient`` binding JSON the host would pass, pointing at this runtime."""
-        return json.dumps(h.client_binding(base_url or self.base_url, self.task_hub))
+        return json.dumps(h.client_binding(base_url or self.base_url, self.task_hub,
+                                           self.rpc_token, self.system_key))
 
     def handle_http(
         self, method: str, path: str, query: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, Any] | None]:
         """Answer a ``/runtime/webhooks/durabletask/...`` call as the extension does."""
+        rpc_root = f"/durabletask/{self.rpc_token}/"
+        if path.startswith(rpc_root):  # the app's own calls (client bindings' rpcBaseUrl)
+            path = f"{h.WEBHOOK_ROOT}/{path[len(rpc_root):]}"
+        elif not path.startswith(h.WEBHOOK_ROOT + "/"):
+            return 404, {"message": f"no durable webhook at {method} {path}"}
         parts = [unquote(p) for p in h.webhook_path(path).split("/") if p]
         method = method.upper()
         if method == "POST" and len(parts) in (2, 3) and parts[0] == "orchestrators":
@@ -180,7 +191,8 @@ class LocalDurableRuntime:
                 )
             except ValueError as exc:
                 return 400, {"Message": "Something went wrong", "ExceptionMessage": str(exc)}
-            return 202, h.management_urls(self.base_url, self.task_hub, instance_id)
+            return 202, h.management_urls(self.base_url, self.task_hub, instance_id,
+                                          self.system_key)
         if len(parts) < 2 or parts[0] != "instances":
             return 404, {"message": f"no durable webhook at {method} {path}"}
         instance_id, rest = parts[1], parts[2:]

@@ -251,10 +251,13 @@ def body_to_input(body: bytes) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def management_urls(base_url: str, task_hub: str, instance_id: str) -> dict[str, str]:
-    """The extension's instance management payload (``id`` plus its URLs)."""
+def management_urls(base_url: str, task_hub: str, instance_id: str,
+                    system_key: str = "") -> dict[str, str]:
+    """The extension's instance management payload (``id`` plus its URLs, carrying the
+    system key as ``code`` when the webhook needs one)."""
     instance = f"{base_url.rstrip('/')}{WEBHOOK_ROOT}/instances/{instance_id}"
-    query = f"taskHub={task_hub}&connection=Storage"
+    query = f"taskHub={task_hub}&connection=Storage" + (f"&code={system_key}"
+                                                        if system_key else "")
     return {
         "id": instance_id,
         "statusQueryGetUri": f"{instance}?{query}",
@@ -268,9 +271,13 @@ def management_urls(base_url: str, task_hub: str, instance_id: str) -> dict[str,
     }
 
 
-def client_binding(base_url: str, task_hub: str) -> dict[str, Any]:
-    """The ``durableClient`` binding data; rpcBaseUrl is the webhook root with a slash."""
+def client_binding(base_url: str, task_hub: str, rpc_token: str = "",
+                   system_key: str = "") -> dict[str, Any]:
+    """The ``durableClient`` binding data. rpcBaseUrl is the worker's own endpoint (the host
+    serves it on localhost only; here under a path holding ``rpc_token``), the webhook root
+    otherwise; the public webhook takes the system key."""
     root = f"{base_url.rstrip('/')}{WEBHOOK_ROOT}"
+    rpc = f"{base_url.rstrip('/')}/durabletask/{rpc_token}/" if rpc_token else f"{root}/"
     create = f"{root}/orchestrators/{{functionName}}[/{{instanceId}}]"
     query = f"taskHub={task_hub}&connection=Storage"
     return {
@@ -282,9 +289,9 @@ def client_binding(base_url: str, task_hub: str) -> dict[str, Any]:
                 f"&{query}"
             ),
         },
-        "managementUrls": management_urls(base_url, task_hub, "INSTANCEID"),
+        "managementUrls": management_urls(base_url, task_hub, "INSTANCEID", system_key),
         "baseUrl": root,
-        "requiredQueryStringParameters": "",
-        "rpcBaseUrl": f"{root}/",
+        "requiredQueryStringParameters": f"code={system_key}" if system_key else "",
+        "rpcBaseUrl": rpc,
         "httpBaseUrl": "",
     }

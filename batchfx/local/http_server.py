@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 ROUTE_PREFIX = "/api/"
 DURABLE_PREFIX = "/runtime/webhooks/durabletask/"
+MAX_REQUEST_BYTES = 8 * 1024 * 1024  # the functions refuse bodies over 1 MiB themselves
+IDLE_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,31 @@ class FunctionsHttpServer:
             def log_message(self, fmt: str, *args: Any) -> None:
                 logger.debug("http: " + fmt, *args)
 
+            # A connection idle this long (a client that went away half-open) is closed.
+            timeout = IDLE_TIMEOUT_S
+
             def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, headers, payload = server.dispatch(
-                    self.command, self.path, dict(self.headers.items()), body)
+                headers = dict(self.headers.items())
+                refused: tuple[int, dict[str, str], bytes] | None
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    if length < 0:
+                        raise ValueError(length)
+                except ValueError:
+                    length = 0
+                    refused = _error(400, "Content-Length is not a byte count")
+                else:
+                    # Refused before the body is read: no key, no route, or too large.
+                    refused = server.check(self.command, self.path, headers, length)
+                if refused is not None:
+                    self.close_connection = True  # its body, if any, is left unread
+                    status, answer_headers, payload = refused
+                else:
+                    body = self.rfile.read(length) if length else b""
+                    status, answer_headers, payload = server.dispatch(self.command, self.path,
+                                                                      headers, body)
                 self.send_response(status)
-                for key, value in headers.items():
+                for key, value in answer_headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -126,21 +146,51 @@ class FunctionsHttpServer:
     def _authorized(self, headers: dict[str, str], query: dict[str, str]) -> bool:
         if not self._key:
             return True
-        given = headers.get("x-functions-key") or headers.get("X-Functions-Key") \
-            or query.get("code", "")
+        # Header names are case-insensitive (X-FUNCTIONS-KEY is the same header).
+        named = {k.lower(): v for k, v in headers.items()}
+        given = named.get("x-functions-key") or query.get("code", "")
         return hmac.compare_digest(given.encode(), self._key.encode())
+
+    def check(self, method: str, raw_path: str, headers: dict[str, str],
+              length: int) -> tuple[int, dict[str, str], bytes] | None:
+        """What to answer without reading the body (a missing key, an unknown route, a body
+        over MAX_REQUEST_BYTES), or None to read it and dispatch."""
+        parts = urlsplit(raw_path)
+        query = dict(parse_qsl(parts.query))
+        refused: tuple[int, dict[str, str], bytes] | None = None
+        if self._durable is not None and parts.path.startswith("/durabletask/"):
+            pass  # the app's own calls, checked by their token path
+        elif parts.path.startswith(DURABLE_PREFIX):
+            if not self._authorized(headers, query):
+                refused = _error(401, "missing or wrong key: the Durable webhook takes the "
+                                      "app's key (x-functions-key header or code parameter)")
+        elif parts.path.startswith(ROUTE_PREFIX):
+            path = parts.path[len(ROUTE_PREFIX):].strip("/")
+            routes = [r for r in self._routes if r.pattern.match(path)
+                      and method.upper() in r.methods]
+            if routes and not routes[0].anonymous and not self._authorized(headers, query):
+                refused = _error(401, "missing or wrong function key: send it as the "
+                                      "x-functions-key header or the code query parameter")
+        if refused is None and length > MAX_REQUEST_BYTES:
+            refused = _error(413, f"request body is {length} bytes; at most {MAX_REQUEST_BYTES}")
+        return refused
 
     def dispatch(self, method: str, raw_path: str, headers: dict[str, str],
                  body: bytes) -> tuple[int, dict[str, str], bytes]:
         """Route one request; returns (status, headers, body)."""
         parts = urlsplit(raw_path)
         query = dict(parse_qsl(parts.query))
-        if parts.path.startswith(DURABLE_PREFIX) and self._durable is not None:
-            # The extension's RPC endpoint: the real host serves it to its own worker on
-            # localhost only, without a key; this server listens on loopback only too.
-            status, payload = self._durable.handle_http(method, parts.path, query, body)
-            data = b"" if payload is None else json.dumps(payload).encode()
-            return status, {"Content-Type": "application/json"}, data
+        if self._durable is not None:
+            # The extension's RPC endpoint: the host serves it to its own worker alone, with
+            # no key; here, under a path only the app's client bindings hold.
+            rpc = parts.path.startswith(f"/durabletask/{self._durable.rpc_token}/")
+            if parts.path.startswith(DURABLE_PREFIX) and not self._authorized(headers, query):
+                return _error(401, "missing or wrong key: the Durable webhook takes the app's "
+                                   "key (x-functions-key header or code parameter)")
+            if rpc or parts.path.startswith(DURABLE_PREFIX):
+                status, payload = self._durable.handle_http(method, parts.path, query, body)
+                data = b"" if payload is None else json.dumps(payload).encode()
+                return status, {"Content-Type": "application/json"}, data
         if not parts.path.startswith(ROUTE_PREFIX):
             return _error(404, f"no function at {parts.path}")
         path = parts.path[len(ROUTE_PREFIX):].strip("/")

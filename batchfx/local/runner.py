@@ -124,6 +124,7 @@ class LocalRunner:
         storage.blobs.ensure_container(durable_container)
         store = BlobInstanceStore(storage.blobs.container(durable_container))
         self.durable = LocalDurableRuntime(app, store)
+        self.durable.system_key = self.function_key
         self._http = FunctionsHttpServer(app, host=self._host, port=self._port,
                                          function_key=self.function_key, durable=self.durable)
         self._http.start()

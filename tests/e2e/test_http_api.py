@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 
@@ -136,3 +137,47 @@ def test_a_description_is_shown_and_a_compute_target_reported_as_not_applied(
     assert view["description"] == "scores  the\nnightly files"
     assert list(view["ignored_settings"]) == ["compute_target", "environment"]
     assert "description: scores the nightly files" in app.outputs(view)["job_result.txt"]
+
+
+def _raw(app: App, request: bytes) -> str:
+    """Send raw bytes; the first line of the answer (the server may close after it)."""
+    assert app.runner is not None
+    host, port = app.runner.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as conn:
+        conn.sendall(request)
+        return conn.makefile("rb").readline().decode().strip()
+
+
+def test_the_key_header_name_is_case_insensitive(app: App) -> None:
+    assert app.runner is not None
+    request = urllib.request.Request(f"{app.runner.url}/api/jobs")
+    request.add_header("X-FUNCTIONS-KEY", app.runner.function_key)
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 200
+
+
+def test_a_request_without_the_key_is_refused_before_its_body_is_read(app: App) -> None:
+    # Announces 300 MB and sends none of it: the answer comes from the headers alone.
+    assert _raw(app, b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 314572800\r\n\r\n"
+                ).startswith("HTTP/1.1 401")
+
+
+def test_a_bad_content_length_and_a_huge_body_are_refused_unread(app: App) -> None:
+    assert app.runner is not None
+    key = (app.runner.function_key or "").encode()
+    assert _raw(app, b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: twelve\r\n"
+                b"x-functions-key: " + key + b"\r\n\r\n").startswith("HTTP/1.1 400")
+    assert _raw(app, b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 314572800\r\n"
+                b"x-functions-key: " + key + b"\r\n\r\n").startswith("HTTP/1.1 413")
+
+
+def test_the_durable_webhook_needs_the_key(app: App) -> None:
+    assert app.runner is not None
+    url = f"{app.runner.url}/runtime/webhooks/durabletask/instances/some-job/terminate"
+    status, body = _post(url, b"", None)
+    assert status == 401 and "Durable webhook" in body["error"]
+    key = (app.runner.function_key or "").encode()
+    answer = _raw(app, b"POST /runtime/webhooks/durabletask/instances/some-job/terminate "
+                  b"HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nx-functions-key: " + key
+                  + b"\r\n\r\n")
+    assert answer.startswith("HTTP/1.1 404")  # no such instance: the request was let through

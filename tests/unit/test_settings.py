@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from batchfx.settings import Settings
@@ -150,3 +152,9 @@ def test_to_env_leaves_out_unset_connection_settings() -> None:
 def test_to_env_values_are_all_strings() -> None:
     env = Settings(connection_string=_CONN).to_env()
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+
+
+def test_a_relative_work_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({"BATCHFX_WORK_DIR": "work"}).work_dir == str(tmp_path / "work")
