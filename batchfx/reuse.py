@@ -87,6 +87,16 @@ def find_reusable(storage: Storage, key: str) -> JobRecord | None:
         return None
     if job.state is not JobState.COMPLETED or not job.extra.get("outputs_ready"):
         return None
+    # Its outputs may have been deleted since: then its results are gone, not reusable.
+    needed = ["job_result.txt"]
+    spec = job.spec
+    if spec.get("output_action", "append_row") == "append_row" and not spec.get(
+            "partition_output"):
+        needed.append(str(spec.get("append_row_file_name", "parallel_run_step.txt")))
+    if not all(storage.blobs.exists(job.output_container, f"{job.output_prefix}/{name}")
+               for name in needed):
+        logger.info("job %s: its outputs are gone; not reused", job.job_id)
+        return None
     return job
 
 

@@ -52,3 +52,14 @@ def test_changed_settings_score_again(app: App, tmp_path: Path) -> None:
     app.wait(app.submit(_spec(app, counter)))
     other = app.wait(app.submit(_spec(app, counter, arguments=["--flag"])))
     assert other["reused_from"] is None
+
+
+def test_results_whose_outputs_were_deleted_are_scored_again(app: App, tmp_path: Path) -> None:
+    counter = tmp_path / "inits.txt"
+    first = app.wait(app.submit(_spec(app, counter)))
+    container, prefix = first["output"]["location"].split("/", 1)
+    assert app.storage.blobs.delete_prefix(container, f"{prefix}/parallel_run_step.txt") == 1
+    second = app.wait(app.submit(_spec(app, counter)))
+    assert second["state"] == "completed"
+    assert second["reused_from"] is None
+    assert len(lines(app.outputs(second)["parallel_run_step.txt"])) == 3
