@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -40,6 +41,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+# <name>-<utc time>-<random> (new_job_id); names are 3 to 32 of [a-z0-9-].
+_JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
 
 def utc_now() -> str:
@@ -149,6 +154,9 @@ def submit_job_once(storage: Storage, data: object, *, client_request_id: str,
 
 def get_job(storage: Storage, job_id: str) -> JobRecord:
     """The job's record; JobNotFoundError when there is none."""
+    if not _JOB_ID_RE.match(job_id):  # never a job's id; not asked of the table either
+        raise JobNotFoundError(f"no job with id {job_id[:100]!r}"
+                               + ("…" if len(job_id) > 100 else ""))
     found = storage.tables.get(storage.settings.jobs_table, JobRecord.PARTITION, job_id)
     if found is None:
         raise JobNotFoundError(f"no job with id {job_id!r}")

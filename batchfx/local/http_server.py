@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
@@ -206,7 +206,8 @@ class FunctionsHttpServer:
                                "header or the code query parameter")
         request = func.HttpRequest(method=method.upper(), url=f"{self.url}{raw_path}",
                                    headers=headers, params=query,
-                                   route_params=match.groupdict(), body=body)
+                                   route_params={k: unquote(v) for k, v in
+                                                 match.groupdict().items()}, body=body)
         kwargs: dict[str, Any] = {route.trigger_arg: request}
         if route.client_arg and self._durable is not None:
             kwargs[route.client_arg] = self._durable.client_binding(self.url)

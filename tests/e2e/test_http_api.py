@@ -181,3 +181,25 @@ def test_the_durable_webhook_needs_the_key(app: App) -> None:
                   b"HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nx-functions-key: " + key
                   + b"\r\n\r\n")
     assert answer.startswith("HTTP/1.1 404")  # no such instance: the request was let through
+
+
+@pytest.mark.parametrize("job_id", ["x" * 20_000, "a%2Fb", "Job%23%3F", "%00"])
+def test_an_id_that_no_job_can_have_is_a_404_not_a_500(app: App, job_id: str) -> None:
+    assert app.runner is not None
+    request = urllib.request.Request(f"{app.runner.url}/api/jobs/{job_id}")
+    request.add_header("x-functions-key", app.runner.function_key)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request)
+    assert info.value.code == 404
+    assert json.loads(info.value.read())["error"].startswith("no job with id")
+
+
+def test_route_values_are_percent_decoded_as_the_host_does(app: App) -> None:
+    assert app.runner is not None and app.api is not None
+    job_id = app.submit(app.spec("echo.py", {"a.txt": "x"}))
+    encoded = job_id.replace("-", "%2D")
+    request = urllib.request.Request(f"{app.runner.url}/api/jobs/{encoded}")
+    request.add_header("x-functions-key", app.runner.function_key)
+    with urllib.request.urlopen(request) as response:
+        assert json.loads(response.read())["id"] == job_id
+    app.wait(job_id)
