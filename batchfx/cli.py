@@ -297,9 +297,13 @@ def status(job_id: str, url: str | None, key: str | None) -> None:
 @_url
 @_key
 def list_(url: str | None, key: str | None) -> None:
-    """List recent jobs."""
+    """List recent jobs: id, state, created, and for an ended job its items succeeded,
+    failed and total."""
     for job in _api(url, key).list():
-        click.echo(f"{job['id']}\t{job['state']}\t{job['created']}")
+        items = job.get("items")
+        counts = (f"\t{items['succeeded']}/{items['total']} items, {items['failed']} failed"
+                  if items else "")
+        click.echo(f"{job['id']}\t{job['state']}\t{job['created']}{counts}")
 
 
 @main.command()

@@ -89,13 +89,14 @@ def _write_reports(storage: Storage, job: JobRecord, records: list[MiniBatchReco
         storage.blobs.upload(out, f"{job.output_prefix}/{name}", text.encode())
 
 
-def _write_summary(storage: Storage, job: JobRecord) -> None:
+def _write_summary(storage: Storage, job: JobRecord) -> Progress:
     # Every row read again: exact, and kept, so the job's view reads nothing more.
     progress = job_progress(storage, job, keep=True, full=True)
     text = job_result_text(job, progress, Thresholds.from_spec(job.spec))
     storage.blobs.upload(job.output_container, f"{job.output_prefix}/job_result.txt",
                          text.encode())
     write_progress_overview(storage, job, progress)
+    return progress
 
 
 def write_progress_overview(storage: Storage, job: JobRecord,
@@ -174,7 +175,10 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
         metrics = write_metrics(storage, job)
         if metrics:
             extra["metrics"] = metrics
-        _write_summary(storage, job)
+        final_counts = _write_summary(storage, job).to_dict()
+        # The ended job's counts, kept with it: `batchfx list` shows them without a read.
+        extra["counts"] = {"items": final_counts["items"],
+                           "mini_batches": final_counts["mini_batches"]}
     except StorageError:
         raise  # storage unreachable: the activity is tried again
     except Exception as exc:  # a job must end even when its reports cannot be written

@@ -321,4 +321,6 @@ def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
     }
     if progress is not None:
         view.update(progress.to_dict())
+    elif job.extra.get("counts"):  # an ended job's final counts, kept by finalize
+        view.update(job.extra["counts"])
     return view

@@ -165,7 +165,8 @@ def test_serve_submit_status_list_download(served, tmp_path: Path) -> None:  # t
     status = json.loads(cli("status", job_id).stdout)
     assert status["state"] == "completed"
     assert status["items"]["succeeded"] == 3
-    assert job_id in cli("list").stdout
+    listed = [line for line in cli("list").stdout.splitlines() if line.startswith(job_id)]
+    assert len(listed) == 1 and listed[0].endswith("\t3/3 items, 0 failed")
     downloaded = cli("download", job_id, str(tmp_path / "dl"))
     assert downloaded.returncode == 0, downloaded.stderr
     assert lines((tmp_path / "dl" / "parallel_run_step.txt").read_text()) == [
