@@ -5,6 +5,7 @@ runner that takes a free script process of the pool for each try.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -54,12 +55,14 @@ def try_runner(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec
                                    float(spec.run_invocation_timeout))
         sync_worker_outputs(storage, job, done.config, context.mini_batch_id,
                             owner=f"{worker_name()}-p{done.slot}")
+        # Reports name the script process as its log file is named (logs/<worker>.log).
+        worker = os.path.splitext(os.path.basename(done.config.log_path or ""))[0]
+        outcome = dataclasses.replace(done.outcome, worker=worker or done.outcome.worker)
         changed = changed_local_items(line.items) if local else ""
         if changed:
             error = TryError(TryPhase.INPUT, "InputError", changed, changed)
-            return TryOutcome.failure(error, done.outcome.items, done.outcome.seconds,
-                                      done.outcome.worker)
-        return done.outcome
+            return TryOutcome.failure(error, outcome.items, outcome.seconds, outcome.worker)
+        return outcome
     return run
 
 

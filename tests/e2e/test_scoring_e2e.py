@@ -51,6 +51,8 @@ def test_failing_mini_batch_is_tried_run_max_try_times_then_its_bad_item_isolate
     report = list(csv.DictReader(io.StringIO(out["processed_mini-batches.csv"])))
     assert [(r["status"], r["tries"], r["succeeded"], r["failed"]) for r in report] == [
         ("succeeded", "1", "2", "0"), ("failed", "2", "1", "1")]
+    # The worker column names the script process as its log file is named.
+    assert f"logs/{report[0]['worker']}.log" in out
     errors = list(csv.DictReader(io.StringIO(out["errors.csv"])))
     assert [(e["item"].rsplit("/", 1)[-1], e["tries"], e["error_type"]) for e in errors] == [
         ("item-002.txt", "3", "ValueError")]  # 2 tries of the mini-batch, 1 alone
