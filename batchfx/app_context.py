@@ -7,6 +7,7 @@ settings in with ``use_settings`` so tests can run several isolated apps in one 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 from functools import lru_cache
@@ -50,5 +51,14 @@ def script_pool() -> ScriptPool:
     with _lock:
         if _pool is None:
             _pool = ScriptPool()
+            atexit.register(_sweep_at_exit)  # runs after the pool closed (atexit is LIFO)
             atexit.register(_pool.close)
         return _pool
+
+
+def _sweep_at_exit() -> None:
+    """Remove the folders of jobs that have ended, as the process stops."""
+    from batchfx.work_folders import ended_jobs_of, sweep_ended_jobs
+
+    with contextlib.suppress(Exception):  # stopping: never fail the exit over it
+        sweep_ended_jobs(settings().work_dir, ended_jobs_of(storage()))

@@ -55,6 +55,7 @@ from batchfx.script_setup import prepare_script, stage_inputs, try_runner
 from batchfx.spec import JobSpec
 from batchfx.storage import Storage
 from batchfx.tabular.batch import TabularBatch
+from batchfx.work_folders import ended_jobs_of, sweep_now_and_then
 from batchfx.worker_cache import cached_job, job_spec, manifest_lines
 
 __all__ = ["HAND_ON_AFTER_S", "ScoreResult", "score_message"]
@@ -89,6 +90,7 @@ def score_message(storage: Storage, pool: ScriptPool, text: str, *, message_id: 
     lets a job's mini-batches in two per script process: one running, the next one
     claimed and its inputs staged meanwhile.
     """
+    sweep_now_and_then(storage.settings.work_dir, ended_jobs_of(storage))
     try:
         body = decode_body(text)
     except ValueError as exc:

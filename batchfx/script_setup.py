@@ -37,6 +37,7 @@ from batchfx.storage import LOCAL, Storage
 from batchfx.tabular.batch import TabularBatch
 from batchfx.tabular.copies import copies_folder
 from batchfx.tabular.fetch import fetch_batch
+from batchfx.work_folders import job_code_root
 from batchfx.worker_outputs import sync_worker_outputs
 
 __all__ = ["prepare_script", "stage_inputs", "try_runner"]
@@ -82,18 +83,23 @@ _staged: dict[tuple[str, str], str] = {}
 
 def _stage(storage: Storage, job: JobRecord, field: str, path: str) -> str:
     """A job's folder on local disk, checked or fetched once per worker process and job:
-    a local model or side input is used in place, local code is copied (the script may
-    write next to itself), a folder in storage is downloaded."""
+    a local model or side input is used in place, code is fetched into the job's own
+    folder (the script may write next to itself), a model or side input from storage into
+    the read-only cache shared by jobs of the same content."""
     key = (job.job_id, path)
     if key not in _staged:
         container, prefix = split_source_path(field, path)
         pinned = job.extra.get("pins", {}).get(field)
         if container == LOCAL and field != "source_directory":
             _staged[key] = local_folder(storage, prefix, pinned)
+        elif field == "source_directory":  # the job's own copy: no other job touches it
+            _staged[key] = stage_folder(storage, container, prefix,
+                                        job_code_root(storage.settings.work_dir, job.job_id),
+                                        pinned)
         else:
             cache = os.path.join(storage.settings.work_dir, "snapshots")
             _staged[key] = stage_folder(storage, container, prefix, cache, pinned,
-                                        read_only=field != "source_directory")
+                                        read_only=True)
     return _staged[key]
 
 

@@ -89,3 +89,10 @@ def test_wrong_return_type_is_a_failed_try_naming_the_type(app: App) -> None:
     view = app.wait(job)
     assert view["items"]["failed"] == 2
     assert "run() returned NoneType" in app.outputs(view)["errors.txt"]
+
+
+def test_each_job_runs_its_own_copy_of_the_code(app: App) -> None:
+    spec = app.spec("leaves_a_file.py", {"a.txt": "1"})
+    for _ in range(2):  # the same code: a file the first job's init() wrote is not there
+        view = app.wait(app.submit(spec))
+        assert lines(app.outputs(view)["parallel_run_step.txt"]) == ["a.txt seen=False"]
