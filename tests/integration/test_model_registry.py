@@ -14,21 +14,10 @@ from batchfx.models import job_models
 from batchfx.records import JobRecord, JobState
 from batchfx.registry import get_model, list_models, register_deployment, register_model
 from batchfx.run_metrics import write_metrics
-from batchfx.settings import Settings
 from batchfx.storage import Storage
 from batchfx.upload import upload_folder
 
 pytestmark = pytest.mark.azurite
-
-
-@pytest.fixture
-def storage(connection_string: str, unique_name: str, tmp_path: Path) -> Storage:
-    store = Storage.from_settings(Settings(
-        connection_string=connection_string, jobs_container=unique_name,
-        queue_name=unique_name, jobs_table=unique_name + "jobs",
-        minibatches_table=unique_name + "mb", work_dir=str(tmp_path / "work")))
-    store.ensure_resources()
-    return store
 
 
 @pytest.fixture

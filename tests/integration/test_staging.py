@@ -9,25 +9,19 @@ from pathlib import Path
 import pytest
 
 from batchfx.errors import InputError
-from batchfx.settings import Settings
 from batchfx.staging import folder_version, stage_folder
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite
 
 
-@pytest.fixture
-def storage(connection_string: str, unique_name: str, tmp_path: Path) -> Storage:
-    store = Storage.from_settings(Settings(
-        connection_string=connection_string, jobs_container=unique_name,
-        queue_name=unique_name, jobs_table=unique_name + "jobs",
-        minibatches_table=unique_name + "mb", work_dir=str(tmp_path / "work")))
-    store.ensure_resources()
-    container = store.settings.jobs_container
-    store.blobs.upload(container, "side/labels/names.txt", b"zero\n")
-    store.blobs.upload(container, "side/labels/sub/more.txt", b"one\n")
-    store.blobs.upload(container, "models/clf.pkl", b"pickle")
-    return store
+@pytest.fixture(autouse=True)
+def _folders(storage: Storage) -> None:
+    """A side input folder and a one-file model in the app's container."""
+    container = storage.settings.jobs_container
+    storage.blobs.upload(container, "side/labels/names.txt", b"zero\n")
+    storage.blobs.upload(container, "side/labels/sub/more.txt", b"one\n")
+    storage.blobs.upload(container, "models/clf.pkl", b"pickle")
 
 
 def test_a_side_input_is_staged_once_and_read_only(storage: Storage, tmp_path: Path) -> None:

@@ -8,11 +8,15 @@ from typing import Any
 
 from batchfx.scoring import aml_run
 
+from .run import Refusing
+
 __all__ = ["Model"]
 
 
-class Model:
+class Model(Refusing):
     """One of the job's models, as ``Model(workspace, name, version=None)`` finds it."""
+
+    _instead = "use Model.get_model_path or Model.download"
 
     def __init__(self, workspace: Any = None, name: str | None = None, id: str | None = None,
                  tags: Any = None, properties: Any = None, version: int | None = None,
@@ -57,8 +61,3 @@ class Model:
     def list(*args: Any, **kwargs: Any) -> list[Model]:
         aml_run.unsupported("Model.list", "name the job's models in its spec and read them "
                             "with Model.get_model_path")
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        aml_run.unsupported(f"Model.{name}", "use Model.get_model_path or Model.download")

@@ -6,12 +6,27 @@ from typing import Any
 
 from batchfx.scoring import aml_run
 
-__all__ = ["Experiment", "Keyvault", "Run", "Workspace", "get_run"]
+__all__ = ["Experiment", "Keyvault", "Refusing", "Run", "Workspace", "get_run"]
 
 
-class Keyvault:
+class Refusing:
+    """A class whose missing attributes raise CompatError naming the call and what to use
+    instead (dunder lookups stay AttributeError: copy, pickle and hasattr work)."""
+
+    _instead = "see the compatibility table in batchfx's README"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        aml_run.unsupported(f"{type(self).__name__}.{name}", self._instead)
+
+
+class Keyvault(Refusing):
     """The workspace's Key Vault: the app's Azure Key Vault (BATCHFX_KEY_VAULT_URL, read with
-    its managed identity), or locally a secrets file / BATCHFX_SECRET_<NAME> variables."""
+    its managed identity), or locally a secrets file / BATCHFX_SECRET_<NAME> variables; the
+    worker reads them for the script."""
+
+    _instead = "use get_secret(name) or get_secrets(names)"
 
     def get_secret(self, name: str) -> str:
         return aml_run.get_secret(name)
@@ -23,14 +38,12 @@ class Keyvault:
         aml_run.unsupported("Keyvault.set_secret", "a scoring script reads secrets only; set "
                             "them in the Key Vault (az keyvault secret set) or the secrets file")
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        aml_run.unsupported(f"Keyvault.{name}", "use get_secret(name) or get_secrets(names)")
 
-
-class Workspace:
+class Workspace(Refusing):
     """The workspace a run belongs to: its Key Vault is what a scoring script uses."""
+
+    _instead = ("a scoring script reaches its models with Model.get_model_path and secrets "
+                "with get_default_keyvault()")
 
     name = "batchfx"
 
@@ -45,27 +58,18 @@ class Workspace:
     def get(*args: Any, **kwargs: Any) -> Workspace:
         aml_run.unsupported("Workspace.get", "use Run.get_context().experiment.workspace")
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        aml_run.unsupported(f"Workspace.{name}", "a scoring script reaches its models with "
-                            "Model.get_model_path and secrets with get_default_keyvault()")
 
-
-class Experiment:
+class Experiment(Refusing):
     """The run's experiment: the pipeline run's ExperimentName, else the job's name."""
+
+    _instead = "use its name and workspace only"
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.workspace = Workspace()
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        aml_run.unsupported(f"Experiment.{name}", "use its name and workspace only")
 
-
-class Run:
+class Run(Refusing):
     """The batchfx job as an Azure ML run. Metrics and tags are kept with the job: its view
     (``batchfx show``) and ``metrics.json`` next to its outputs."""
 
@@ -144,10 +148,6 @@ class Run:
         aml_run.unsupported("Run.upload_file", "write the file under AZUREML_BI_OUTPUT_PATH: "
                             "its files are copied to the job's output")
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        aml_run.unsupported(f"Run.{name}", "see the compatibility table in batchfx's README")
 
 
 def get_run(*args: Any, **kwargs: Any) -> Run:
