@@ -61,9 +61,9 @@ def new_job_id(name: str, now: datetime | None = None) -> str:
 def prepare_job(storage: Storage, data: object, *, client_request_id: str = "",
                 tags: dict[str, str] | None = None) -> JobRecord:
     """Validate a spec and its storage paths and build the job's record; writes nothing."""
-    spec = parse_job_spec(data)
     from batchfx.job_models import resolve_models  # the registry imports this module
 
+    spec = parse_job_spec(data)
     problems = storage_path_problems(storage, spec)
     try:
         models = resolve_models(storage, spec)
