@@ -237,7 +237,8 @@ def _path_problems(storage: Storage, field: str, path: str, script: str | None =
         container, prefix = split_storage_path(field, path)
     except SpecError as exc:
         return exc.problems
-    upload = "upload the folder first (`batchfx deployment create` uploads local folders)"
+    uploader = "batchfx model create --path" if field == "path" else "batchfx deployment create"
+    upload = f"upload the folder first (`{uploader}` uploads local folders)"
     if not storage.blobs.container_exists(container):
         return [f"{field}: container {container!r} does not exist in the app's storage "
                 f"account — {upload}, or fix the path {path!r}"]
