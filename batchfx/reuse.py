@@ -11,8 +11,9 @@ from batchfx.errors import JobNotFoundError
 from batchfx.jobs import get_job
 from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
 from batchfx.models import JobModel
+from batchfx.partition import select_files
 from batchfx.records import JobRecord, JobState
-from batchfx.spec import JobSpec, split_source_path
+from batchfx.spec import InputSpec, JobSpec, split_source_path
 from batchfx.storage import BlobRef, Storage
 
 __all__ = ["copy_outputs", "find_reusable", "remember_result", "reuse_key"]
@@ -33,12 +34,17 @@ def _version(ref: BlobRef) -> str:
     return f"md5:{ref.content_md5}" if ref.content_md5 else f"etag:{ref.etag}"
 
 
-def _listing(storage: Storage, field: str, path: str, hasher: hashlib._Hash) -> None:
+def _listing(storage: Storage, field: str, path: str, hasher: hashlib._Hash,
+             source: InputSpec | None = None) -> None:
+    """Hash the names and versions under ``path``; of an input, only the files it scores
+    (its glob; never markers such as ``_SUCCESS``, which a blob drop may write again)."""
     container, prefix = split_source_path(field, path)
     hasher.update(f"\n[{field}] {container}/{prefix}".encode())
     files = storage.files(container)
     listed = False
     for refs, _ in files.list_pages(container, f"{prefix}/" if prefix else ""):
+        if source is not None:
+            refs = list(select_files(refs, prefix, source.glob))
         for ref in refs:
             listed = True
             hasher.update(f"\n{ref.name}\t{_version(ref)}".encode())
@@ -63,7 +69,7 @@ def reuse_key(storage: Storage, spec: JobSpec, models: list[JobModel] | None = N
                 if ref.name == name:
                     hasher.update(f"\n[input] {container}/{ref.name}\t{_version(ref)}".encode())
         else:
-            _listing(storage, field, source.path, hasher)
+            _listing(storage, field, source.path, hasher, source)
     if spec.source_directory:
         _listing(storage, "source_directory", spec.source_directory, hasher)
     else:  # batchfx's own MLflow scoring script: a new version may write other rows

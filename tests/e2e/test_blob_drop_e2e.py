@@ -125,18 +125,29 @@ def test_a_restarted_runner_does_not_run_the_drop_again(app: App) -> None:
     assert [j["id"] for j in app.api.list()] == [record["job_id"]]
 
 
-def test_a_new_marker_runs_the_folder_again(app: App) -> None:
+def _next_job(app: App, count: int) -> dict[str, Any]:
+    """Wait until ``count`` jobs exist; the newest one, ended."""
+    deadline = time.monotonic() + 60
+    assert app.api is not None
+    while len(app.api.list()) < count:
+        assert time.monotonic() < deadline, "the new marker submitted no job"
+        time.sleep(0.2)
+    return app.wait(app.api.list()[0]["id"])
+
+
+def test_a_new_marker_runs_the_folder_again_and_reuses_unchanged_results(app: App) -> None:
     deployment = register(app)
     drop_folder(app, deployment)
     first = wait_for_drop(app, f"{deployment}/{DAY}/_SUCCESS")
     app.wait(first["job_id"])
-    put(app, f"{deployment}/{DAY}/_SUCCESS", "again")
-    deadline = time.monotonic() + 60
-    assert app.api is not None
-    while len(app.api.list()) < 2:
-        assert time.monotonic() < deadline, "the new marker submitted no job"
-        time.sleep(0.2)
-    assert app.wait(app.api.list()[0]["id"])["state"] == "completed"
+    put(app, f"{deployment}/{DAY}/_SUCCESS", "again")  # the same data: nothing to score
+    second = _next_job(app, 2)
+    assert second["state"] == "completed" and second["reused_from"] == first["job_id"]
+    put(app, f"{deployment}/{DAY}/3.txt", "item 3\n")  # new data, then a new marker
+    put(app, f"{deployment}/{DAY}/_SUCCESS", "and again")
+    third = _next_job(app, 3)
+    assert third["state"] == "completed" and third["reused_from"] is None
+    assert len(lines(app.outputs(third)["parallel_run_step.txt"])) == 4
 
 
 def test_a_drop_for_an_unknown_deployment_shows_as_rejected(app: App) -> None:
