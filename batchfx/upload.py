@@ -24,13 +24,33 @@ _SKIP_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints"}
 
 
 def _files(root: Path) -> list[Path]:
+    """The files of a folder to upload. A symbolic link is followed only when it stays inside
+    the folder (a link to a folder inside is listed there); one leading out, or to nothing,
+    is refused naming it: what it points at is not the folder's to upload."""
     if root.is_file():
         return [root]
+    real_root = os.path.realpath(root)
     found = []
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
-        found += [Path(folder) / n for n in sorted(names) if not n.endswith(".pyc")]
+        for name in [*dirs, *names]:
+            path = Path(folder) / name
+            if path.is_symlink():
+                _check_link(path, real_root, root)
+        dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
+        found += [Path(folder) / n for n in sorted(names) if not n.endswith(".pyc")
+                  and not (Path(folder) / n).is_dir()]
     return found
+
+
+def _check_link(path: Path, real_root: str, root: Path) -> None:
+    target = os.path.realpath(path)
+    if not os.path.exists(target):
+        raise SpecError([f"{path}: a symbolic link to {target}, which does not exist — remove "
+                         "the link or restore its target"])
+    if target != real_root and not target.startswith(real_root.rstrip("/") + "/"):
+        raise SpecError([f"{path}: a symbolic link to {target}, outside the folder {root} — "
+                         "copy the file in if it belongs to the upload"])
 
 
 def _is_utf8(name: str) -> bool:
