@@ -159,11 +159,12 @@ class _Child:
         return _describe_exit(returncode)
 
     def kill(self) -> None:
-        """SIGKILL the child's process group, reap it and close the pipes."""
-        if self.proc.returncode is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+        """SIGKILL the child's process group (the script's own subprocesses with it, also
+        when the child has exited by itself), reap it and close the pipes."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # no process of the group is left
+            if self.proc.returncode is None:
                 self.proc.kill()
         self.proc.wait()
         self.close_pipes()
