@@ -150,6 +150,18 @@ def main(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
 
 
+def _instances_here(node_count: int, processes: int) -> int:
+    """How many of a spec's instances run on this machine: node_count, at most as many as
+    its CPUs hold at ``processes`` script processes each (a cluster-sized spec on a laptop
+    would start node_count times processes of them)."""
+    cores = os.cpu_count() or 1
+    fits = max(1, cores // max(1, processes))
+    if node_count > fits:
+        console.print(f"node_count {node_count}: {fits} instance(s) on this machine ({cores} "
+                      f"CPUs, {processes} script processes each); --workers N to choose")
+    return min(node_count, fits)
+
+
 @main.command()
 @click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--output", "output_dir", required=True, type=click.Path(path_type=Path),
@@ -157,7 +169,8 @@ def main(log_level: str) -> None:
 @click.option("--connection-string", help="Storage to use (default: AzureWebJobsStorage, "
               "else a private Azurite started for this run).")
 @click.option("--workers", type=int, help="Worker processes, each an instance running "
-              "process_count_per_node script processes (default: node_count of the spec).")
+              "process_count_per_node script processes (default: node_count of the spec, "
+              "at most what this machine's CPUs hold).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(spec_file: Path, output_dir: Path, connection_string: str | None, workers: int | None,
         quiet: bool) -> None:
@@ -186,7 +199,7 @@ def run(spec_file: Path, output_dir: Path, connection_string: str | None, worker
                                "connection_string": connection, "poll_interval_s": 1.0,
                                "local_roots": tuple(folders)})
         storage = Storage.from_settings(settings)
-        count = workers or spec.node_count
+        count = workers or _instances_here(spec.node_count, spec.process_count_per_node)
         runner = LocalRunner(settings, workers=count, in_process=count == 1)
         stack.callback(runner.stop)
         runner.start(storage_ready=azurite.wait_ready if azurite else None)

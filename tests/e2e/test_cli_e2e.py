@@ -254,3 +254,18 @@ def test_run_scores_a_v1_azureml_core_script_unchanged(connection_string: str,
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["tags"] == {"model": "digits-clf"}
     assert "s3cret" not in (out / "metrics.json").read_text()
+
+
+def test_run_of_a_cluster_sized_spec_starts_what_this_machine_holds(
+        connection_string: str, unique_name: str, tmp_path: Path) -> None:
+    spec = _job_folder(tmp_path, "echo.py", {"a.txt": "1"}, instance_count=6,
+                       max_concurrency_per_instance=4)
+    fits = max(1, (os.cpu_count() or 1) // 4)
+    done = subprocess.run([*BATCHFX, "run", str(spec), "--output", str(tmp_path / "out"),
+                           "--quiet"], env=_env(connection_string, unique_name, tmp_path),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    if fits < 6:
+        assert f"node_count 6: {fits} instance(s) on this machine" in said
+    assert f"({min(6, fits)} instance(s) of 4 script processes)" in said
