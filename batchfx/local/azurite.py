@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -238,6 +239,7 @@ class Azurite:
                 cwd=self.location or tempfile.gettempdir(),
                 start_new_session=True,  # its own process group: stop() reaches node's children
                 env=_node_env(os.environ),
+                preexec_fn=_stop_with_parent,
             )
         except OSError as exc:
             self._kill()
@@ -274,3 +276,13 @@ class Azurite:
         # pread, not seek+read: the file offset is shared with the still-running child.
         data = os.pread(self._log_fd, os.fstat(self._log_fd).st_size, 0)
         return data.decode("utf-8", errors="replace")[-_TAIL_CHARS:].rstrip()
+
+
+def _stop_with_parent() -> None:
+    """In the child before it runs node: on Linux, SIGTERM once the process (thread) that
+    started it is gone, so a `batchfx run` or `serve` killed outright (SIGKILL) leaves no
+    Azurite behind. Start Azurite from a thread that lives as long as it is needed."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -269,3 +269,15 @@ def test_run_of_a_cluster_sized_spec_starts_what_this_machine_holds(
     if fits < 6:
         assert f"node_count 6: {fits} instance(s) on this machine" in said
     assert f"({min(6, fits)} instance(s) of 4 script processes)" in said
+
+
+def test_a_killed_serve_leaves_no_azurite_behind(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AzureWebJobsStorage")}
+    env.update(BATCHFX_WORK_DIR=str(tmp_path / "work"), BATCHFX_STATE_DIR=str(tmp_path / "st"))
+    process = _serve(tmp_path / "serve", env)  # its own Azurite, in .batchfx/azurite
+    azurite = [pid for pid in _children(process.pid)
+               if b"azurite" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert azurite, "serve started no Azurite of its own"
+    process.send_signal(signal.SIGKILL)  # no chance to stop it: it notices its parent is gone
+    process.wait(timeout=30)
+    assert _gone(azurite, 30) == []
