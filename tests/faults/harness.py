@@ -160,16 +160,20 @@ class FaultApp:
         return self.view(job_id)
 
     def wait_until(self, job_id: str, timeout: float, done: Callable[[JobRecord], bool],
-                   *, stall_s: float = 90.0) -> JobRecord:
+                   *, stall_s: float = 300.0) -> JobRecord:
         """Poll the job row until ``done(job)``; fail, with the job's view, once the job
-        is hung: past ``timeout``, when its orchestration failed, or when no mini-batch
-        finished for ``stall_s`` seconds.
+        is hung: when its orchestration failed, when nothing moved (no mini-batch finished,
+        no change of state) for ``stall_s`` seconds, or past ``timeout`` while nothing
+        moved for a minute. A job that keeps moving on a slow, busy machine is waited for,
+        up to three times ``timeout`` (so that a run that never ends still fails).
 
-        The job row is read every 0.5 s; the mini-batch rows only every 10 s (summing
-        thousands of them every poll would load Azurite as much as the workers do).
+        ``stall_s`` is generous: a long-lived Azurite answers nothing while it sweeps
+        deleted blobs (115 s seen). The job row is read every 0.5 s; the mini-batch rows
+        only every 10 s (summing thousands of them every poll would load Azurite as much
+        as the workers do).
         """
-        deadline = time.monotonic() + timeout
-        finished, moved, counted = -1, time.monotonic(), 0.0
+        started = time.monotonic()
+        finished, moved, counted, state = -1, started, 0.0, ""
         while True:
             job = get_job(self.direct, job_id)
             if done(job):
@@ -180,15 +184,20 @@ class FaultApp:
                     and not job.state.is_final:
                 self._hung(job_id, "its orchestration ended but the job did not: it would "
                                    f"stay {job.state.value} forever")
+            if job.state.value != state:
+                state, moved = job.state.value, now
             if job.state.value == "running" and now - counted >= 10.0:
                 counted = now
                 progress = job_progress(self.direct, job)
                 if progress.mini_batches_done != finished:
                     finished, moved = progress.mini_batches_done, now
-                elif now - moved > stall_s:
-                    self._hung(job_id, f"no mini-batch finished for {stall_s:.0f}s")
-            if now > deadline:
-                self._hung(job_id, f"not done after {timeout:.0f}s")
+            if now - moved > stall_s:
+                self._hung(job_id, f"nothing moved for {stall_s:.0f}s ({state})")
+            if now - started > timeout and now - moved > 60.0:
+                self._hung(job_id, f"not done after {timeout:.0f}s, and nothing moved for "
+                                   f"{now - moved:.0f}s")
+            if now - started > 3 * timeout:
+                self._hung(job_id, f"still moving, but not done after {3 * timeout:.0f}s")
             time.sleep(0.5)
 
     def _hung(self, job_id: str, why: str) -> NoReturn:
@@ -198,14 +207,21 @@ class FaultApp:
             f"unfinished mini-batches: {self.unfinished_rows(job_id)[:5]}")
 
     def wait_progress(self, job_id: str, timeout: float, succeeded: int) -> dict[str, Any]:
-        """Poll the full view (every 1 s) until ``succeeded`` mini-batches succeeded."""
-        deadline = time.monotonic() + timeout
+        """Poll the full view (every 1 s) until ``succeeded`` mini-batches succeeded; past
+        ``timeout`` it fails only once none succeeded for a minute (up to 3 x ``timeout``)."""
+        started = time.monotonic()
+        seen, moved = -1, started
         while True:
             view = self.view(job_id)
-            if view["mini_batches"]["succeeded"] >= succeeded or view["state"] in FINAL:
+            now_done = view["mini_batches"]["succeeded"]
+            if now_done >= succeeded or view["state"] in FINAL:
                 return view
-            if time.monotonic() > deadline:
-                self._hung(job_id, f"below {succeeded} mini-batches after {timeout:.0f}s")
+            now = time.monotonic()
+            if now_done != seen:
+                seen, moved = now_done, now
+            elapsed = now - started
+            if (elapsed > timeout and now - moved > 60.0) or elapsed > 3 * timeout:
+                self._hung(job_id, f"below {succeeded} mini-batches after {elapsed:.0f}s")
             time.sleep(1.0)
 
     def durable_status(self, job_id: str) -> dict[str, Any] | None:

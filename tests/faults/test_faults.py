@@ -23,7 +23,7 @@ def _restarts(app: FaultApp) -> int:
     return sum(r.worker_restarts for r in app.runners)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(2700)  # a cap for a run that never ends: the waits fail first
 def test_2000_mini_batches_exact_under_worker_kills_and_storage_faults(
         make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, figures: Figures) -> None:
     """(a)+(e): 2,000 one-file mini-batches on 3 workers. Every storage call of the app
@@ -56,7 +56,7 @@ def test_2000_mini_batches_exact_under_worker_kills_and_storage_faults(
             seconds=round(time.monotonic() - started, 1))
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)  # a cap for a run that never ends: the waits fail first
 def test_runner_restarts_mid_job_lose_and_repeat_nothing(
         make_app: Callable[..., FaultApp], figures: Figures) -> None:
     """(b): 400 mini-batches on 2 workers; the whole local runner (HTTP server, Durable
@@ -87,7 +87,7 @@ def test_runner_restarts_mid_job_lose_and_repeat_nothing(
             mini_batches_retried=exact.retried, seconds=round(time.monotonic() - started, 1))
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)  # a cap for a run that never ends: the waits fail first
 def test_azurite_restarts_mid_job_lose_and_repeat_nothing(
         disk_azurite: Azurite, disk_app: FaultApp, figures: Figures) -> None:
     """(c): 400 mini-batches on 3 workers against a private Azurite persisting to disk;
@@ -117,7 +117,7 @@ def test_azurite_restarts_mid_job_lose_and_repeat_nothing(
             mini_batches_retried=exact.retried, seconds=round(time.monotonic() - started, 1))
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)  # a cap for a run that never ends: the waits fail first
 def test_expired_message_leases_run_a_mini_batch_twice_but_write_it_once(
         make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, tmp_path: Path,
         figures: Figures) -> None:
@@ -156,7 +156,7 @@ def test_expired_message_leases_run_a_mini_batch_twice_but_write_it_once(
             missing=exact.missing, seconds=round(time.monotonic() - started, 1))
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)  # a cap for a run that never ends: the waits fail first
 def test_lost_replies_on_mini_batch_row_writes_strand_nothing(
         make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, figures: Figures) -> None:
     """(e), focused: 300 mini-batches on 3 workers; the proxy withholds the reply of 10%
@@ -179,7 +179,7 @@ def test_lost_replies_on_mini_batch_row_writes_strand_nothing(
             seconds=round(time.monotonic() - started, 1))
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)  # a cap for a run that never ends: the waits fail first
 def test_storage_errors_do_not_use_up_a_mini_batchs_tries(
         make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, figures: Figures) -> None:
     """(e), tries: 200 mini-batches with run_max_try=1 on 3 workers; the proxy withholds
@@ -203,7 +203,7 @@ def test_storage_errors_do_not_use_up_a_mini_batchs_tries(
             seconds=round(time.monotonic() - started, 1))
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)  # a cap for a run that never ends: the waits fail first
 def test_orchestrator_survives_storage_errors_in_its_activities(
         make_app: Callable[..., FaultApp], fault_proxy: FaultProxy, figures: Figures) -> None:
     """(e), orchestrator: 100 mini-batches on 3 workers; until every mini-batch is done
