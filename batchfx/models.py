@@ -140,21 +140,27 @@ def layout_paths(root: str, models: list[JobModel]) -> tuple[str, dict[tuple[str
     return base, paths
 
 
-def _link_tree(source: str, target: str) -> None:
-    """``target`` as a tree of hard links to ``source``'s files (copies across devices):
-    real folders, so os.walk and Path.rglob find every file as they would in Azure ML."""
+def _link_tree(source: str, target: str, *, copy: bool) -> None:
+    """``target`` as real folders holding ``source``'s files, so that os.walk and
+    Path.rglob find every file as they would in Azure ML. The files are hard links to the
+    app's own cache (copies across devices), or copies (``copy``) of a folder of the user's
+    read in place: a link would change each file's ctime, by which a local folder pinned
+    at submit would look changed. Never symbolic links: MLflow refuses files that resolve
+    outside the model's folder."""
     if os.path.isfile(source):
-        try:
-            os.link(source, target)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                raise
-            shutil.copy2(source, target)
+        if not copy:
+            try:
+                os.link(source, target)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+        shutil.copy2(source, target)
         return
     os.makedirs(target, exist_ok=True)
     with os.scandir(source) as entries:
         for entry in entries:
-            _link_tree(entry.path, os.path.join(target, entry.name))
+            _link_tree(entry.path, os.path.join(target, entry.name), copy=copy)
 
 
 def build_layout(root: str, staged: list[tuple[JobModel, str]]) -> str:
@@ -173,7 +179,7 @@ def build_layout(root: str, staged: list[tuple[JobModel, str]]) -> str:
         for model, local in staged:
             target = paths[(model.name, model.version)]
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            _link_tree(local, target)
+            _link_tree(local, target, copy=model.path.startswith("/"))  # a local folder
         try:
             os.rename(building, root)
         except OSError:  # another worker process built it first

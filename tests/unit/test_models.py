@@ -146,7 +146,7 @@ def test_build_layout_makes_real_folders_of_hard_links(tmp_path: Path) -> None:
     assert walked == expected
     assert sorted(str(p.relative_to(laid)) for p in laid.rglob("*") if p.is_file()) == expected
     assert not (laid / "sub").is_symlink()
-    for name in expected:
+    for name in expected:  # the files are the source's own (links), not copies
         assert os.stat(laid / name).st_ino == os.stat(source / name).st_ino
     assert (laid / "sub" / "deeper" / "vocab.txt").read_text() == "a\nb\n"
 
@@ -193,3 +193,21 @@ def test_build_layout_failure_leaves_nothing_behind(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         build_layout(str(parent / "x"), [(model, str(tmp_path / "missing"))])
     assert os.listdir(parent) == []
+
+
+def test_build_layout_leaves_the_source_files_untouched(tmp_path: Path) -> None:
+    """A local model folder is pinned at submit by its files' sizes and times: laying it
+    out (for another job, or another worker process) must not change them (a hard link
+    would change each file's ctime, and every later worker would see a changed model), so
+    its files are copied; the app's own cache is linked."""
+    source = _source(tmp_path)
+    before = {p: (os.stat(p).st_ctime_ns, os.stat(p).st_mtime_ns)
+              for p in source.rglob("*") if p.is_file()}
+    local = JobModel.for_path(str(source))  # a folder of the user's, read in place
+    model_dir = build_layout(str(tmp_path / "cache" / "once"), [(local, str(source))])
+    after = {p: (os.stat(p).st_ctime_ns, os.stat(p).st_mtime_ns)
+             for p in source.rglob("*") if p.is_file()}
+    assert after == before
+    copied = Path(model_dir) / source.name / "MLmodel"
+    assert copied.read_text() == (source / "MLmodel").read_text()
+    assert os.stat(copied).st_ino != os.stat(source / "MLmodel").st_ino  # a copy
