@@ -34,6 +34,7 @@ __all__ = [
     "MODEL_NAME_RE",
     "JobModel",
     "ModelReference",
+    "ModelVersion",
     "build_layout",
     "job_models",
     "layout_paths",
@@ -122,6 +123,28 @@ def map_model_path(value: Any, change: Callable[[str], Any]) -> Any:
     if isinstance(value, dict) and isinstance(value.get("path"), str):
         return {**value, "path": change(value["path"])}
     return value
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model: an immutable folder (or file) in storage."""
+
+    name: str
+    version: int
+    path: str  # container/prefix of the uploaded snapshot; its last part is the asset's name
+    description: str
+    created: str
+
+    def view(self) -> dict[str, Any]:
+        """The JSON shape for the HTTP API and the CLI."""
+        return {"name": self.name, "version": self.version, "path": self.path,
+                "description": self.description, "created": self.created,
+                "reference": f"azureml:{self.name}:{self.version}"}
+
+    def job_model(self) -> JobModel:
+        """The model as a job uses it (laid out as ``<name>/<version>/<asset>``)."""
+        asset = self.path.rstrip("/").rsplit("/", 1)[-1]
+        return JobModel(self.name, self.version, self.path, asset, registered=True)
 
 
 def job_models(extra: dict[str, Any]) -> list[JobModel]:

@@ -22,7 +22,7 @@ from typing import Any
 from batchfx.deployments import Deployment
 from batchfx.errors import ConflictError, NotRegisteredError, SpecError
 from batchfx.jobs import utc_now
-from batchfx.models import MODEL_NAME_RE, JobModel, map_model_path, parse_model_reference
+from batchfx.models import MODEL_NAME_RE, ModelVersion, map_model_path, parse_model_reference
 from batchfx.pipelines import Pipeline, placeholders
 from batchfx.spec import split_storage_path
 from batchfx.storage import Storage
@@ -57,28 +57,6 @@ _MAX_RECORD_CHARS = 30_000
 _HOW_TO = {DEPLOYMENT_PARTITION: "register one with POST /api/deployments",
            PIPELINE_PARTITION: "publish one with POST /api/pipelines",
            MODEL_PARTITION: "register one with `batchfx model create` (POST /api/models)"}
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One registered version of a model: an immutable folder (or file) in storage."""
-
-    name: str
-    version: int
-    path: str  # container/prefix of the uploaded snapshot; its last part is the asset's name
-    description: str
-    created: str
-
-    def view(self) -> dict[str, Any]:
-        """The JSON shape for the HTTP API and the CLI."""
-        return {"name": self.name, "version": self.version, "path": self.path,
-                "description": self.description, "created": self.created,
-                "reference": f"azureml:{self.name}:{self.version}"}
-
-    def job_model(self) -> JobModel:
-        """The model as a job uses it (laid out as ``<name>/<version>/<asset>``)."""
-        asset = self.path.rstrip("/").rsplit("/", 1)[-1]
-        return JobModel(self.name, self.version, self.path, asset, registered=True)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
-from urllib.parse import unquote
 
 import azure.functions as func
 from azure.durable_functions.models.utils.df_serialization import df_dumps
@@ -65,9 +64,7 @@ class LocalDurableRuntime:
             raise ValueError(f"activity_workers: must be at least 1, got {activity_workers}")
         self.base_url = base_url.rstrip("/")
         self.task_hub = task_hub
-        # The app's own calls come on a path only it knows (the host's RPC endpoint listens
-        # on localhost for its worker alone); the public webhook takes the system key.
-        self.rpc_token = secrets.token_urlsafe(18)
+        self.rpc_token = secrets.token_urlsafe(18)  # the app's own calls: a path it alone knows
         self.system_key = ""
         self._store = store
         self._workers = activity_workers
@@ -177,12 +174,9 @@ class LocalDurableRuntime:
         self, method: str, path: str, query: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, Any] | None]:
         """Answer a ``/runtime/webhooks/durabletask/...`` call as the extension does."""
-        rpc_root = f"/durabletask/{self.rpc_token}/"
-        if path.startswith(rpc_root):  # the app's own calls (client bindings' rpcBaseUrl)
-            path = f"{h.WEBHOOK_ROOT}/{path[len(rpc_root):]}"
-        elif not path.startswith(h.WEBHOOK_ROOT + "/"):
+        parts = h.webhook_parts(path, self.rpc_token)  # public, or the app's own calls
+        if parts is None:
             return 404, {"message": f"no durable webhook at {method} {path}"}
-        parts = [unquote(p) for p in h.webhook_path(path).split("/") if p]
         method = method.upper()
         if method == "POST" and len(parts) in (2, 3) and parts[0] == "orchestrators":
             try:

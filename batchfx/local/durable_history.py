@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
+from urllib.parse import unquote
 
 # The SDK's own format (azure.durable_functions.constants.DATETIME_STRING_FORMAT).
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -230,13 +231,14 @@ WEBHOOK_ROOT = "/runtime/webhooks/durabletask"
 STATUS_CODES = {"Completed": 200, "Failed": 400, "Terminated": 400, "Canceled": 400}
 
 
-def webhook_path(path: str) -> str:
-    """The part of a URL path after the Durable webhook root (``/durabletask/`` for RPC)."""
+def webhook_parts(path: str, rpc_token: str) -> list[str] | None:
+    """The URL path's parts after the public webhook root, or after the app's own RPC root
+    (``/durabletask/<rpc_token>/``); None for any other path."""
     path = path.split("?", 1)[0]
-    for root in (WEBHOOK_ROOT + "/", "/durabletask/"):
-        if root in path:
-            return path.split(root, 1)[1]
-    return path
+    for root in (WEBHOOK_ROOT + "/", f"/durabletask/{rpc_token}/"):
+        if path.startswith(root):
+            return [unquote(p) for p in path[len(root):].split("/") if p]
+    return None
 
 
 def body_to_input(body: bytes) -> str | None:

@@ -53,7 +53,7 @@ from batchfx.scoring.contract import (
     evaluate_result,
     is_dataframe,
 )
-from batchfx.scoring.secrets import raise_secret_error
+from batchfx.scoring.secrets import ask_parent
 from batchfx.scoring.shaping import (
     ShapeError,
     file_runs,
@@ -338,25 +338,9 @@ def _die_with_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
-def _secret_broker(conn_in: Connection, conn_out: Connection) -> Callable[[str], str]:
-    """``get_secret`` asked of the parent, which holds the credentials (one at a time: a
-    script's threads share the pipe)."""
-    lock = threading.Lock()
-
-    def ask(name: str) -> str:
-        with lock:
-            conn_out.send(("secret", name))
-            reply = conn_in.recv()
-        if reply[0] == "secret":
-            return str(reply[1])
-        raise_secret_error(str(reply[1]), str(reply[2]))
-        raise AssertionError("unreachable")
-    return ask
-
-
 def serve(conn_in: Connection, conn_out: Connection) -> int:
     """Answer the parent's requests until shutdown, an init error or EOF."""
-    aml_run.set_broker(_secret_broker(conn_in, conn_out))
+    aml_run.set_broker(ask_parent(conn_in, conn_out))
     host = ScriptHost(notify=conn_out.send)
     while True:
         try:

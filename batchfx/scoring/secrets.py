@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from batchfx.scoring.contract import RunInfo
 
-__all__ = ["SECRET_ENV_PREFIX", "answer_secret", "read_secret", "script_environment"]
+__all__ = ["SECRET_ENV_PREFIX", "answer_secret", "ask_parent", "raise_secret_error", "read_secret",
+           "script_environment"]
 
 SECRET_ENV_PREFIX = "BATCHFX_SECRET_"
 # Environment variables (also with Azure App Service's APPSETTING_ prefix) a script process
@@ -77,6 +80,22 @@ def answer_secret(info: RunInfo, name: Any) -> tuple[str, ...]:
     except tuple(_ERRORS.values()) as exc:
         kind = next(k for k, t in _ERRORS.items() if isinstance(exc, t))
         return "secret-error", kind, str(exc.args[0]) if exc.args else kind
+
+
+def ask_parent(conn_in: Connection, conn_out: Connection) -> Callable[[str], str]:
+    """In the script process: ``get_secret`` asked of the worker over the script's pipe
+    (one at a time: a script's threads share it)."""
+    lock = threading.Lock()
+
+    def ask(name: str) -> str:
+        with lock:
+            conn_out.send(("secret", name))
+            reply = conn_in.recv()
+        if reply[0] == "secret":
+            return str(reply[1])
+        raise_secret_error(str(reply[1]), str(reply[2]))
+        raise AssertionError("unreachable")
+    return ask
 
 
 def raise_secret_error(kind: str, message: str) -> None:

@@ -175,7 +175,6 @@ def test_invalid_json_secrets_file(tmp_path: Path) -> None:
 
 
 def test_unreachable_key_vault_is_a_runtime_error() -> None:
-    pytest.importorskip("azure.keyvault.secrets")
     url = "https://127.0.0.1:9/"
     _install(key_vault_url=url)
     with pytest.raises(RuntimeError) as info:

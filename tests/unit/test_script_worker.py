@@ -385,17 +385,3 @@ def test_child_dies_when_the_parent_is_killed(files: dict[str, str], tmp_path: P
     assert not pid_alive(child_pid), f"child {child_pid} outlived its parent"
     assert os.getpid() != child_pid
 
-
-def test_the_scripts_own_subprocesses_stop_with_it(tmp_path: Path,
-                                                  files: dict[str, str]) -> None:
-    pid_file = tmp_path / "helper.pid"
-    cfg = config(tmp_path, "starts_a_helper.py",
-                 environment_variables=(("HELPER_PID_FILE", str(pid_file)),))
-    with ScriptWorker(init_timeout=30, shutdown_timeout=2) as worker:
-        assert run(worker, cfg, [files["a.txt"]]).ok
-        helper = int(pid_file.read_text())
-        assert pid_alive(helper)
-    deadline = time.monotonic() + 30  # generous: SIGKILL is delivered at once
-    while pid_alive(helper):
-        assert time.monotonic() < deadline, "the script's helper outlived the script"
-        time.sleep(0.05)
