@@ -47,18 +47,24 @@ def job_folders(work_dir: str, job_id: str) -> list[str]:
 
 
 def ended_jobs_of(storage: Storage) -> Callable[[str], bool]:
-    """Whether a job of ``storage`` has ended (read from its record)."""
-    from batchfx.errors import JobNotFoundError
-    from batchfx.jobs import get_job
+    """Whether a job of ``storage`` has ended: the job records are listed once, on the
+    first question (one query for the whole sweep, however many folders there are)."""
+    from batchfx.records import JobRecord, JobState
+
+    states: dict[str, str] = {}
 
     def ended(job_id: str) -> bool:
-        try:
-            return get_job(storage, job_id).state.is_final
-        except JobNotFoundError:
-            folders = [f for f in job_folders(storage.settings.work_dir, job_id)
-                       if os.path.isdir(f)]
-            newest = max((os.stat(f).st_mtime for f in folders), default=0.0)
-            return time.time() - newest > UNKNOWN_AFTER_S
+        if not states:
+            for row in storage.tables.query(storage.settings.jobs_table, JobRecord.PARTITION,
+                                            select=["RowKey", "state"]):
+                states[str(row["RowKey"])] = str(row.get("state", ""))
+            states.setdefault("", "")  # listed, even when there is no job at all
+        if job_id in states:
+            return states[job_id] in {s.value for s in JobState if s.is_final}
+        folders = [f for f in job_folders(storage.settings.work_dir, job_id)
+                   if os.path.isdir(f)]
+        newest = max((os.stat(f).st_mtime for f in folders), default=0.0)
+        return time.time() - newest > UNKNOWN_AFTER_S
     return ended
 
 

@@ -48,3 +48,25 @@ def test_a_job_whose_state_cannot_be_read_keeps_its_folders(tmp_path: Path) -> N
 
     assert sweep_ended_jobs(str(tmp_path), unreachable) == []
     assert all(os.path.isdir(f) for f in job_folders(str(tmp_path), "some-job"))
+
+
+def test_a_sweep_lists_the_jobs_once_however_many_folders_it_finds(
+        storage: Storage, data: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seen in the bench: one read per folder, and every `batchfx run` leaves folders of jobs
+    # its next Azurite does not know, so each worker's sweep read a hundred job rows.
+    upload_inputs(storage, data, [1])
+    ended = submit_job(storage, spec_for(data, output=f"{data}/results"))
+    cancel_job(storage, ended.job_id)
+    work_dir = storage.settings.work_dir
+    strangers = [f"old-run-20260101t0000{i:02d}-abcdef" for i in range(30)]
+    for job_id in [ended.job_id, *strangers]:
+        _fill(job_folders(work_dir, job_id))
+    calls: list[str] = []
+    for name in ("get", "query"):
+        real = getattr(storage.tables, name)
+        monkeypatch.setattr(storage.tables, name,
+                            lambda *a, _real=real, _name=name, **k: (calls.append(_name),
+                                                                     _real(*a, **k))[1])
+    assert sweep_ended_jobs(work_dir, ended_jobs_of(storage)) == [ended.job_id]
+    assert calls == ["query"]
+    assert all(os.path.isdir(f) for f in job_folders(work_dir, strangers[0]))
