@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from typing import Any
 
 from batchfx.errors import JobStateError, OutputError, StorageError
+from batchfx.final_tally import FinalTally, final_reason, final_tally
 from batchfx.isolating import load_item_errors
-from batchfx.jobs import get_job, job_progress, job_view, transition_job
+from batchfx.jobs import elapsed_seconds, get_job, job_progress, job_view, transition_job
 from batchfx.output_files import write_job_outputs
 from batchfx.output_layout import REPORT_FILES
 from batchfx.partition import item_name, parse_manifest_line
@@ -61,9 +63,11 @@ def _manifest_lines(storage: Storage, job: JobRecord
 
 
 def _write_outputs(storage: Storage, job: JobRecord, spec: JobSpec,
-                   records: list[MiniBatchRecord]) -> None:
-    """The rows' files (none for summary_only); OutputError also for lost custom outputs."""
+                   records: list[MiniBatchRecord]) -> int:
+    """The rows' files (none for summary_only): the rows written. OutputError also for lost
+    custom outputs."""
     names: list[str] = []
+    rows = 0
     if spec.output_action != "summary_only":
         names, rows = write_job_outputs(storage, job, spec, records)
         logger.info("job %s: wrote %d rows to %d files (%s)", job.job_id, rows, len(names),
@@ -71,41 +75,36 @@ def _write_outputs(storage: Storage, job: JobRecord, spec: JobSpec,
     problems = custom_output_problems(storage, job, [*names, *REPORT_FILES])
     if problems:
         raise OutputError("; ".join(problems))
+    return rows
 
 
-def _write_reports(storage: Storage, job: JobRecord, records: list[MiniBatchRecord]) -> None:
-    items = dict(_manifest_lines(storage, job))
-    seen = {r.index for r in records}
-    never_run = {i: count for i, (_, count) in items.items() if i not in seen}
-    failures = [(r, items.get(r.index, ([], 0))[0]) for r in records if r.failed]
+def _write_reports(storage: Storage, job: JobRecord, final: FinalTally,
+                   names: dict[int, list[str]]) -> None:
+    """Every report file, from the one final tally."""
+    records = [r for r in final.records if r.status.is_final]
+    failures = [(r, names.get(r.index, [])) for r in records if r.failed]
     isolated = load_item_errors(storage, records)
-    out = job.output_container
     files: dict[str, str] = {
-        "processed_mini-batches.csv": processed_mini_batches_csv(records, never_run),
+        "processed_mini-batches.csv": processed_mini_batches_csv(final.records,
+                                                                 final.never_run),
         "errors.csv": errors_csv(failures, isolated),
         "errors.txt": error_details(records, isolated),
+        "job_result.txt": job_result_text(job, final, Thresholds.from_spec(job.spec)),
     }
     for name, text in files.items():
-        storage.blobs.upload(out, f"{job.output_prefix}/{name}", text.encode())
-
-
-def _write_summary(storage: Storage, job: JobRecord) -> Progress:
-    # Every row read again: exact, and kept, so the job's view reads nothing more.
-    progress = job_progress(storage, job, keep=True, full=True)
-    text = job_result_text(job, progress, Thresholds.from_spec(job.spec))
-    storage.blobs.upload(job.output_container, f"{job.output_prefix}/job_result.txt",
-                         text.encode())
-    write_progress_overview(storage, job, progress)
-    return progress
+        storage.blobs.upload(job.output_container, f"{job.output_prefix}/{name}", text.encode())
 
 
 def write_progress_overview(storage: Storage, job: JobRecord,
                             progress: Progress | None = None) -> dict[str, Any]:
     """``progress_overview.json`` next to the output: the same view as ``GET /api/jobs/{id}``
-    (``progress``: already summed, to spare reading every mini-batch row again)."""
+    (``progress``: already summed, to spare reading every mini-batch row again; an ended
+    job's view shows its final tally)."""
     import json
 
-    view = job_view(job, progress or job_progress(storage, job))
+    if progress is None and not job.extra.get("final"):
+        progress = job_progress(storage, job)
+    view = job_view(job, progress)
     storage.blobs.upload(job.output_container, f"{job.output_prefix}/progress_overview.json",
                          json.dumps(view, indent=2).encode())
     return view
@@ -124,9 +123,42 @@ def _finish_reused(storage: Storage, job: JobRecord) -> str:
                              allowed_from=[JobState.FINALIZING], reason=reason)
     except JobStateError:
         job = get_job(storage, job.job_id)
-    _write_summary(storage, job)
-    job = transition_job(storage, job.job_id, job.state,
-                         extra=dict(job.extra, outputs_ready=True))
+    # The earlier job's tally: its reports were copied with its outputs.
+    records = _records(storage, earlier.job_id)
+    earlier_final = earlier.extra.get("final") or {}
+    rows = int(earlier_final.get("rows_written", sum(r.rows for r in records)))
+    return _end(storage, job, records, dict(_manifest_lines(storage, earlier)), rows)
+
+
+def _end(storage: Storage, job: JobRecord, records: list[MiniBatchRecord],
+         manifest: dict[int, tuple[list[str], int]] | None, rows_written: int) -> str:
+    """Freeze the ended job's tally, write every report from it, and keep it with the job."""
+    if manifest is None:
+        manifest = dict(_manifest_lines(storage, job))
+    final = final_tally(job, records, {i: n for i, (_, n) in manifest.items()},
+                        rows_written=rows_written, elapsed_s=elapsed_seconds(job))
+    reason = final_reason(job, final)  # an abort's counts as the reports count them
+    changes: dict[str, Any] = {"reason": reason} if reason != job.reason else {}
+    extra = dict(job.extra, outputs_ready=True, final=final.counts())
+    extra.pop("counts", None)
+    try:
+        ended = dataclasses.replace(job, extra=extra, **changes)
+        _write_reports(storage, ended, final, {i: names for i, (names, _) in manifest.items()})
+        metrics = write_metrics(storage, job)
+        if metrics:
+            extra["metrics"] = metrics
+        write_progress_overview(storage, dataclasses.replace(ended, extra=extra))
+    except StorageError:
+        raise  # storage unreachable: the activity is tried again
+    except Exception as exc:  # a job must end even when its reports cannot be written
+        logger.exception("job %s: writing the reports failed", job.job_id)
+        extra["reports_error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
+    # Clients wait for this flag, not only the state: the reports exist once it is set
+    # (or reports_error says why they do not).
+    job = transition_job(storage, job.job_id, job.state, extra=extra, **changes)
+    if job.state is JobState.COMPLETED and job.extra.get("reuse_key"):
+        remember_result(storage, str(job.extra["reuse_key"]), job)
+    logger.info("job %s: ended as %s (%s)", job.job_id, job.state.value, job.reason)
     return job.state.value
 
 
@@ -134,18 +166,20 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
     """End a job as ``outcome``; for ``completed`` assemble the append_row file first.
 
     A job already ended (canceled while running) keeps its state; its reports are
-    still written. Returns the final state.
+    still written. Every report comes from the rows read once the job's state is final
+    (``final_tally``). Returns the final state.
     """
     job = get_job(storage, job_id)
     active = [s for s in JobState if not s.is_final]
     if outcome is JobState.COMPLETED and not job.state.is_final and job.extra.get("reused_from"):
         return _finish_reused(storage, job)
+    rows_written = 0
     if outcome is JobState.COMPLETED and not job.state.is_final:
         job = transition_job(storage, job_id, JobState.FINALIZING, allowed_from=active)
         spec = JobSpec.from_record(job.spec)
         records = _records(storage, job_id)
         try:
-            _write_outputs(storage, job, spec, records)
+            rows_written = _write_outputs(storage, job, spec, records)
             final, why = JobState.COMPLETED, reason or "every mini-batch finished"
         except OutputError as exc:
             final, why = JobState.FAILED, f"assembling the output failed: {exc}"
@@ -160,6 +194,8 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
                                  reason=why)
         except JobStateError:
             job = get_job(storage, job_id)
+        if final is JobState.FAILED:
+            rows_written = 0  # what was written is not the job's output
     elif not job.state.is_final:
         try:
             job = transition_job(storage, job_id, outcome, allowed_from=active, reason=reason,
@@ -169,25 +205,4 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
         records = _records(storage, job_id)
     else:
         records = _records(storage, job_id)
-    extra = dict(job.extra, outputs_ready=True)
-    try:
-        _write_reports(storage, job, records)
-        metrics = write_metrics(storage, job)
-        if metrics:
-            extra["metrics"] = metrics
-        final_counts = _write_summary(storage, job).to_dict()
-        # The ended job's counts, kept with it: `batchfx list` shows them without a read.
-        extra["counts"] = {"items": final_counts["items"],
-                           "mini_batches": final_counts["mini_batches"]}
-    except StorageError:
-        raise  # storage unreachable: the activity is tried again
-    except Exception as exc:  # a job must end even when its reports cannot be written
-        logger.exception("job %s: writing the reports failed", job_id)
-        extra["reports_error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
-    # Clients wait for this flag, not only the state: the reports exist once it is set
-    # (or reports_error says why they do not).
-    job = transition_job(storage, job_id, job.state, extra=extra)
-    if job.state is JobState.COMPLETED and job.extra.get("reuse_key"):
-        remember_result(storage, str(job.extra["reuse_key"]), job)
-    logger.info("job %s: ended as %s (%s)", job_id, job.state.value, job.reason)
-    return job.state.value
+    return _end(storage, job, records, None, rows_written)

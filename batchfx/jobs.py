@@ -221,7 +221,8 @@ def cancel_job(storage: Storage, job_id: str) -> JobRecord:
     return job
 
 
-def _elapsed(job: JobRecord) -> float:
+def elapsed_seconds(job: JobRecord) -> float:
+    """Seconds from the job's start to its end (or to now)."""
     if not job.started:
         return 0.0
     start = datetime.fromisoformat(job.started)
@@ -271,7 +272,7 @@ def job_progress(storage: Storage, job: JobRecord, *, keep: bool = False,
             storage.blobs.upload(container, _tally_blob(source), tally.to_json())
     return tally.progress(items_total=job.items_total,
                           mini_batches_total=job.mini_batches_total,
-                          partitioned=job.partitioned, elapsed_s=_elapsed(job),
+                          partitioned=job.partitioned, elapsed_s=elapsed_seconds(job),
                           items_estimated=bool(job.extra.get("items_estimated")))
 
 
@@ -319,8 +320,13 @@ def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
             "summary": f"{job.output_location}/job_result.txt",
         },
     }
-    if progress is not None:
+    final = job.extra.get("final") or job.extra.get("counts")
+    if final and job.state.is_final:  # an ended job's one final tally, kept by finalize
+        view.update(final)
+        if job.state is not JobState.COMPLETED:  # only a completed job assembles its rows
+            view["output"]["append_row_file"] = None
+            view["output"].pop("append_row_files", None)
+            view["output"].pop("per_input_files", None)
+    elif progress is not None:
         view.update(progress.to_dict())
-    elif job.extra.get("counts"):  # an ended job's final counts, kept by finalize
-        view.update(job.extra["counts"])
     return view

@@ -78,7 +78,8 @@ def get_job_http(req: func.HttpRequest) -> func.HttpResponse:
         job = get_job(storage, job_id)
     except JobNotFoundError as exc:
         return _problem(404, str(exc))
-    return _json(200, job_view(job, job_progress(storage, job)))
+    ended = job.state.is_final and job.extra.get("final")  # its counts are kept with it
+    return _json(200, job_view(job, None if ended else job_progress(storage, job)))
 
 
 @bp.route(route="jobs/{job_id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

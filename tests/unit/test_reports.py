@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from batchfx.final_tally import FinalTally
 from batchfx.progress import Progress, Thresholds
 from batchfx.records import JobRecord, JobState, MiniBatchRecord, MiniBatchStatus
 from batchfx.reports import (
@@ -45,7 +46,7 @@ def partial(index: int) -> MiniBatchRecord:
 def test_processed_mini_batches_has_azure_ml_columns_in_order() -> None:
     text = processed_mini_batches_csv([succeeded(0)], {})
     assert text.splitlines()[0] == ("mini_batch_id,tries,worker,start,end,total,succeeded,"
-                                    "failed,seconds,status,error")
+                                    "failed,seconds,status,error,isolation_runs")
     assert text.splitlines()[0].split(",") == REPORT_COLUMNS
 
 
@@ -59,7 +60,7 @@ def test_processed_mini_batches_writes_the_values_of_a_succeeded_mini_batch() ->
     (line,) = read_csv(processed_mini_batches_csv([succeeded(4)], {}))
     assert line == {"mini_batch_id": "0000004", "tries": "1", "worker": "w1", "start": "t0",
                     "end": "t9", "total": "10", "succeeded": "10", "failed": "0", "seconds": "1.5",
-                    "status": "succeeded", "error": ""}
+                    "status": "succeeded", "error": "", "isolation_runs": "0"}
 
 
 def test_processed_mini_batches_shows_a_not_run_row_with_its_item_count() -> None:
@@ -138,6 +139,10 @@ _PROGRESS = Progress(items_total=100, mini_batches_total=10, partitioned=True,
                      items_failed=20, rows=70, elapsed_s=60.0)
 
 
+def _final(state: JobState = JobState.COMPLETED, rows_written: int = 70) -> FinalTally:
+    return FinalTally(state, (), {}, _PROGRESS, rows_written)
+
+
 def _fields(text: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line
                 and not line.startswith("  "))
@@ -145,13 +150,13 @@ def _fields(text: str) -> dict[str, str]:
 
 def test_job_result_text_includes_status_and_reason() -> None:
     job = _job(JobState.ABORTED, reason="21 failed items exceed error_threshold=20")
-    fields = _fields(job_result_text(job, _PROGRESS, Thresholds(error_threshold=20)))
+    fields = _fields(job_result_text(job, _final(job.state), Thresholds(error_threshold=20)))
     assert fields["status"] == "aborted"
     assert fields["reason"] == "21 failed items exceed error_threshold=20"
 
 
 def test_job_result_text_includes_counts() -> None:
-    fields = _fields(job_result_text(_job(JobState.COMPLETED), _PROGRESS, Thresholds()))
+    fields = _fields(job_result_text(_job(JobState.COMPLETED), _final(), Thresholds()))
     assert fields["items_total"] == "100"
     assert fields["items_succeeded"] == "70"
     assert fields["items_failed"] == "20"
@@ -165,23 +170,57 @@ def test_job_result_text_includes_counts() -> None:
 
 def test_job_result_text_includes_thresholds() -> None:
     limits = Thresholds(error_threshold=20, allowed_failed_count=3, allowed_failed_percent=12.5)
-    fields = _fields(job_result_text(_job(JobState.COMPLETED), _PROGRESS, limits))
+    fields = _fields(job_result_text(_job(JobState.COMPLETED), _final(), limits))
     assert fields["error_threshold"] == "20"
     assert fields["allowed_failed_count"] == "3"
     assert fields["allowed_failed_percent"] == "12.5"
 
 
 def test_job_result_text_without_a_reason_repeats_the_state() -> None:
-    fields = _fields(job_result_text(_job(JobState.COMPLETED), _PROGRESS, Thresholds()))
+    fields = _fields(job_result_text(_job(JobState.COMPLETED), _final(), Thresholds()))
     assert fields["reason"] == "completed"
 
 
 def test_job_result_text_names_the_output_location() -> None:
-    fields = _fields(job_result_text(_job(JobState.COMPLETED), _PROGRESS, Thresholds()))
+    fields = _fields(job_result_text(_job(JobState.COMPLETED), _final(), Thresholds()))
     assert fields["output"] == "results/digits/digits-1"
 
 
 def test_job_result_text_indents_a_multi_line_error() -> None:
     job = _job(JobState.FAILED, error="init() failed\nTraceback\nRuntimeError: no model")
-    text = job_result_text(job, _PROGRESS, Thresholds())
+    text = job_result_text(job, _final(job.state), Thresholds())
     assert "error: |\n  init() failed\n  Traceback\n  RuntimeError: no model\n" in text
+
+
+def test_job_result_text_of_a_canceled_job_says_its_rows_were_not_written() -> None:
+    fields = _fields(job_result_text(_job(JobState.CANCELED),
+                                     _final(JobState.CANCELED, rows_written=0), Thresholds()))
+    assert fields["rows_returned"] == "70"
+    assert fields["rows_written"] == "0"
+    assert fields["rows_not_written"].startswith("70 rows of succeeded mini-batches")
+    assert "canceled" in fields["rows_not_written"]
+
+
+def test_a_mini_batch_running_when_the_job_ended_is_shown_stopped_and_not_counted() -> None:
+    running = MiniBatchRecord("j1", 1, MiniBatchStatus.RUNNING, items=10, items_planned=10,
+                              tries=1, succeeded=4, worker="w1", started="t0")
+    (line,) = read_csv(processed_mini_batches_csv([running], {}))
+    assert line["status"] == "stopped"
+    assert (line["total"], line["succeeded"], line["failed"]) == ("10", "0", "0")
+    assert "ended while" in line["error"]
+
+
+def test_errors_csv_counts_the_items_each_line_stands_for() -> None:
+    files = read_csv(errors_csv([(failed(5), ["a", "b", "c"]), (partial(2), ["x"] * 10)]))
+    assert [line["items"] for line in files] == ["1", "1", "1", "2"]
+    rows = failed(7, items=250)  # a tabular mini-batch: two slices hold its 250 rows
+    (line,) = read_csv(errors_csv([(rows, ["t.csv#0-99", "t.csv#100-249"])]))
+    assert line["items"] == "250"
+    assert line["item"] == "t.csv#0-99, t.csv#100-249"
+
+
+def test_errors_csv_lists_isolated_items_with_their_counts() -> None:
+    entry = {"item": "rows 3-5 of mini-batch 0000001 (t.csv#0-9)", "items": 3, "tries": 2,
+             "error_type": "ValueError", "error": "bad", "reason": "failed on its own"}
+    (line,) = read_csv(errors_csv([(failed(1, items=10), [])], {1: [entry]}))
+    assert (line["item"], line["items"], line["tries"]) == (entry["item"], "3", "2")
