@@ -46,7 +46,10 @@ def new_record(job_id: str, index: int, ref: ManifestRef, line: ManifestLine
 
 
 def note_dead_try(record: MiniBatchRecord) -> None:
-    """The worker that started the last try died: that try counts, with this explanation."""
+    """The worker that started the last try died: that try counts, with this explanation
+    (unless the worker recorded why the try ended before giving the mini-batch back)."""
+    if record.error_type and record.error_try == record.tries and record.tries:
+        return
     record.error_phase = "crash"
     record.error_type = "WorkerLost"
     record.error_message = (

@@ -176,7 +176,11 @@ def run(spec_file: Path, output_dir: Path, connection_string: str | None, worker
         quiet: bool) -> None:
     """Run a job end to end on this machine and download its outputs."""
     from batchfx.local.azurite import Azurite
+    from batchfx.upload import download_problem
 
+    problem = download_problem(output_dir)  # before anything runs
+    if problem:
+        raise click.UsageError(f"--output: {problem}")
     connection = connection_string or Settings.from_env(os.environ).connection_string
     _stop_on_terminate()
     with ExitStack() as stack:

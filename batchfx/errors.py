@@ -102,6 +102,11 @@ class InputError(BatchfxError):
     inside a quoted CSV field, a file without the key=value folder of a partition key…)."""
 
 
+class DiskFullError(BatchfxError):
+    """This worker's disk is full: the mini-batch's try is recorded as failed with the
+    reason, and its message comes back for another try (perhaps on another machine)."""
+
+
 class OutputError(BatchfxError):
     """The job's results could not be assembled."""
 

@@ -12,6 +12,7 @@ hands the rest on in a message of their own, so other instances can take them.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import shutil
@@ -28,7 +29,13 @@ from batchfx.claims import (
     set_error,
     worker_name,
 )
-from batchfx.errors import ConflictError, InputError, JobNotFoundError, StorageError
+from batchfx.errors import (
+    ConflictError,
+    DiskFullError,
+    InputError,
+    JobNotFoundError,
+    StorageError,
+)
 from batchfx.isolating import (
     MAX_ISOLATIONS,
     isolate_mini_batch,
@@ -199,6 +206,10 @@ def _score(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec,
             error = TryError(TryPhase.INPUT, "InputError", str(exc), str(exc))
             failed = TryOutcome.failure(error, record.items, 0.0, worker_name())
             return _result(finish(storage, record, etag, failed, spec))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            return _disk_full(storage, record, etag, spec, exc, message_id)
         run_try = try_runner(storage, pool, job, spec, config, line)
         context = MiniBatchContext(job_id, mini_batch_key(index), index, record.tries,
                                    partition_key_value=dict(line.partition_key_value),
@@ -239,6 +250,28 @@ def _score(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec,
         raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _disk_full(storage: Storage, record: MiniBatchRecord, etag: str, spec: JobSpec,
+               exc: OSError, message_id: str) -> ScoreResult:
+    """Staging filled this worker's disk: the try fails saying so (never "worker lost").
+    With tries left the message comes back, perhaps to a machine with room."""
+    folder = storage.settings.work_dir
+    try:
+        free = f"{shutil.disk_usage(folder).free / 2**20:.0f} MB free"
+    except OSError:
+        free = "free space unknown"
+    message = (f"no space left on the disk of worker {worker_name()} while staging the "
+               f"mini-batch ({exc.filename or folder}: {exc.strerror}; {folder} has {free}); "
+               "free space there or point BATCHFX_WORK_DIR at a larger disk")
+    error = TryError(TryPhase.INPUT, "NoSpaceLeft", message, message)
+    if record.tries >= spec.run_max_try:
+        failed = TryOutcome.failure(error, record.items, 0.0, worker_name())
+        return _result(finish(storage, record, etag, failed, spec))
+    set_error(record, error, record.tries)
+    renew(storage, record, etag, message_id, spec)  # the reason stays with the try it ended
+    logger.error("job %s: mini-batch %d: %s", record.job_id, record.index, message)
+    raise DiskFullError(message)
 
 
 def _result(status: MiniBatchStatus) -> ScoreResult:

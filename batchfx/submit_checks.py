@@ -5,12 +5,14 @@ model and side-input folders the job is submitted with."""
 from __future__ import annotations
 
 import os
+import re
 
 from batchfx.access import access_problem, local_access_problem
 from batchfx.errors import InputError, SpecError
 from batchfx.mlflow_scoring.detect import find_mlmodel_in
 from batchfx.models import parse_model_reference
 from batchfx.partition import select_files
+from batchfx.records import JobRecord
 from batchfx.spec import InputSpec, JobSpec, split_source_path, split_storage_path
 from batchfx.staging import folder_version
 from batchfx.storage import LOCAL, Storage, is_local_path
@@ -60,8 +62,11 @@ def storage_path_problems(storage: Storage, spec: JobSpec) -> list[str]:
         if refused:
             problems.append(refused)
             continue
-        if field == "output":
-            continue  # created on demand
+        if field == "output":  # created on demand; never inside another job's
+            problem = _inside_a_job_output(storage, path, container, prefix)
+            if problem:
+                problems.append(problem)
+            continue
         try:
             problem = _missing(storage, spec, field, path, container, prefix)
         except InputError as exc:  # a local folder that cannot be listed as it is
@@ -69,6 +74,30 @@ def storage_path_problems(storage: Storage, spec: JobSpec) -> list[str]:
         if problem:
             problems.append(problem)
     return problems
+
+
+# A job's id as new_job_id makes it: <name>-<yyyymmdd>t<hhmmss>-<6 hex digits>.
+_JOB_ID_SEGMENT = re.compile(r"[a-z0-9][a-z0-9-]*-\d{8}t\d{6}-[0-9a-f]{6}")
+
+
+def _inside_a_job_output(storage: Storage, path: str, container: str,
+                         prefix: str) -> str | None:
+    """Why ``output`` may not be used: it lies in another job's output folder (whose
+    downloads would then mix in this job's files), or None."""
+    for segment in prefix.split("/"):
+        if not _JOB_ID_SEGMENT.fullmatch(segment):
+            continue
+        found = storage.tables.get(storage.settings.jobs_table, JobRecord.PARTITION, segment)
+        if found is None:
+            continue
+        other = JobRecord.from_entity(found.values)
+        if other.output_container == container and (
+                prefix == other.output_prefix or prefix.startswith(other.output_prefix + "/")):
+            return (f"output: {path!r} is inside the output folder of job {other.job_id} "
+                    f"({other.output_location}) — a job's output folder holds only that "
+                    "job's files; name a folder outside it (each job writes under "
+                    "<output>/<its id>)")
+    return None
 
 
 def _missing(storage: Storage, spec: JobSpec, field: str, path: str, container: str,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -11,11 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from batchfx.errors import SpecError
+from batchfx.errors import OutputError, SpecError
 from batchfx.models import map_model_path, parse_model_reference
 from batchfx.storage import Storage
 
-__all__ = ["download_outputs", "in_place_paths", "upload_local_paths", "upload_tree"]
+__all__ = ["DOWNLOAD_MANIFEST", "download_outputs", "download_problem", "in_place_paths",
+           "upload_local_paths", "upload_tree"]
 
 logger = logging.getLogger(__name__)
 
@@ -262,13 +265,69 @@ def upload_tree(storage: Storage, local: Path, container: str, prefix: str
     return len(todo), len(files) - len(todo)
 
 
+# Written into a folder a job's outputs were downloaded to: which files came from where, so
+# the next download into it replaces exactly those (never a file of the user's).
+DOWNLOAD_MANIFEST = ".batchfx-download.json"
+
+
+def _files_under(dest: Path) -> set[str]:
+    return {p.relative_to(dest).as_posix() for p in dest.rglob("*")
+            if p.is_file() or p.is_symlink()}
+
+
+def _earlier_download(dest: Path) -> set[str]:
+    try:
+        return set(json.loads((dest / DOWNLOAD_MANIFEST).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def download_problem(dest: Path) -> str | None:
+    """Why job outputs may not be downloaded into ``dest`` (or None): a folder is used when
+    it is new, empty, or holds only an earlier batchfx download (which is replaced)."""
+    if not dest.exists():
+        return None
+    if not dest.is_dir():
+        return f"{dest} is a file — name a folder to download the outputs into"
+    others = sorted(_files_under(dest) - _earlier_download(dest) - {DOWNLOAD_MANIFEST})
+    if not others:
+        return None
+    shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+    return (f"{dest} holds files that are not an earlier batchfx download ({shown}) — "
+            "name an empty or new folder, so no file of yours is overwritten and no two "
+            "jobs' outputs mix")
+
+
 def download_outputs(storage: Storage, location: str, dest: Path) -> list[Path]:
-    """Download every blob under ``container/prefix`` into ``dest``; returns the files."""
+    """Download every blob under ``container/prefix`` into ``dest``; returns the files.
+
+    ``dest`` must be new, empty or an earlier download (``download_problem``): that
+    download's files are removed first, so nothing of another job's is left beside these.
+    """
+    problem = download_problem(dest)
+    if problem:
+        raise OutputError(problem)
     container, _, prefix = location.partition("/")
-    written = []
     refs = list(storage.blobs.list_names(container, f"{prefix}/"))
+    root = dest.resolve()
+    targets = []
     for ref in refs:
-        target = dest / ref.name[len(prefix) + 1:]
+        target = (dest / ref.name[len(prefix) + 1:]).resolve()
+        if not target.is_relative_to(root) or target == root:
+            raise OutputError(f"output blob {ref.name!r} would be written outside {dest}")
+        targets.append((ref, target))
+    for name in _earlier_download(dest):
+        with contextlib.suppress(FileNotFoundError):
+            (dest / name).unlink()
+    for folder in sorted((p for p in dest.rglob("*") if p.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # left empty by the earlier download
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ref, target in targets:
         storage.blobs.download_to_file(container, ref.name, str(target))
         written.append(target)
+    (dest / DOWNLOAD_MANIFEST).write_text(json.dumps(
+        {"location": location, "files": [t.relative_to(root).as_posix() for t in written]},
+        indent=1))
     return written

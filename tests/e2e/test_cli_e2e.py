@@ -86,6 +86,22 @@ def test_run_names_the_local_folder_it_looked_for(tmp_path: Path) -> None:
     assert "upload the data" not in message
 
 
+def test_run_refuses_an_output_folder_holding_other_files_before_it_starts(
+        tmp_path: Path) -> None:
+    spec = _job_folder(tmp_path, "echo.py", {"a.txt": "1"})
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    env = {k: v for k, v in os.environ.items() if k != "AzureWebJobsStorage"}
+    done = subprocess.run([*BATCHFX, "run", str(spec), "--output", str(out)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    message = " ".join(done.stderr.split())
+    assert "holds files that are not an earlier batchfx download (keep.txt)" in message
+    assert "started Azurite" not in done.stdout
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
 def _stat(pid: int) -> tuple[str, int] | None:
     """A process's state letter and parent pid (Linux /proc); None once it has ended."""
     try:

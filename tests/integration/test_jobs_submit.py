@@ -123,3 +123,17 @@ def test_new_job_id_starts_with_the_name_and_is_sortable_by_time() -> None:
     late = new_job_id("digits", datetime(2025, 1, 2, tzinfo=UTC))
     assert early.startswith("digits-20250101t000000-")
     assert early < late
+
+
+def test_an_output_inside_another_jobs_output_folder_is_refused(storage: Storage,
+                                                                data: str) -> None:
+    # Its files would show up in the first job's downloads (found by a hostile run).
+    upload_inputs(storage, data, [1])
+    first = submit_job(storage, spec_for(data))
+    for inside in (first.output_location, f"{first.output_location}/more"):
+        with pytest.raises(SpecError) as refused:
+            submit_job(storage, spec_for(data, output=inside))
+        assert f"inside the output folder of job {first.job_id}" in str(refused.value)
+    # A folder merely named like a job id, or beside the job's, is fine.
+    submit_job(storage, spec_for(data, output=f"{data}/results"))
+    submit_job(storage, spec_for(data, output=f"{data}/other/x-20260101t000000-abcdef"))
