@@ -122,6 +122,14 @@ class Schedule:
         return data
 
 
+def whole_minute(moment: datetime) -> datetime:
+    """``moment`` rounded up to a whole minute: due times fall on the minute, when the
+    schedule timer ticks, so a schedule fires within seconds of them (never up to a minute
+    late, as a start at second 37 would make every run)."""
+    floor = moment.replace(second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(minutes=1)
+
+
 def parse_schedule(data: object, *, now: datetime) -> Schedule:
     """Validate a schedule; ``now`` is the default start time. ScheduleError lists problems."""
     parts, problems = parse_parts(data)
@@ -134,7 +142,7 @@ def parse_schedule(data: object, *, now: datetime) -> Schedule:
         assert parts.recurrence is not None
         trigger = Recurrence(Frequency(parts.recurrence["frequency"]),
                              **{k: v for k, v in parts.recurrence.items() if k != "frequency"})
-    start = parts.start_time or now.astimezone(UTC).replace(microsecond=0)
+    start = whole_minute(parts.start_time or now.astimezone(UTC))
     target = dict(parts.target)
     if "job" in target:
         target["job"] = {"name": parts.name, **target["job"]}

@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -129,7 +130,8 @@ def _check(case: str, out: Path, reference: Path) -> None:
 def run_case(work: Path, case: str, number: int, connection: str, shared: list[int]) -> Run:
     """Run one case once, measure it and check its output against its baseline's."""
     out = work / "out" / f"{case}-{number}"
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # a folder kept from an earlier bench (--work)
+    out.mkdir(parents=True)
     measured = measure(_command(work, case, out, connection), cwd=ROOT,
                        shared=shared if "blobs" in case else (), keep=shared)
     if measured.returncode != 0:
@@ -231,7 +233,8 @@ def count_ops(work: Path, cases: list[str]) -> dict[str, Any]:
         for case in cases:
             before = proxy.snapshot()
             out = work / "out" / f"{case}-ops"
-            out.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
             command = [BATCHFX, "run", str(_spec(work, case)), "--output", str(out), "--quiet",
                        "--connection-string", proxy.connection_string]
             done = measure(command, cwd=ROOT)

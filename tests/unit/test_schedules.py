@@ -147,13 +147,29 @@ def test_next_due_is_the_first_due_time_after() -> None:
     assert next_due(s, T("2026-03-10T04:30")) == T("2026-03-11T04:30")
 
 
-def test_default_start_time_is_now_to_the_second() -> None:
-    assert schedule(cron="0 2 * * *").start_time == NOW.replace(microsecond=0)
+NEXT_MINUTE = datetime(2026, 3, 10, 12, 1, tzinfo=UTC)
+
+
+def test_default_start_time_is_the_next_whole_minute() -> None:
+    # The timer ticks on the minute: a start at second 30 made every run 30 s late.
+    assert schedule(cron="0 2 * * *").start_time == NEXT_MINUTE
 
 
 def test_a_default_start_time_is_itself_due() -> None:
     s = schedule(recurrence={"frequency": "Day"})
-    assert latest_due(s, None, NOW) == NOW.replace(microsecond=0)
+    assert latest_due(s, None, NOW) is None  # not yet: due at the next whole minute
+    assert latest_due(s, None, NEXT_MINUTE) == NEXT_MINUTE
+
+
+def test_a_start_time_with_seconds_is_rounded_up_and_every_due_time_is_on_the_minute(
+        ) -> None:
+    s = schedule(recurrence={"frequency": "Minute", "interval": 7,
+                             "start_time": "2026-03-10T12:00:05Z"})
+    assert s.start_time == NEXT_MINUTE
+    due = list(due_times(s, None, NEXT_MINUTE + timedelta(hours=1)))
+    assert len(due) == 9 and all(d.second == 0 and d.microsecond == 0 for d in due)
+    on_the_minute = schedule(**every("Day", "2026-03-10T12:00:00Z"))
+    assert on_the_minute.start_time == datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
 def test_start_time_without_offset_is_utc_and_with_one_is_converted() -> None:
