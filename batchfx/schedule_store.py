@@ -115,7 +115,10 @@ def _entity(schedule: Schedule, created: datetime) -> dict[str, Any]:
     spec.pop("enabled")  # the column is the truth: enable/disable change only it
     return {"PartitionKey": PARTITION, "RowKey": schedule.name,
             "spec": json.dumps(spec, separators=(",", ":")), "enabled": schedule.enabled,
-            "created": created.isoformat(), "not_before": created.isoformat(),
+            # From the minute of creation: a schedule without a start_time is due at that
+            # whole minute (schedules.parse_schedule), so it runs at once.
+            "created": created.isoformat(),
+            "not_before": created.replace(second=0, microsecond=0).isoformat(),
             "last_due": "", "last_job_id": "", "last_error": "", "last_fired": "",
             "deleted": False}
 

@@ -125,7 +125,7 @@ class Schedule:
 def whole_minute(moment: datetime) -> datetime:
     """``moment`` rounded up to a whole minute: due times fall on the minute, when the
     schedule timer ticks, so a schedule fires within seconds of them (never up to a minute
-    late, as a start at second 37 would make every run)."""
+    late, as a start at second 37 made every run)."""
     floor = moment.replace(second=0, microsecond=0)
     return floor if floor == moment else floor + timedelta(minutes=1)
 
@@ -142,7 +142,10 @@ def parse_schedule(data: object, *, now: datetime) -> Schedule:
         assert parts.recurrence is not None
         trigger = Recurrence(Frequency(parts.recurrence["frequency"]),
                              **{k: v for k, v in parts.recurrence.items() if k != "frequency"})
-    start = whole_minute(parts.start_time or now.astimezone(UTC))
+    # The default start is this minute (due at once, as before); a given one is kept or
+    # rounded up, never started early.
+    start = (whole_minute(parts.start_time) if parts.start_time
+             else now.astimezone(UTC).replace(second=0, microsecond=0))
     target = dict(parts.target)
     if "job" in target:
         target["job"] = {"name": parts.name, **target["job"]}

@@ -33,7 +33,7 @@ from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)  # due times are whole minutes
 DAY = timedelta(days=1)
 
 

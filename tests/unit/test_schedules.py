@@ -148,17 +148,18 @@ def test_next_due_is_the_first_due_time_after() -> None:
 
 
 NEXT_MINUTE = datetime(2026, 3, 10, 12, 1, tzinfo=UTC)
+THIS_MINUTE = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
-def test_default_start_time_is_the_next_whole_minute() -> None:
+def test_default_start_time_is_this_whole_minute() -> None:
     # The timer ticks on the minute: a start at second 30 made every run 30 s late.
-    assert schedule(cron="0 2 * * *").start_time == NEXT_MINUTE
+    assert schedule(cron="0 2 * * *").start_time == THIS_MINUTE
 
 
 def test_a_default_start_time_is_itself_due() -> None:
     s = schedule(recurrence={"frequency": "Day"})
-    assert latest_due(s, None, NOW) is None  # not yet: due at the next whole minute
-    assert latest_due(s, None, NEXT_MINUTE) == NEXT_MINUTE
+    assert latest_due(s, None, NOW) == THIS_MINUTE
+    assert next_due(s, THIS_MINUTE) == THIS_MINUTE + timedelta(days=1)
 
 
 def test_a_start_time_with_seconds_is_rounded_up_and_every_due_time_is_on_the_minute(
