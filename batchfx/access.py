@@ -44,7 +44,8 @@ def access_problem(settings: Settings, field: str, container: str, prefix: str) 
                     "of your own)")
         return None  # uploads/ (the CLI's snapshots) and other data the app holds
     allowed = settings.allowed_containers
-    if allowed and container not in allowed and container != settings.inbox_container:
+    if allowed and container not in allowed and container not in (
+            settings.inbox_container, settings.outputs_container):
         return (f"{field}: container {container!r} is not one this app may use; allowed: "
                 f"{', '.join(sorted(allowed))} (app setting BATCHFX_ALLOWED_CONTAINERS)")
     return None

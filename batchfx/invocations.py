@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from batchfx.deployments import INVOCATION_FIELDS, normalise_settings
+from batchfx.deployments import INVOCATION_FIELDS, Deployment, normalise_settings
 from batchfx.errors import SpecError
 from batchfx.pipelines import render, validate_assignments
 from batchfx.registry import get_deployment, get_pipeline
@@ -91,6 +91,15 @@ def _settings(given: object, problems: list[str]) -> dict[str, Any]:
     return settings
 
 
+def default_output(storage: Storage, deployment: Deployment) -> str:
+    """Where a deployment that names no output writes: ``<outputs container>/<endpoint>/
+    <deployment>`` (the job adds ``/<job id>``), or ``<outputs container>/<deployment>``
+    without an endpoint."""
+    folders = [deployment.endpoint_name, deployment.name] if deployment.endpoint_name \
+        else [deployment.name]
+    return "/".join([storage.settings.outputs_container, *folders])
+
+
 def _refuse_unknown(target: Mapping[str, Any], allowed: tuple[str, ...]) -> list[str]:
     return [f"{k}: unknown field of a {allowed[0]} target — allowed: {', '.join(allowed)}"
             for k in target if k not in allowed]
@@ -118,11 +127,9 @@ def _deployment_spec(storage: Storage, target: Mapping[str, Any], extra: Mapping
         raise SpecError(problems)
     deployment = get_deployment(storage, str(target["deployment"]), version).deployment
     settings = {**deployment.settings, **overrides}
-    output = fields["output"] or deployment.output
-    if output is None and settings.get("output_action") != "summary_only":
-        raise SpecError([f"output: missing — deployment {deployment.name!r} has no default "
-                         "output; give output (container/prefix for the results) with the "
-                         "invocation, e.g. output: results/nightly"])
+    # As Azure ML writes a batch deployment's results to the workspace's default datastore
+    # when a job names no output.
+    output = fields["output"] or deployment.output or default_output(storage, deployment)
     base = parse_job_spec({
         **settings, "name": job_name or deployment.name,
         "source_directory": deployment.source_directory,

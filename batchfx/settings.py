@@ -88,6 +88,9 @@ class Settings:
     jobs_table: str = "batchfxjobs"
     minibatches_table: str = "batchfxminibatches"
     inbox_container: str = "inbox"
+    # Where a deployment without an output writes (Azure ML's default datastore):
+    # <outputs container>/<endpoint>/<deployment>/<job id>/.
+    outputs_container: str = "outputs"
     allowed_containers: tuple[str, ...] = ()  # empty: any container of the account
     poll_interval_s: float = 5.0
     lease_margin_s: float = 60.0
@@ -137,6 +140,7 @@ class Settings:
             jobs_table=env.get("BATCHFX_JOBS_TABLE") or cls.jobs_table,
             minibatches_table=env.get("BATCHFX_MINIBATCHES_TABLE") or cls.minibatches_table,
             inbox_container=env.get("BATCHFX_INBOX_CONTAINER") or cls.inbox_container,
+            outputs_container=env.get("BATCHFX_OUTPUTS_CONTAINER") or cls.outputs_container,
             allowed_containers=tuple(
                 c.strip() for c in env.get("BATCHFX_ALLOWED_CONTAINERS", "").split(",")
                 if c.strip()),
@@ -165,6 +169,7 @@ class Settings:
             "BATCHFX_JOBS_TABLE": self.jobs_table,
             "BATCHFX_MINIBATCHES_TABLE": self.minibatches_table,
             "BATCHFX_INBOX_CONTAINER": self.inbox_container,
+            "BATCHFX_OUTPUTS_CONTAINER": self.outputs_container,
             "BATCHFX_ALLOWED_CONTAINERS": ",".join(self.allowed_containers),
             "BATCHFX_POLL_INTERVAL_S": str(self.poll_interval_s),
             "BATCHFX_LEASE_MARGIN_S": str(self.lease_margin_s),

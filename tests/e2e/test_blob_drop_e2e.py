@@ -29,7 +29,8 @@ def app(connection_string: str, unique_name: str, tmp_path: Path) -> Iterator[Ap
         connection_string=connection_string, jobs_container=unique_name,
         queue_name=unique_name, jobs_table=f"{unique_name}jobs",
         minibatches_table=f"{unique_name}mb", inbox_container=f"{unique_name}-inbox",
-        poll_interval_s=0.3, lease_margin_s=2.0, work_dir=str(tmp_path / "work"))
+        outputs_container=f"{unique_name}-outputs", poll_interval_s=0.3, lease_margin_s=2.0,
+        work_dir=str(tmp_path / "work"))
     instance = App(settings, Storage.from_settings(settings), tmp_path)
     instance.start()
     try:
@@ -101,6 +102,25 @@ def test_a_success_marker_runs_one_job_over_the_dropped_folder(app: App) -> None
     assert lines(app.outputs(view)["parallel_run_step.txt"]) == [
         f"{i}.txt item {i}" for i in range(3)]
     assert app.api is not None and len(app.api.list()) == 1
+
+
+def test_a_drop_for_an_azure_ml_deployment_without_output_writes_to_the_default(
+        app: App) -> None:
+    # An Azure ML deployment YAML names no output: its drop was refused before.
+    code = app.upload_script("echo.py")
+    register_deployment(app.storage, parse_deployment({
+        "name": "echo-aml", "endpoint_name": "echo-endpoint", "type": "model",
+        "code_configuration": {"code": code, "scoring_script": "score.py"},
+        "settings": {"mini_batch_size": 2, "output_file_name": "predictions.txt"}}))
+    drop_folder(app, "echo-aml")
+    record = wait_for_drop(app, f"echo-aml/{DAY}/_SUCCESS")
+    assert record["state"] == "submitted", record
+    view = app.wait(record["job_id"])
+    assert view["state"] == "completed"
+    assert view["output"]["location"] == (
+        f"{app.settings.outputs_container}/echo-endpoint/echo-aml/{record['job_id']}")
+    assert lines(app.outputs(view)["predictions.txt"]) == [
+        f"{i}.txt item {i}" for i in range(3)]
 
 
 def test_a_marker_delivered_again_does_not_run_a_second_job(app: App) -> None:

@@ -154,11 +154,18 @@ def test_a_deployment_target_runs_its_code_over_the_inputs(storage: Storage, cod
     assert prepare_job(storage, spec).name == "digits"  # storage checks pass
 
 
-def test_a_deployment_target_needs_an_output_when_the_deployment_has_none(
+def test_a_deployment_without_output_writes_where_azure_ml_would(
         storage: Storage, code: str, inputs: str) -> None:
+    # As Azure ML's default datastore: <outputs container>/<endpoint>/<deployment>/<job id>.
     register_deployment(storage, deployment(code))
-    with pytest.raises(SpecError, match="output: missing — deployment 'digits' has no default"):
-        job_spec_for(storage, {"deployment": "digits", "inputs": inputs})
+    spec = job_spec_for(storage, {"deployment": "digits", "inputs": inputs})
+    assert spec["output"] == f"{storage.settings.outputs_container}/digits"
+    job = prepare_job(storage, spec)  # allowed even where an allow-list leaves it out
+    assert job.output_location == f"{storage.settings.outputs_container}/digits/{job.job_id}"
+    register_deployment(storage, parse_deployment({**deployment(code).to_record(),
+                                                   "endpoint_name": "mnist"}))
+    spec = job_spec_for(storage, {"deployment": "digits", "inputs": inputs})
+    assert spec["output"] == f"{storage.settings.outputs_container}/mnist/digits"
 
 
 def test_a_deployment_target_uses_the_deployments_default_output(

@@ -34,6 +34,7 @@ LOCKED = Settings(jobs_container="batchfx", allowed_containers=("data", "results
         (LOCKED, "inputs.path", "data", "x", None),
         (LOCKED, "output", "results", "x", None),
         (LOCKED, "inputs.path", "inbox", "digits/x", None),
+        (LOCKED, "output", "outputs", "digits/digits", None),  # deployments' default
         (LOCKED, "inputs.path", "secrets", "x", "not one this app may use; allowed: data, results"),
         (LOCKED, "output", "elsewhere", "x", "BATCHFX_ALLOWED_CONTAINERS"),
     ],
