@@ -61,4 +61,5 @@ def _sweep_at_exit() -> None:
     from batchfx.work_folders import ended_jobs_of, sweep_ended_jobs
 
     with contextlib.suppress(Exception):  # stopping: never fail the exit over it
-        sweep_ended_jobs(settings().work_dir, ended_jobs_of(storage()))
+        sweep_ended_jobs(settings().work_dir, ended_jobs_of(storage()),
+                         settings().work_dir_max_mb)

@@ -97,7 +97,8 @@ def score_message(storage: Storage, pool: ScriptPool, text: str, *, message_id: 
     lets a job's mini-batches in two per script process: one running, the next one
     claimed and its inputs staged meanwhile.
     """
-    sweep_now_and_then(storage.settings.work_dir, ended_jobs_of(storage))
+    sweep_now_and_then(storage.settings.work_dir, ended_jobs_of(storage),
+                       storage.settings.work_dir_max_mb)
     try:
         body = decode_body(text)
     except ValueError as exc:

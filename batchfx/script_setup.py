@@ -37,6 +37,7 @@ from batchfx.storage import LOCAL, Storage
 from batchfx.tabular.batch import TabularBatch
 from batchfx.tabular.copies import copies_folder
 from batchfx.tabular.fetch import fetch_batch
+from batchfx.work_cache import note_use
 from batchfx.work_folders import job_code_root
 from batchfx.worker_outputs import sync_worker_outputs
 
@@ -97,9 +98,12 @@ def _stage(storage: Storage, job: JobRecord, field: str, path: str) -> str:
                                         job_code_root(storage.settings.work_dir, job.job_id),
                                         pinned)
         else:
-            cache = os.path.join(storage.settings.work_dir, "snapshots")
-            _staged[key] = stage_folder(storage, container, prefix, cache, pinned,
-                                        read_only=True)
+            work_dir = storage.settings.work_dir
+            cache = os.path.join(work_dir, "snapshots")
+            _staged[key] = stage_folder(
+                storage, container, prefix, cache, pinned, read_only=True,
+                before_use=lambda version: note_use(work_dir, "snapshots", version,
+                                                    job.job_id))
     return _staged[key]
 
 
@@ -117,8 +121,9 @@ def _lay_out_models(storage: Storage, job: JobRecord, spec: JobSpec
     pins = job.extra.get("pins", {})
     key = json.dumps([[m.to_record(), local, pins.get(field)]
                       for (m, local), field in zip(staged, fields, strict=True)])
-    root = os.path.join(storage.settings.work_dir, "models",
-                        hashlib.sha256(key.encode()).hexdigest()[:24])
+    entry = hashlib.sha256(key.encode()).hexdigest()[:24]
+    note_use(storage.settings.work_dir, "models", entry, job.job_id)  # before it is looked at
+    root = os.path.join(storage.settings.work_dir, "models", entry)
     model_dir = build_layout(root, staged)
     _, paths = layout_paths(root, models)
     return model_dir, tuple((m.name, m.version, paths[(m.name, m.version)]) for m in models)

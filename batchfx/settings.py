@@ -13,7 +13,9 @@ __all__ = ["Settings"]
 _DEFAULT_WORK_DIR = os.path.join(tempfile.gettempdir(), "batchfx")
 
 
-def _float(env: Mapping[str, str], key: str, default: float, unit: str = "seconds") -> float:
+def _float(env: Mapping[str, str], key: str, default: float, unit: str = "seconds", *,
+           minimum: float | None = None) -> float:
+    """A positive number (``minimum``: at least that, 0 allowed)."""
     raw = env.get(key)
     if raw is None or raw == "":
         return default
@@ -21,6 +23,11 @@ def _float(env: Mapping[str, str], key: str, default: float, unit: str = "second
         value = float(raw)
     except ValueError:
         raise ValueError(f"setting {key}: got {raw!r} — expected a number of {unit}") from None
+    if minimum is not None:
+        if not math.isfinite(value) or value < minimum:
+            raise ValueError(f"setting {key}: got {raw!r} — expected a number of {unit}, "
+                             f"at least {minimum:g}")
+        return value
     if not math.isfinite(value) or value <= 0:  # nan would pass `<= 0`, then break sleep()
         raise ValueError(f"setting {key}: got {raw!r} — expected a number greater than 0")
     return value
@@ -95,6 +102,10 @@ class Settings:
     poll_interval_s: float = 5.0
     lease_margin_s: float = 60.0
     work_dir: str = _DEFAULT_WORK_DIR
+    # The work folder's shared caches (models and side inputs fetched from storage, model
+    # layouts) are trimmed to this, least recently used first, never what a running job
+    # uses; 0: no budget.
+    work_dir_max_mb: float = 10240.0
     # How the Azure SDK clients retry a failed storage call (503 ServerBusy, 500, a dropped
     # connection): the SDKs' own defaults wait 15-21 s before the first blob/queue retry.
     storage_retry_total: int = 5
@@ -148,6 +159,8 @@ class Settings:
             lease_margin_s=_float(env, "BATCHFX_LEASE_MARGIN_S", cls.lease_margin_s),
             # Absolute: script processes run in their code folder, not the worker's.
             work_dir=os.path.abspath(env.get("BATCHFX_WORK_DIR") or _DEFAULT_WORK_DIR),
+            work_dir_max_mb=_float(env, "BATCHFX_WORK_DIR_MAX_MB", cls.work_dir_max_mb, "MiB",
+                                   minimum=0.0),
             storage_retry_total=_retries(env, "BATCHFX_STORAGE_RETRY_TOTAL",
                                          cls.storage_retry_total),
             storage_retry_backoff_s=backoff_s,
@@ -174,6 +187,7 @@ class Settings:
             "BATCHFX_POLL_INTERVAL_S": str(self.poll_interval_s),
             "BATCHFX_LEASE_MARGIN_S": str(self.lease_margin_s),
             "BATCHFX_WORK_DIR": self.work_dir,
+            "BATCHFX_WORK_DIR_MAX_MB": str(self.work_dir_max_mb),
             "BATCHFX_STORAGE_RETRY_TOTAL": str(self.storage_retry_total),
             "BATCHFX_STORAGE_RETRY_BACKOFF_S": str(self.storage_retry_backoff_s),
             "BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S": str(self.storage_retry_backoff_max_s),

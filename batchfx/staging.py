@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from batchfx.errors import InputError
@@ -65,7 +66,8 @@ def _skipped(relative: str) -> bool:
 
 
 def stage_folder(storage: Storage, container: str, prefix: str, cache_root: str,
-                 pinned: str | None = None, *, read_only: bool = False) -> str:
+                 pinned: str | None = None, *, read_only: bool = False,
+                 before_use: Callable[[str], None] | None = None) -> str:
     """Fetch a folder once per content version; later calls reuse the local copy.
 
     The cache key is the listing's names and versions, so a changed folder is fetched
@@ -74,9 +76,13 @@ def stage_folder(storage: Storage, container: str, prefix: str, cache_root: str,
     changed since fails with InputError instead of running other code than submitted.
     ``read_only``: the files are made read-only (models and side inputs, which every
     mini-batch and job of this version shares; a script writing there gets an error).
+    ``before_use``: called with the version before the copy is looked for (a shared
+    cache records its user first: ``work_cache.note_use``).
     """
     version, refs = folder_version(storage, container, prefix)
     _check_pin(prefix, version, pinned)
+    if before_use is not None:
+        before_use(version)
     target = os.path.join(cache_root, version)
     one_file = [r.name for r in refs] == [prefix] and bool(prefix)
     parent = prefix  # what downloaded names are relative to

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from batchfx.work_cache import evict
+
 if TYPE_CHECKING:
     from batchfx.storage import Storage
 
@@ -68,8 +70,11 @@ def ended_jobs_of(storage: Storage) -> Callable[[str], bool]:
     return ended
 
 
-def sweep_ended_jobs(work_dir: str, ended: Callable[[str], bool]) -> list[str]:
-    """Remove the folders of the jobs ``ended`` says have ended; returns their ids."""
+def sweep_ended_jobs(work_dir: str, ended: Callable[[str], bool],
+                     cache_budget_mb: float = 0.0) -> list[str]:
+    """Remove the folders of the jobs ``ended`` says have ended, and trim the shared caches
+    to ``cache_budget_mb`` (``work_cache.evict``; 0: no budget); returns the ended jobs'
+    ids."""
     ids: set[str] = set()
     for kind in _KINDS:
         try:
@@ -89,10 +94,15 @@ def sweep_ended_jobs(work_dir: str, ended: Callable[[str], bool]) -> list[str]:
             removed.append(job_id)
     if removed:
         logger.info("removed the work folders of %d ended jobs", len(removed))
+    try:
+        evict(work_dir, int(cache_budget_mb * 2**20), ended)
+    except OSError as exc:  # a cache entry vanished or could not be read: next time
+        logger.warning("trimming the work folder caches failed: %s", exc)
     return removed
 
 
-def sweep_now_and_then(work_dir: str, ended: Callable[[str], bool]) -> None:
+def sweep_now_and_then(work_dir: str, ended: Callable[[str], bool],
+                       cache_budget_mb: float = 0.0) -> None:
     """``sweep_ended_jobs`` at most every SWEEP_EVERY_S in this process."""
     global _last_sweep
     now = time.monotonic()
@@ -100,7 +110,7 @@ def sweep_now_and_then(work_dir: str, ended: Callable[[str], bool]) -> None:
         if now - _last_sweep < SWEEP_EVERY_S:
             return
         _last_sweep = now
-    sweep_ended_jobs(work_dir, ended)
+    sweep_ended_jobs(work_dir, ended, cache_budget_mb)
 
 
 def _remove(folder: str) -> None:

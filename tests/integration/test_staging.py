@@ -50,3 +50,21 @@ def test_a_folder_changed_since_submit_is_refused(storage: Storage, tmp_path: Pa
     storage.blobs.upload(container, "side/labels/names.txt", b"changed\n")
     with pytest.raises(InputError, match="changed after the job was submitted"):
         stage_folder(storage, container, "side/labels", str(tmp_path / "cache"), pinned)
+
+
+def test_a_cached_folder_records_its_user_before_it_is_looked_at(storage: Storage,
+                                                                 tmp_path: Path) -> None:
+    # So a sweep trimming the caches never removes what a starting mini-batch reads.
+    container = storage.settings.jobs_container
+    cache = str(tmp_path / "cache")
+    seen: list[tuple[str, bool]] = []
+
+    def before_use(version: str) -> None:
+        seen.append((version, os.path.isdir(os.path.join(cache, version))))
+
+    first = stage_folder(storage, container, "side/labels", cache, read_only=True,
+                         before_use=before_use)
+    again = stage_folder(storage, container, "side/labels", cache, read_only=True,
+                         before_use=before_use)
+    version = os.path.basename(first)
+    assert first == again and seen == [(version, False), (version, True)]
