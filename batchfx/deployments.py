@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchfx.environments import read_environment_files
 from batchfx.errors import SpecError
 from batchfx.spec import V2_ALIASES, JobSpec, parse_job_spec
-from batchfx.spec_io import read_spec_document
+from batchfx.spec_io import load_yaml, read_spec_document
 
 __all__ = [
     "INVOCATION_FIELDS",
@@ -321,4 +322,6 @@ def load_document(path: str | os.PathLike[str], what: str = "deployment") -> obj
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise SpecError([f"{file}: cannot read the {what} ({reason})"]) from None
-    return read_spec_document(file, text)
+    # An environment's conda or requirements file, relative to this one, read in.
+    return read_environment_files(read_spec_document(file, text), file.resolve().parent,
+                                  load_yaml)

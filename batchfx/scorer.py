@@ -29,6 +29,7 @@ from batchfx.claims import (
     set_error,
     worker_name,
 )
+from batchfx.environment_builder import EnvironmentBuildError
 from batchfx.errors import (
     ConflictError,
     DiskFullError,
@@ -205,6 +206,10 @@ def _score(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec,
             inputs = stage_inputs(storage, line, work_dir)
         except InputError as exc:  # changed since submit or partitioning: no try can succeed
             error = TryError(TryPhase.INPUT, "InputError", str(exc), str(exc))
+            failed = TryOutcome.failure(error, record.items, 0.0, worker_name())
+            return _result(finish(storage, record, etag, failed, spec))
+        except EnvironmentBuildError as exc:  # pip's error: the job fails with it, at once
+            error = TryError(TryPhase.LOAD, "EnvironmentBuildError", str(exc), str(exc))
             failed = TryOutcome.failure(error, record.items, 0.0, worker_name())
             return _result(finish(storage, record, etag, failed, spec))
         except OSError as exc:

@@ -11,6 +11,8 @@ import json
 import os
 
 from batchfx.claims import worker_name
+from batchfx.environment_builder import environment_dir
+from batchfx.environments import parse_environment
 from batchfx.isolating import RunTry
 from batchfx.mlflow_scoring import SCORE_SCRIPT as MLFLOW_SCORE_SCRIPT
 from batchfx.models import JobModel, build_layout, job_models, layout_paths
@@ -168,5 +170,16 @@ def prepare_script(storage: Storage, job: JobRecord,
         per_input_file=spec.output_action == "per_input_file",
         max_output_bytes=int(storage.settings.max_output_mb * 1024 * 1024),
         log_path=os.path.join(root, "logs", f"{name}.log"),
+        python_path=_environment(storage, job, spec),
     )
     return config, side
+
+
+def _environment(storage: Storage, job: JobRecord, spec: JobSpec) -> tuple[str, ...]:
+    """The folder of the script's own packages, built or fetched once per instance
+    (EnvironmentBuildError with pip's error when it cannot be built)."""
+    env = parse_environment(spec.environment)
+    if env is None:
+        return ()
+    note_use(storage.settings.work_dir, "envs", env.key, job.job_id)  # before it is looked at
+    return (environment_dir(storage, env),)

@@ -124,6 +124,10 @@ class Settings:
     # or KEY=VALUE lines).
     key_vault_url: str = ""
     secrets_file: str = ""
+    # Where script environments' packages come from (pip's --index-url; --find-links
+    # folders or URLs, comma-separated): a private index, or wheels shipped with the app.
+    pip_index_url: str = ""
+    pip_find_links: tuple[str, ...] = ()
 
     @property
     def poison_queue_name(self) -> str:
@@ -172,6 +176,9 @@ class Settings:
             local_roots=_local_roots(env.get("BATCHFX_LOCAL_ROOTS", "")),
             key_vault_url=_vault_url(env.get("BATCHFX_KEY_VAULT_URL", "")),
             secrets_file=_absolute(env, "BATCHFX_SECRETS_FILE"),
+            pip_index_url=env.get("BATCHFX_PIP_INDEX_URL", "").strip(),
+            pip_find_links=tuple(v.strip() for v in env.get("BATCHFX_PIP_FIND_LINKS",
+                                                            "").split(",") if v.strip()),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -196,6 +203,8 @@ class Settings:
             "BATCHFX_LOCAL_ROOTS": os.pathsep.join(self.local_roots),
             "BATCHFX_KEY_VAULT_URL": self.key_vault_url,
             "BATCHFX_SECRETS_FILE": self.secrets_file,
+            "BATCHFX_PIP_INDEX_URL": self.pip_index_url,
+            "BATCHFX_PIP_FIND_LINKS": ",".join(self.pip_find_links),
         }
         if self.connection_string:
             env["AzureWebJobsStorage"] = self.connection_string

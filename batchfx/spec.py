@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from batchfx.environments import parse_environment, read_environment_files
 from batchfx.errors import SpecError
 from batchfx.models import parse_model_reference
 from batchfx.output_layout import REPORT_FILES
@@ -36,6 +37,7 @@ from batchfx.spec_fields import (
     upper_logging_level,
 )
 from batchfx.spec_io import (
+    load_yaml,
     read_spec_document,
     split_source_path,
     split_storage_path,
@@ -50,8 +52,6 @@ __all__ = ["IGNORED_SETTINGS", "InputSpec", "JobSpec", "ModelSpec", "load_job_sp
 IGNORED_SETTINGS = {
     "compute_target": "placement is the Functions platform's: instances scale out on the "
                       "mini-batch queue (node_count and process_count_per_node apply)",
-    "environment": "script environments are not built yet: the script runs with the app's "
-                   "own Python packages (add what it needs to the app's requirements.txt)",
 }
 
 # v2 name -> v1 name (retry_settings is handled on its own: it is a nested mapping).
@@ -73,10 +73,12 @@ def _check_mini_batch_size(value: Any, info: pydantic.ValidationInfo) -> Any:
 
 
 def _environment(value: Any) -> Any:
-    if value is None or (isinstance(value, str) and value.strip()) or isinstance(value, Mapping):
-        return dict(value) if isinstance(value, Mapping) else value
-    raise Problems([f"environment: got {short(value)} — expected an environment name such as "
-                    "azureml:sklearn-env:1 or a mapping such as {conda_file: conda.yml}"])
+    """The normalised environment ({pip, python?}), or None for the app's packages only."""
+    try:
+        found = parse_environment(value)
+    except SpecError as exc:
+        raise Problems(exc.problems) from None
+    return None if found is None else found.to_record()
 
 
 class JobSpec(BaseModel):
@@ -127,9 +129,9 @@ class JobSpec(BaseModel):
     # Where Azure ML runs the step (a cluster name): batchfx's placement is the Functions
     # platform's. Accepted and reported as not applied (``ignored_settings``).
     compute_target: Annotated[str | None, rule(nonblank, "compute_target")] = None
-    # Azure ML's environment (a name such as azureml:sklearn-env:1, or {conda_file, image}):
-    # accepted and reported as not applied until batchfx builds environments.
-    environment: Annotated[str | dict[str, Any] | None, BeforeValidator(_environment)] = None
+    # The script's own packages (batchfx.environments): {conda_file}, a requirements list;
+    # kept normalised as {pip: [...], python?}.
+    environment: Annotated[dict[str, Any] | None, BeforeValidator(_environment)] = None
 
     @property
     def ignored_settings(self) -> dict[str, str]:
@@ -325,4 +327,6 @@ def load_job_spec(path: str | os.PathLike[str]) -> tuple[JobSpec, Path]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise SpecError([f"{file}: cannot read the job spec ({reason})"]) from None
-    return parse_job_spec(read_spec_document(file, text)), file.resolve().parent
+    folder = file.resolve().parent
+    document = read_environment_files(read_spec_document(file, text), folder, load_yaml)
+    return parse_job_spec(document), folder

@@ -1,12 +1,13 @@
 """The work folder's shared caches, kept under a size budget (least recently used first).
 
-Models and side inputs fetched from storage (``snapshots/<version>``) and the model layouts
-built from them (``models/<key>``) are shared by every job of the same content, so they
-outlive the job that fetched them. Each use by a job leaves a marker
-(``cache-users/<kind>/<entry>/<job id>``, written *before* the entry is looked at, so a
-sweep never removes what a starting mini-batch is about to read); a sweep drops the
-markers of ended jobs and, while the caches hold more than ``BATCHFX_WORK_DIR_MAX_MB``,
-removes the entries no running job uses, the least recently used first.
+Models and side inputs fetched from storage (``snapshots/<version>``), the model layouts
+built from them (``models/<key>``) and script environments (``envs/<key>``) are shared by
+every job of the same content, so they outlive the job that fetched them. Each use by a
+job leaves a marker (``cache-users/<kind>/<entry>/<job id>``, written *before* the entry
+is looked at, so a sweep never removes what a starting mini-batch is about to read); a
+sweep drops the markers of ended jobs and, while the caches hold more than
+``BATCHFX_WORK_DIR_MAX_MB``, removes the entries no running job uses, the least recently
+used first.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["CACHE_KINDS", "CacheEntry", "evict", "note_use", "read_entries"]
 
 logger = logging.getLogger(__name__)
 
-CACHE_KINDS = ("snapshots", "models")
+CACHE_KINDS = ("snapshots", "models", "envs")
 _USERS = "cache-users"
 
 

@@ -72,6 +72,8 @@ class ScriptConfig:
     # (name, version, path) of each model, for azureml.core's Model.get_model_path.
     models: tuple[tuple[str, int, str], ...] = ()
     run_info: RunInfo = field(default_factory=RunInfo)
+    # Folders of the script's own packages (its environment), ahead of the app's.
+    python_path: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.output_format not in OUTPUT_FORMATS:

@@ -39,12 +39,14 @@ _POLL_SECONDS = 0.5  # how often a wait also checks that the child is still aliv
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def _child_pythonpath() -> str:
-    """PYTHONPATH that lets ``-m batchfx.scoring.host`` import this very batchfx."""
+def _child_pythonpath(environment: tuple[str, ...] = ()) -> str:
+    """PYTHONPATH that lets ``-m batchfx.scoring.host`` import this very batchfx, then the
+    script's environment (its own packages, ahead of the app's)."""
     # Needed when batchfx is app code (the Functions app folder), not an installed package;
     # an installed one is found anyway, and its site-packages must not go before the stdlib.
     site_dirs = {str(Path(sysconfig.get_path(k)).resolve()) for k in ("purelib", "platlib")}
     paths = [] if _PACKAGE_ROOT in site_dirs else [_PACKAGE_ROOT]
+    paths += list(environment)
     paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return os.pathsep.join(dict.fromkeys(paths))
 
@@ -88,7 +90,7 @@ class _Child:
                 log = os.open(config.log_path, flags, 0o644)
             # No credential in the script's process: the worker brokers what it needs.
             env = dict(script_environment(os.environ), PYTHONUNBUFFERED="1")
-            env["PYTHONPATH"] = _child_pythonpath()
+            env["PYTHONPATH"] = _child_pythonpath(config.python_path)
             if not env["PYTHONPATH"]:
                 del env["PYTHONPATH"]
             command = [sys.executable, "-m", "batchfx.scoring.host"]

@@ -115,7 +115,10 @@ def test_preview_run_signature_receives_the_job_arguments(app: App) -> None:
 V1_DEPLOYMENT = {
     "$schema": "https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json",
     "name": "digits-v1", "endpoint_name": "digits-batch", "type": "model",
-    "environment": "azureml:sklearn-env:1", "compute": "azureml:cpu-cluster",
+    # Azure ML's environment: its conda file asks for nothing the app lacks (no build)
+    "environment": {"conda_file": {"channels": ["conda-forge"], "dependencies": ["pip"]},
+                    "image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"},
+    "compute": "azureml:cpu-cluster",
     "resources": {"instance_count": 1},
     "settings": {"mini_batch_size": 2, "output_file_name": "predictions.txt"},
 }
@@ -147,7 +150,7 @@ def test_the_v1_script_runs_unchanged_as_a_deployment_and_a_published_pipeline(
         "inputs": inputs, "output": f"{container}-out/dep"})
     view = app.wait(invoked["id"])
     assert view["state"] == "completed", view
-    assert list(view["ignored_settings"]) == ["compute_target", "environment"]
+    assert list(view["ignored_settings"]) == ["compute_target"]
     expected = [f"{n}.txt weights=w9 key_ok=True model=model datasets=[]" for n in "abc"]
     assert lines(app.outputs(view)["predictions.txt"]) == expected
     app.api._call("POST", "pipelines", {

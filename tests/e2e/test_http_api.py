@@ -131,11 +131,11 @@ def test_submit_with_a_client_request_id_is_idempotent(app: App) -> None:
 def test_a_description_is_shown_and_a_compute_target_reported_as_not_applied(
         app: App) -> None:
     spec = app.spec("echo.py", {"a.txt": "x"}, description="scores  the\nnightly files",
-                    compute_target="cpu-cluster", environment="azureml:sklearn-env:1")
+                    compute_target="cpu-cluster")
     view = app.wait(app.submit(spec))
     assert view["state"] == "completed"
     assert view["description"] == "scores  the\nnightly files"
-    assert list(view["ignored_settings"]) == ["compute_target", "environment"]
+    assert list(view["ignored_settings"]) == ["compute_target"]
     assert "description: scores the nightly files" in app.outputs(view)["job_result.txt"]
 
 

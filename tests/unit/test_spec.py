@@ -265,15 +265,6 @@ def test_description_and_compute_target_are_accepted_as_in_a_parallel_run_config
     assert parse_job_spec(BASE).ignored_settings == {}
 
 
-@pytest.mark.parametrize("environment", ["azureml:sklearn-env:3",
-                                         {"conda_file": "conda.yml", "image": "mcr/x"}])
-def test_an_environment_is_accepted_and_reported_as_not_applied(environment: object) -> None:
-    spec = parse_job_spec({**BASE, "environment": environment})
-    assert spec.environment == environment
-    assert set(spec.ignored_settings) == {"environment"}
-    assert "the app's requirements.txt" in spec.ignored_settings["environment"]
-
-
 def test_an_environment_of_another_type_is_refused() -> None:
     assert the_problem(environment=3).startswith("environment: got 3")
 
