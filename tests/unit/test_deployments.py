@@ -115,9 +115,15 @@ def test_unsupported_azureml_keys_are_refused_one_message_each(key: str, value: 
 
 
 def test_the_docs_yaml_with_environment_and_compute_is_accepted_and_both_kept() -> None:
-    deployment = parse_deployment(mnist(environment={"image": "x"}, compute="azureml:cpu"))
-    assert deployment.settings["environment"] == {"image": "x"}
+    environment = {"image": "x", "conda_file": {"dependencies": ["pip", {"pip": ["torch"]}]}}
+    deployment = parse_deployment(mnist(environment=environment, compute="azureml:cpu"))
+    assert deployment.settings["environment"] == {"pip": ["torch"]}  # what gets built
     assert deployment.settings["compute_target"] == "azureml:cpu"
+
+
+def test_a_registered_azure_ml_environment_is_refused_saying_what_to_give() -> None:
+    assert "registered Azure ML environment" in the_problem_of(
+        mnist(environment="azureml:sklearn-env:1"))
 
 
 def test_an_unknown_azureml_key_names_the_allowed_ones() -> None:
@@ -203,8 +209,8 @@ def test_own_format_refuses_an_unknown_field() -> None:
 
 
 def test_own_format_takes_environment_as_a_job_setting() -> None:
-    assert parse_deployment({**OWN, "settings": {"environment": "azureml:env:1"}}).settings[
-        "environment"] == "azureml:env:1"
+    assert parse_deployment({**OWN, "settings": {"environment": ["tabulate"]}}).settings[
+        "environment"] == {"pip": ["tabulate"]}
     assert the_problem_of({**OWN, "environment": "x"}).startswith(
         "environment: unknown field")
 
