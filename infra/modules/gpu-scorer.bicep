@@ -2,8 +2,9 @@
 // Azure Container Apps (a container app with kind 'functionapp') on a serverless GPU workload
 // profile. It pulls the same mini-batch queue from the same storage account as the main app.
 //
-// Only score_mini_batch_queue runs here: every other function is turned off with
-// AzureWebJobs_<name>_Disabled (the underscore form the host accepts where variable names
+// Only the queue scorer runs here: the image's function_app.py (infra/gpu/function_app.py)
+// registers score_mini_batch_queue and the poison recorder alone; as a second guard every
+// other function of the main app is turned off with AzureWebJobs_<name>_Disabled (the underscore form the host accepts where variable names
 // can't hold dots), so HTTP, the Durable orchestration and the blob drop stay on the main app.
 // The task hub is also renamed here, so nothing Durable on this app can take the main app's
 // orchestration work even if a new durable function is added and not listed as disabled.

@@ -49,3 +49,23 @@ def test_function_app_registers_the_documented_functions() -> None:
         "fire_schedules",
         # blob drops
         "submit_from_blob_drop", "list_drops_http"}
+
+
+def test_the_gpu_image_runs_the_queue_scorer_alone() -> None:
+    """No HTTP, no timer, no Durable function in the GPU scorer's app (issue 14)."""
+    import importlib.util
+
+    from batchfx.local.app_loader import app_functions
+
+    path = ROOT / "infra" / "gpu" / "function_app.py"
+    spec = importlib.util.spec_from_file_location("gpu_function_app", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    functions = app_functions(module.app)
+    assert {fn.get_function_name() for fn in functions} == {
+        "score_mini_batch_queue", "record_poison_mini_batch"}
+    assert {fn.get_trigger().get_binding_name() for fn in functions} == {"queueTrigger"}
+    dockerfile = (ROOT / "infra" / "gpu" / "Dockerfile").read_text()
+    assert "COPY infra/gpu/function_app.py /home/site/wwwroot/function_app.py" in dockerfile
+    assert "function_app.py /home/site/wwwroot/\n" not in dockerfile
