@@ -134,7 +134,13 @@ def _end(storage: Storage, job: JobRecord, records: list[MiniBatchRecord],
          manifest: dict[int, tuple[list[str], int]] | None, rows_written: int) -> str:
     """Freeze the ended job's tally, write every report from it, and keep it with the job."""
     if manifest is None:
-        manifest = dict(_manifest_lines(storage, job))
+        try:
+            manifest = dict(_manifest_lines(storage, job))
+        except StorageError:
+            raise  # storage unreachable: the activity is tried again
+        except Exception:  # a job must end even then: its reports name no items
+            logger.exception("job %s: reading its manifest failed", job.job_id)
+            manifest = {}
     final = final_tally(job, records, {i: n for i, (_, n) in manifest.items()},
                         rows_written=rows_written, elapsed_s=elapsed_seconds(job))
     reason = final_reason(job, final)  # an abort's counts as the reports count them

@@ -50,3 +50,17 @@ def test_a_report_that_cannot_be_written_still_ends_the_job_and_says_so(
     job = get_job(storage, job_id)
     assert job.extra["outputs_ready"] is True
     assert job.extra["reports_error"].startswith("UnicodeEncodeError:")
+
+
+def test_a_manifest_that_cannot_be_read_still_ends_the_job_with_its_counts(
+        storage: Storage, data: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = _partitioned_job(storage, data)
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise ValueError("manifest line 3 is not JSON")
+
+    monkeypatch.setattr(finalize, "parse_manifest_line", broken)
+    assert finalize_job(storage, job_id, JobState.CANCELED, "canceled by the user") == "canceled"
+    job = get_job(storage, job_id)
+    assert job.extra["outputs_ready"] is True
+    assert job.extra["final"]["mini_batches"]["total"] == job.mini_batches_total
