@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from batchfx.errors import SpecError
+from batchfx.spec_fields import short
 
 __all__ = ["Environment", "inline_environment_files", "parse_environment",
            "read_environment_files"]
@@ -61,16 +62,11 @@ class Environment:
                 **({"python": self.python} if self.python else {})}
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _requirement_lines(value: Any, field: str, problems: list[str]) -> list[str]:
     if isinstance(value, str):
         value = value.splitlines()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{field}: got {_short(value)} — expected a list of pip requirements "
+        problems.append(f"{field}: got {short(value)} — expected a list of pip requirements "
                         "such as [scikit-learn==1.5.2, joblib]")
         return []
     lines = [v.split("#", 1)[0].strip() for v in value]
@@ -90,7 +86,7 @@ def _python_of(spec: str) -> str:
 def _conda(value: Any, field: str, problems: list[str]) -> tuple[list[str], str | None]:
     """The pip requirements and Python version of a conda environment file's content."""
     if not isinstance(value, Mapping):
-        problems.append(f"{field}: got {_short(value)} — expected a conda environment file "
+        problems.append(f"{field}: got {short(value)} — expected a conda environment file "
                         "(its path, read by the CLI) or its content, a mapping with "
                         "dependencies")
         return [], None
@@ -103,7 +99,7 @@ def _conda(value: Any, field: str, problems: list[str]) -> tuple[list[str], str 
             continue
         match = _CONDA_NAME.match(dependency) if isinstance(dependency, str) else None
         if match is None:
-            problems.append(f"{where}: got {_short(dependency)} — expected a conda package "
+            problems.append(f"{where}: got {short(dependency)} — expected a conda package "
                             "or {pip: [...]}")
         elif match.group(1) == "python":
             python = _python_of(match.group(2)) or None
@@ -135,7 +131,7 @@ def parse_environment(value: Any, field: str = "environment") -> Environment | N
     if isinstance(value, list):
         value = {"pip": value}
     if not isinstance(value, Mapping):
-        raise SpecError([f"{field}: got {_short(value)} — expected {{conda_file: conda.yml}}, "
+        raise SpecError([f"{field}: got {short(value)} — expected {{conda_file: conda.yml}}, "
                          "a requirements file, or {pip: [...]}"])
     known = ("conda_file", "pip", "requirements", "python", *_DESCRIPTIVE)
     problems += [f"{field}.{k}: unknown — expected one of conda_file, pip, requirements"

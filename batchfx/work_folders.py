@@ -53,14 +53,15 @@ def ended_jobs_of(storage: Storage) -> Callable[[str], bool]:
     first question (one query for the whole sweep, however many folders there are)."""
     from batchfx.records import JobRecord, JobState
 
-    states: dict[str, str] = {}
+    states: dict[str, str] | None = None  # job id -> state, once listed
 
     def ended(job_id: str) -> bool:
-        if not states:
-            for row in storage.tables.query(storage.settings.jobs_table, JobRecord.PARTITION,
-                                            select=["RowKey", "state"]):
-                states[str(row["RowKey"])] = str(row.get("state", ""))
-            states.setdefault("", "")  # listed, even when there is no job at all
+        nonlocal states
+        if states is None:
+            states = {str(row["RowKey"]): str(row.get("state", ""))
+                      for row in storage.tables.query(storage.settings.jobs_table,
+                                                      JobRecord.PARTITION,
+                                                      select=["RowKey", "state"])}
         if job_id in states:
             return states[job_id] in {s.value for s in JobState if s.is_final}
         folders = [f for f in job_folders(storage.settings.work_dir, job_id)

@@ -23,14 +23,19 @@ def _partitioned_job(storage: Storage, data: str) -> str:
     return job.job_id
 
 
+def _break(monkeypatch: pytest.MonkeyPatch, name: str, error: Exception) -> None:
+    """Make finalize's ``name`` raise ``error``."""
+    def broken(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(finalize, name, broken)
+
+
 def test_an_output_that_cannot_be_assembled_fails_the_job_with_the_reason(
         storage: Storage, data: str, monkeypatch: pytest.MonkeyPatch) -> None:
     job_id = _partitioned_job(storage, data)
-
-    def broken(*args: object, **kwargs: object) -> None:
-        raise ValueError("a part of the rows is not what was written")
-
-    monkeypatch.setattr(finalize, "write_job_outputs", broken)
+    _break(monkeypatch, "write_job_outputs",
+           ValueError("a part of the rows is not what was written"))
     assert finalize_job(storage, job_id, JobState.COMPLETED) == "failed"
     job = get_job(storage, job_id)
     assert job.reason == ("assembling the output failed: ValueError: a part of the rows is "
@@ -41,11 +46,8 @@ def test_an_output_that_cannot_be_assembled_fails_the_job_with_the_reason(
 def test_a_report_that_cannot_be_written_still_ends_the_job_and_says_so(
         storage: Storage, data: str, monkeypatch: pytest.MonkeyPatch) -> None:
     job_id = _partitioned_job(storage, data)
-
-    def broken(*args: object, **kwargs: object) -> str:
-        raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
-
-    monkeypatch.setattr(finalize, "processed_mini_batches_csv", broken)
+    _break(monkeypatch, "processed_mini_batches_csv",
+           UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed"))
     assert finalize_job(storage, job_id, JobState.CANCELED, "canceled by the user") == "canceled"
     job = get_job(storage, job_id)
     assert job.extra["outputs_ready"] is True
@@ -55,11 +57,7 @@ def test_a_report_that_cannot_be_written_still_ends_the_job_and_says_so(
 def test_a_manifest_that_cannot_be_read_still_ends_the_job_with_its_counts(
         storage: Storage, data: str, monkeypatch: pytest.MonkeyPatch) -> None:
     job_id = _partitioned_job(storage, data)
-
-    def broken(*args: object, **kwargs: object) -> object:
-        raise ValueError("manifest line 3 is not JSON")
-
-    monkeypatch.setattr(finalize, "parse_manifest_line", broken)
+    _break(monkeypatch, "parse_manifest_line", ValueError("manifest line 3 is not JSON"))
     assert finalize_job(storage, job_id, JobState.CANCELED, "canceled by the user") == "canceled"
     job = get_job(storage, job_id)
     assert job.extra["outputs_ready"] is True
