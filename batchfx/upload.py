@@ -317,8 +317,11 @@ def download_outputs(storage: Storage, location: str, dest: Path) -> list[Path]:
             raise OutputError(f"output blob {ref.name!r} would be written outside {dest}")
         targets.append((ref, target))
     for name in _earlier_download(dest):
+        earlier = dest / name
+        if not earlier.resolve().is_relative_to(root):
+            continue  # a manifest naming a file outside the folder is not ours to remove
         with contextlib.suppress(FileNotFoundError):
-            (dest / name).unlink()
+            earlier.unlink()
     for folder in sorted((p for p in dest.rglob("*") if p.is_dir()), reverse=True):
         with contextlib.suppress(OSError):
             folder.rmdir()  # left empty by the earlier download

@@ -60,3 +60,16 @@ def test_a_file_as_destination_is_refused(tmp_path: Path) -> None:
     problem = download_problem(tmp_path / "f")
     assert problem is not None and "is a file" in problem
     assert download_problem(tmp_path / "new") is None
+
+
+def test_an_earlier_manifest_never_removes_a_file_outside_the_folder(
+        storage: Storage, tmp_path: Path) -> None:
+    location = _job_output(storage, "d", {"out.txt": "d rows"})
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / DOWNLOAD_MANIFEST).write_text('{"files": ["../victim.txt"]}')
+    download_outputs(storage, location, dest)
+    assert victim.read_text() == "keep me"
+    assert _tree(dest) == {"out.txt": "d rows"}
