@@ -162,14 +162,24 @@ class ManifestPage:
 PER_PAGE = 500
 # Consecutive mini-batches of a page sent in one queue message, at most: fewer messages
 # spare queue calls (a send, a receive's share and a delete each), at least PER_MESSAGE_SPREAD
-# messages a page keep a small job spread over many instances.
+# messages a page keep a small job spread over many instances; MESSAGES_PER_PLACE messages
+# per place (see message_groups) are enough for a job that says how many it runs on.
 MAX_PER_MESSAGE = 8
 PER_MESSAGE_SPREAD = 64
+MESSAGES_PER_PLACE = 4
 
 
-def message_groups(entries: Sequence[T]) -> list[list[T]]:
-    """A page's mini-batches in the groups that go out as one message each."""
-    size = max(1, min(MAX_PER_MESSAGE, len(entries) // PER_MESSAGE_SPREAD))
+def message_groups(entries: Sequence[T], places: int | None = None) -> list[list[T]]:
+    """A page's mini-batches in the groups that go out as one message each.
+
+    ``places``: how many of the job's mini-batches its instances hold at once (node_count
+    times process_count_per_node, two each: one running, the next one staged). A page then
+    goes out in at least MESSAGES_PER_PLACE messages a place (at most PER_MESSAGE_SPREAD), so
+    a small job for one instance needs fewer messages while every place still has work.
+    """
+    spread = PER_MESSAGE_SPREAD if places is None else \
+        max(1, min(PER_MESSAGE_SPREAD, MESSAGES_PER_PLACE * places))
+    size = max(1, min(MAX_PER_MESSAGE, len(entries) // spread))
     return [list(entries[i:i + size]) for i in range(0, len(entries), size)]
 
 

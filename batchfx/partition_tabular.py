@@ -47,7 +47,7 @@ def partition_tabular(storage: Storage, job: JobRecord, spec: JobSpec, source: I
     cursor = job.extra.get("cursor")
     with closing(plan_pages(inputs, job.continuation, cursor, per_page=per_page)) as pages:
         for page in pages:
-            job = _write_tabular_page(storage, job, inputs, page,
+            job = _write_tabular_page(storage, job, spec, inputs, page,
                                       source.name if len(spec.input_list) > 1 else None)
             if job.state.is_final:
                 return partition_result(job)
@@ -65,8 +65,9 @@ def _more(job: JobRecord) -> bool:
     return not started or bool(job.continuation or job.extra.get("cursor"))
 
 
-def _write_tabular_page(storage: Storage, job: JobRecord, inputs: TabularInputs,
-                        page: PlannedPage, input_name: str | None) -> JobRecord:
+def _write_tabular_page(storage: Storage, job: JobRecord, spec: JobSpec,
+                        inputs: TabularInputs, page: PlannedPage,
+                        input_name: str | None) -> JobRecord:
     """Write the page's state, manifest and messages, then save the job's position.
 
     The state is written first: a call that stops after the manifest is written finds
@@ -93,7 +94,7 @@ def _write_tabular_page(storage: Storage, job: JobRecord, inputs: TabularInputs,
         storage.blobs.upload(container, state_blob(job.job_id, number),
                              json.dumps(state).encode())
         storage.blobs.upload(container, manifest_blob(job.job_id, number), layout.body)
-        send_page(storage, job.job_id, manifest_blob(job.job_id, number), layout)
+        send_page(storage, job.job_id, manifest_blob(job.job_id, number), layout, spec)
     return _save_position(storage, job, number, state)
 
 

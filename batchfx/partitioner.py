@@ -178,12 +178,15 @@ def _check_reuse(storage: Storage, job: JobRecord, spec: JobSpec,
     return PartitionResult(True, earlier.mini_batches_total, earlier.items_total)
 
 
-def send_page(storage: Storage, job_id: str, blob: str, page: ManifestPage) -> None:
+def send_page(storage: Storage, job_id: str, blob: str, page: ManifestPage,
+              spec: JobSpec) -> None:
+    """Send a page's mini-batches out, several to a message (``message_groups``)."""
+    places = spec.node_count * spec.process_count_per_node * 2  # one running, one staged
     messages = [encode_message(job_id, group[0].index,
                                ManifestRef(blob, group[0].offset,
                                            group[-1].offset + group[-1].length
                                            - group[0].offset), len(group))
-                for group in message_groups(page.entries)]
+                for group in message_groups(page.entries, places)]
     queue = storage.settings.queue_name
     with ThreadPoolExecutor(_SEND_THREADS) as pool:
         list(pool.map(lambda m: storage.queues.send(queue, m), messages))
@@ -230,7 +233,7 @@ def _write_page(
                                    source.name if len(spec.input_list) > 1 else None)
         blob = manifest_blob(job.job_id, page_number)
         storage.blobs.upload(storage.settings.jobs_container, blob, page.body)
-        send_page(storage, job.job_id, blob, page)
+        send_page(storage, job.job_id, blob, page, spec)
     extra = dict(job.extra, pages=page_number + 1)
     # Saved only after the page's messages are out: a retried call redoes at most one
     # page, and scorers drop a duplicate message of a mini-batch already scored.

@@ -28,7 +28,7 @@ from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite
 
-N = 2 * PER_MESSAGE_SPREAD  # mini-batches of one file: messages of two each
+N = 2 * PER_MESSAGE_SPREAD  # mini-batches of one file: messages of two each (node_count 8)
 
 
 @pytest.fixture
@@ -42,7 +42,8 @@ def job_messages(storage: Storage, data: str) -> list[str]:
     """A job of N one-file mini-batches, partitioned: its messages' texts, in order."""
     worker_cache.clear()
     upload_inputs(storage, data, [1] * N)
-    job = submit_job(storage, spec_for(data, mini_batch_size=1))
+    # eight instances: enough places for the page to go out in 64 messages
+    job = submit_job(storage, spec_for(data, mini_batch_size=1, node_count=8))
     assert partition_job(storage, job.job_id).done
     texts = []
     while batch := list(storage.queues.receive(storage.settings.queue_name,

@@ -231,6 +231,19 @@ def test_a_page_goes_out_in_messages_of_consecutive_mini_batches(mini_batches: i
     assert all(len(g) == per_message for g in groups[:-1])
 
 
+@pytest.mark.parametrize(("mini_batches", "places", "per_message"), [
+    (50, 4, 3), (10, 4, 1), (500, 4, 8), (500, 64, 7), (100, 8, 3), (5000, 1, 8)])
+def test_a_job_on_few_places_goes_out_in_fewer_messages(mini_batches: int, places: int,
+                                                        per_message: int) -> None:
+    # places: node_count x process_count_per_node x 2; four messages a place, at least
+    # (64 at most), so every script process of the job still has work.
+    entries = [ManifestEntry(i, 1, 10 * i, 10) for i in range(mini_batches)]
+    groups = message_groups(entries, places)
+    assert [e for g in groups for e in g] == entries
+    assert max(len(g) for g in groups) == per_message
+    assert len(groups) >= min(mini_batches, 4 * places, 64)
+
+
 @pytest.mark.parametrize(("prefix", "name", "shown"), [
     ("uploads/inputs/abc/files", "uploads/inputs/abc/files/apac/x.csv", "apac/x.csv"),
     ("", "x.csv", "x.csv"),
