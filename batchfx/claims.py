@@ -48,7 +48,9 @@ def new_record(job_id: str, index: int, ref: ManifestRef, line: ManifestLine
 def note_dead_try(record: MiniBatchRecord) -> None:
     """The worker that started the last try died: that try counts, with this explanation
     (unless the worker recorded why the try ended before giving the mini-batch back)."""
-    if record.error_type and record.error_try == record.tries and record.tries:
+    if not record.tries:  # its try was given back (release_claim): none died
+        return
+    if record.error_type and record.error_try == record.tries:
         return
     record.error_phase = "crash"
     record.error_type = "WorkerLost"

@@ -58,7 +58,7 @@ from batchfx.records import (
     mini_batch_key,
 )
 from batchfx.scoring.contract import MiniBatchContext, TryError, TryOutcome, TryPhase
-from batchfx.scoring.pool import ScriptPool
+from batchfx.scoring.pool import PoolDraining, ScriptPool
 from batchfx.script_setup import prepare_script, stage_inputs, try_runner
 from batchfx.spec import JobSpec
 from batchfx.storage import Storage
@@ -116,19 +116,24 @@ def score_message(storage: Storage, pool: ScriptPool, text: str, *, message_id: 
     started = time.monotonic()
     results: list[ScoreResult] = []
     for position, (line, ref) in enumerate(lines):
-        if position and len(lines) - position > 1 \
-                and time.monotonic() - started > hand_on_after_s:
+        rest = len(lines) - position
+        if pool.draining or (position and rest > 1
+                             and time.monotonic() - started > hand_on_after_s):
             _hand_on(storage, job.job_id, lines[position:])
-            return results + [ScoreResult.HANDED_ON] * (len(lines) - position)
-        with pool.admit(job.job_id, spec.process_count_per_node):
-            job = cached_job(storage, job.job_id)  # it may have ended while this waited
-            if job.state.is_final or job.state is JobState.FINALIZING:
-                logger.info("job %s: %s, skipping mini-batch %d", job.job_id,
-                            job.state.value, line.index)
-                results.append(ScoreResult.SKIPPED)
-                continue
-            results.append(_score(storage, pool, job, spec, line, ref, message_id=message_id,
-                                  dequeue_count=dequeue_count))
+            return results + [ScoreResult.HANDED_ON] * rest
+        try:
+            with pool.admit(job.job_id, spec.process_count_per_node):
+                job = cached_job(storage, job.job_id)  # it may have ended while this waited
+                if job.state.is_final or job.state is JobState.FINALIZING:
+                    logger.info("job %s: %s, skipping mini-batch %d", job.job_id,
+                                job.state.value, line.index)
+                    results.append(ScoreResult.SKIPPED)
+                    continue
+                results.append(_score(storage, pool, job, spec, line, ref,
+                                      message_id=message_id, dequeue_count=dequeue_count))
+        except PoolDraining:  # stopping: this one (its try given back) and the rest go on
+            _hand_on(storage, job.job_id, lines[position:])
+            return results + [ScoreResult.HANDED_ON] * rest
     return results
 
 
@@ -248,6 +253,11 @@ def _score(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec,
     except ConflictError:
         logger.warning("job %s: mini-batch %d was taken over by another worker", job_id, index)
         return ScoreResult.SUPERSEDED
+    except PoolDraining:
+        # The instance is stopping before this try started: it is given back, not spent.
+        if trying:
+            release_claim(storage, record)
+        raise
     except StorageError:
         # Storage failed us, the script did not: give the try back before the queue
         # redelivers, so the next delivery does not count it as a dead worker's.

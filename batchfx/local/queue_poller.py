@@ -143,9 +143,11 @@ class QueuePoller:
         earliest = min(backoff.next_at for _, backoff in self._schedule)
         return max(0.0, earliest - self._clock())
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, *,
+            on_stop: Callable[[], None] | None = None) -> None:
         """Poll until ``stop`` is set, sleeping until the next queue is due or, when full,
-        until a message is done; then wait for the messages still running."""
+        until a message is done; then call ``on_stop`` (the scorer's drain: mini-batches
+        not started go back to the queue) and wait for the messages still running."""
         while not stop.is_set():
             self.poll_due()
             with self._cond:
@@ -155,6 +157,8 @@ class QueuePoller:
             wait = self.wait_s()
             if wait > 0:
                 stop.wait(wait)
+        if on_stop is not None:
+            on_stop()
         self.close()
 
     def close(self) -> None:
@@ -196,10 +200,11 @@ def serve_queues(settings: Settings, env: dict[str, str], options: HostQueueOpti
     triggers = queue_triggers(load_app(), env)
     queues = app_context.storage().queues
     _wait_for_queues(queues, triggers, stop)
-    try:
-        QueuePoller(queues, triggers, options).run(stop)
+    pool = app_context.script_pool()
+    try:  # stopping drains the pool: run()s under way finish, the rest go back untried
+        QueuePoller(queues, triggers, options).run(stop, on_stop=pool.drain)
     finally:
-        app_context.script_pool().close()
+        pool.close()
 
 
 def worker_main(env: dict[str, str], options: HostQueueOptions, log_level: str,

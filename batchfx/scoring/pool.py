@@ -29,9 +29,14 @@ from batchfx.scoring.contract import MiniBatchContext, ScriptConfig, TryOutcome
 from batchfx.scoring.worker import ScriptWorker
 from batchfx.tabular.batch import TabularBatch
 
-__all__ = ["PoolRun", "ScriptPool", "slot_config"]
+__all__ = ["PoolDraining", "PoolRun", "ScriptPool", "slot_config"]
 
 _log = logging.getLogger(__name__)
+
+
+class PoolDraining(Exception):
+    """The instance is stopping (``ScriptPool.drain``): no new run() starts here, so the
+    mini-batch goes back untried for another instance."""
 
 
 def slot_config(config: ScriptConfig, slot: int) -> ScriptConfig:
@@ -81,6 +86,7 @@ class ScriptPool:
         self._admitted: dict[str, int] = {}
         self._cond = threading.Condition()
         self._closed = False
+        self._draining = False
 
     @property
     def child_pids(self) -> list[int]:
@@ -89,12 +95,28 @@ class ScriptPool:
             workers = [s.worker for s in self._slots]
         return [pid for w in workers if (pid := w.child_pid) is not None]
 
+    @property
+    def draining(self) -> bool:
+        """Whether the instance is stopping (``drain``)."""
+        with self._cond:
+            return self._draining
+
+    def drain(self) -> None:
+        """The instance is stopping: run()s under way finish; none starts after this, and
+        ``admit`` and ``run_mini_batch`` raise PoolDraining instead of waiting or starting
+        one, so their mini-batches go back to the queue untried."""
+        with self._cond:
+            self._draining = True
+            self._cond.notify_all()
+
     @contextmanager
     def admit(self, job_id: str, processes: int) -> Iterator[None]:
         """Hold one of the job's ``processes * (ahead + 1)`` places on this instance."""
         limit = max(1, processes) * (self.ahead + 1)
         with self._cond:
-            while self._admitted.get(job_id, 0) >= limit:
+            while self._draining or self._admitted.get(job_id, 0) >= limit:
+                if self._draining:
+                    raise PoolDraining("the instance is stopping")
                 self._cond.wait()
             self._admitted[job_id] = self._admitted.get(job_id, 0) + 1
         try:
@@ -128,6 +150,8 @@ class ScriptPool:
             while True:
                 if self._closed:
                     raise RuntimeError("the script pool is closed")
+                if self._draining:
+                    raise PoolDraining("the instance is stopping")
                 slot = self._free_slot(key, processes)
                 if slot is not None:
                     slot.busy, slot.key = True, key

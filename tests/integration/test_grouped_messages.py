@@ -1,10 +1,11 @@
 """Messages naming several mini-batches, on Azurite with real script processes: each
-mini-batch scored and recorded on its own, the rest handed on when a message runs long,
-and a poisoned message failing only the mini-batches that were tried."""
+mini-batch scored and recorded on its own, the rest handed on when a message runs long or
+the instance stops, and a poisoned message failing only the mini-batches that were tried."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from job_helpers import spec_for, upload_inputs
@@ -122,3 +123,52 @@ def test_a_poisoned_message_fails_the_tried_and_sends_the_untried_again(
         storage.settings.queue_name, visibility_timeout=30, max_messages=32))
     assert sent == [untried.index, untried.index + 1]
     assert _row(storage, body.job_id, 12) is None
+
+
+class _StopsWhileStaging(ScriptPool):
+    """A real pool told to stop just after it let a mini-batch in: the mini-batch is then
+    claimed and staged, and finds no process to run on."""
+
+    @contextmanager
+    def admit(self, job_id: str, processes: int) -> Iterator[None]:
+        with super().admit(job_id, processes):
+            self.drain()
+            yield
+
+
+def _handed_on(storage: Storage) -> list[tuple[int, int]]:
+    return [(b.index, b.count) for b in (decode_body(m.content) for m in storage.queues.receive(
+        storage.settings.queue_name, visibility_timeout=30, max_messages=32))]
+
+
+def test_a_stopping_instance_starts_nothing_and_sends_the_message_on(
+        storage: Storage, job_messages: list[str]) -> None:
+    body = decode_body(job_messages[7])  # mini-batches 14 and 15
+    with ScriptPool(init_timeout=60, shutdown_timeout=2) as pool:
+        pool.drain()
+        results = score_message(storage, pool, job_messages[7], message_id="m7",
+                                dequeue_count=1)
+    assert results == [ScoreResult.HANDED_ON, ScoreResult.HANDED_ON]
+    assert _handed_on(storage) == [(body.index, 2)]
+    assert _row(storage, body.job_id, body.index) is None  # never claimed
+
+
+def test_a_mini_batch_staged_when_the_instance_stops_gives_its_try_back(
+        storage: Storage, pool: ScriptPool, job_messages: list[str]) -> None:
+    body = decode_body(job_messages[8])  # mini-batches 16 and 17
+    with _StopsWhileStaging(init_timeout=60, shutdown_timeout=2) as stopping:
+        results = score_message(storage, stopping, job_messages[8], message_id="m8",
+                                dequeue_count=1)
+    assert results == [ScoreResult.HANDED_ON, ScoreResult.HANDED_ON]
+    released = _row(storage, body.job_id, body.index)  # claimed, then its try given back
+    assert released is not None and released.tries == 0 and released.lease_until == 0
+    (handed,) = _handed_on(storage)
+    assert handed == (body.index, 2)
+    # The message sent on is scored by another instance: one try each, no "worker lost".
+    text = encode_message(body.job_id, body.index, body.ref, 2)
+    assert score_message(storage, pool, text, message_id="m8b", dequeue_count=1) \
+        == [ScoreResult.SUCCEEDED, ScoreResult.SUCCEEDED]
+    for index in (16, 17):
+        row = _row(storage, body.job_id, index)
+        assert row is not None and row.status is MiniBatchStatus.SUCCEEDED
+        assert (row.tries, row.error_type) == (1, ""), row

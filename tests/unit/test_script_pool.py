@@ -12,7 +12,7 @@ import pytest
 from test_script_worker import config, context
 
 from batchfx.scoring.contract import MiniBatchContext, ScriptConfig
-from batchfx.scoring.pool import PoolRun, ScriptPool, slot_config
+from batchfx.scoring.pool import PoolDraining, PoolRun, ScriptPool, slot_config
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -122,3 +122,38 @@ def test_a_closed_pool_refuses_runs(tmp_path: Path) -> None:
     pool.close()
     with pytest.raises(RuntimeError, match="closed"):
         pool.run_mini_batch(config(tmp_path, "echo.py"), 1, [], context(), 5)
+
+
+def test_draining_lets_a_running_mini_batch_finish_and_starts_no_other(
+        pool: ScriptPool, tmp_path: Path) -> None:
+    cfg = slow(tmp_path, 1.0)
+    first: list[PoolRun] = []
+    running = threading.Thread(target=lambda: first.append(
+        pool.run_mini_batch(cfg, 1, ["a"], context(0), 30)))
+    with pool.admit("job-1", 1):
+        running.start()
+        while not list((tmp_path / "markers").glob("*")):  # run() has begun
+            time.sleep(0.02)
+        refused: list[BaseException] = []
+
+        def wait_for_a_place() -> None:  # a third mini-batch of a one-process job
+            try:
+                with pool.admit("job-1", 1), pool.admit("job-1", 1):
+                    pass
+            except PoolDraining as exc:
+                refused.append(exc)
+
+        waiting = threading.Thread(target=wait_for_a_place)
+        waiting.start()
+        time.sleep(0.2)
+        assert waiting.is_alive()  # no place for it yet
+        pool.drain()
+        waiting.join(10)
+        assert not waiting.is_alive() and len(refused) == 1  # woken and refused at once
+        assert pool.draining
+        with pytest.raises(PoolDraining):  # staged, waiting for the busy process: refused
+            pool.run_mini_batch(cfg, 1, ["b"], context(1), 30)
+        running.join(30)
+    assert first and first[0].outcome.ok  # the run() under way was not cut short
+    with pytest.raises(PoolDraining), pool.admit("job-2", 1):
+        pass
