@@ -143,3 +143,46 @@ def test_orchestrator_history_stays_small_with_continue_as_new(
     assert status["runtimeStatus"] == "Completed"
     # Polled every 0.3 s for several seconds, yet one execution's history holds one poll.
     assert len(status.get("historyEvents") or []) < 25
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (a worker's script processes)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.add(int(entry))
+            except OSError:  # gone meanwhile
+                pass
+    return found
+
+
+def test_a_worker_told_to_stop_finishes_its_run_and_starts_none(app: App,
+                                                                tmp_path: Path) -> None:
+    """SIGTERM (scale-in) drains a worker: the run() under way finishes and is recorded; the
+    mini-batch it had staged next gives its try back and is scored elsewhere."""
+    marker = tmp_path / "markers"
+    job = app.submit(_slow_spec(app, 8, marker, 3.0))
+    assert app.runner is not None
+    victim = app.runner.worker_pids[0]
+
+    def victim_running() -> set[str]:
+        scripts = _children(victim)
+        return {m.name for m in marker.iterdir() if int(m.suffix[1:]) in scripts}
+
+    _wait_for(victim_running, 120)  # one of its run()s has begun (it lasts 3 s)
+    began = victim_running()
+    scripts = _children(victim)
+    os.kill(victim, signal.SIGTERM)
+    _wait_for(lambda: victim not in app.runner.worker_pids, 60)  # exited once drained
+    view = app.wait(job)
+    assert view["state"] == "completed" and view["items"]["succeeded"] == 8
+    out = app.outputs(view)
+    assert lines(out["parallel_run_step.txt"]) == [f"item-{i:03d}.txt ok" for i in range(8)]
+    # Its script process started nothing after the signal; what it had begun, it finished.
+    assert {m.name for m in marker.iterdir() if int(m.suffix[1:]) in scripts} == began
+    report = list(csv.DictReader(io.StringIO(out["processed_mini-batches.csv"])))
+    assert len(report) == 8 and {r["tries"] for r in report} == {"1"}  # no try spent
+    assert "WorkerLost" not in out["errors.txt"]
