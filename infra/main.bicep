@@ -1,11 +1,12 @@
 // batchfx in Azure: the storage account (queues, tables, blob containers), Log Analytics and
-// Application Insights, the Functions app on a Flex Consumption plan, an Event Grid system
-// topic for blob drops (and, once the function exists, its subscription), and optionally
-// the GPU scorer on Azure Container Apps.
+// Application Insights, the Functions app on a Flex Consumption plan with a user-assigned
+// identity, an Event Grid system topic for blob drops (and, once the function exists, its
+// subscription, which dead-letters to a container), and optionally the GPU scorer on Azure
+// Container Apps.
 //
 // Not yet deployed against a live subscription: see infra/README.md, "Not verified here".
 //
-//   az deployment group create -g <resource-group> -f infra/main.bicep -p namePrefix=batchfx
+//   scripts/deploy --resource-group <resource-group> --location <region>
 
 targetScope = 'resourceGroup'
 
@@ -33,6 +34,9 @@ param storageAccountName string = take(toLower('st${replace(namePrefix, '-', '')
 
 @description('Function app name (also the first label of its host name).')
 param functionAppName string = 'func-${namePrefix}-${resourceToken}'
+
+@description('User-assigned identity the function app runs as (storage, deployment package, Key Vault).')
+param functionAppIdentityName string = 'id-${functionAppName}'
 
 @description('Allow shared-key (connection string) access to the storage account. The apps never use it: they connect with their managed identities. Keep it on to run the batchfx CLI with a connection string; turn it off to require Entra ID everywhere.')
 param allowSharedKeyAccess bool = true
@@ -68,7 +72,8 @@ param minibatchesTableName string = 'batchfxminibatches'
 param pollIntervalSeconds string = '5'
 
 @description('BATCHFX_LEASE_MARGIN_S: seconds of slack on a mini-batch lease.')
-param leaseMarginSeconds string = '60'
+@minValue(1)
+param leaseMarginSeconds int = 60
 
 @description('BATCHFX_WORK_DIR: local scratch directory on each instance.')
 param workDir string = '/tmp/batchfx'
@@ -92,8 +97,20 @@ param instanceMemoryMB int = 2048
 
 // Blob drop.
 
-@description('Blob container watched for dropped job files.')
+@description('BATCHFX_INBOX_CONTAINER: blob container watched for dropped job files.')
 param inboxContainerName string = 'inbox'
+
+@description('BATCHFX_OUTPUTS_CONTAINER: where a deployment that names no output writes.')
+param outputsContainerName string = 'outputs'
+
+@description('Containers created for job inputs and results, and the only ones besides the inbox, the outputs container and batchfx\'s own that a job spec may name (BATCHFX_ALLOWED_CONTAINERS). Never list azure-webjobs-*, app-package-* or the Durable task hub\'s containers.')
+@minLength(1)
+param dataContainerNames array = [
+  'data'
+]
+
+@description('Blob container Event Grid writes blob-drop events to when it gives up delivering them (dead letters).')
+param deadLetterContainerName string = 'eventgrid-deadletter'
 
 @description('Create the Event Grid subscription for BlobCreated in the inbox container. Leave false until the blob-drop function has been published: the subscription needs the function\'s webhook and its blobs_extension key, which only exist then.')
 param deployEventGridSubscription bool = false
@@ -125,6 +142,17 @@ param gpuImage string = ''
 @description('Existing container registry in this resource group that holds gpuImage; the scorer pulls with its identity. Empty: an image that needs no credentials.')
 param containerRegistryName string = ''
 
+@description('The longest run_invocation_timeout (seconds) of the jobs the GPU scorer runs: with BATCHFX_LEASE_MARGIN_S it sets how long a replica being scaled in may finish its mini-batch.')
+@minValue(1)
+param gpuRunInvocationTimeoutSeconds int = 60
+
+@description('Seconds between SIGTERM and SIGKILL for a GPU replica; at least 2 x gpuRunInvocationTimeoutSeconds + leaseMarginSeconds: the host drains (it takes no new message and lets invocations end), and a script process may have one mini-batch running and the next one staged.')
+param gpuTerminationGracePeriodSeconds int = (2 * gpuRunInvocationTimeoutSeconds) + leaseMarginSeconds + 30
+
+@description('Messages waiting per GPU replica before KEDA adds one.')
+@minValue(1)
+param gpuQueueMessagesPerReplica int = 6
+
 @description('Fewest GPU replicas (0 scales to zero when the queue is empty).')
 @minValue(0)
 param gpuMinReplicas int = 0
@@ -136,20 +164,6 @@ param gpuMaxReplicas int = 4
 @description('Container app name of the GPU scorer.')
 @maxLength(32)
 param gpuScorerName string = take('gpu-${namePrefix}-${resourceToken}', 32)
-
-@description('Functions turned off on the GPU scorer: every function of the app except score_mini_batch_queue. Add new functions here.')
-param gpuDisabledFunctions array = [
-  'submit_job_http'
-  'list_jobs_http'
-  'get_job_http'
-  'cancel_job_http'
-  'watch_job'
-  'partition_inputs'
-  'check_job'
-  'end_job'
-  'record_poison_mini_batch'
-  blobDropFunctionName
-]
 
 // ---------------------------------------------------------------------------------------------
 // Storage
@@ -180,11 +194,21 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   name: 'default'
 }
 
-var containerNames = [
+// The Functions host's lock container is created here, not left to the host, because the GPU
+// scorer's identity holds a role on it alone and cannot create containers.
+var hostLocksContainerName = 'azure-webjobs-hosts'
+// Containers jobs and the scorer use: batchfx's own, the inbox, the default outputs and the
+// data containers (BATCHFX_ALLOWED_CONTAINERS).
+var jobContainerNames = union([
   jobsContainerName
   inboxContainerName
+  outputsContainerName
+], dataContainerNames)
+var containerNames = union(jobContainerNames, [
   deploymentContainerName
-]
+  hostLocksContainerName
+  deadLetterContainerName
+])
 var queueNames = [
   queueName
   '${queueName}-poison'
@@ -286,19 +310,27 @@ var batchfxSettings = {
   BATCHFX_JOBS_TABLE: jobsTableName
   BATCHFX_MINIBATCHES_TABLE: minibatchesTableName
   BATCHFX_POLL_INTERVAL_S: pollIntervalSeconds
-  BATCHFX_LEASE_MARGIN_S: leaseMarginSeconds
+  BATCHFX_LEASE_MARGIN_S: string(leaseMarginSeconds)
   BATCHFX_WORK_DIR: workDir
   // The blob-drop trigger's path is %BATCHFX_INBOX_CONTAINER%/{name}: the host needs it set.
   BATCHFX_INBOX_CONTAINER: inboxContainerName
+  BATCHFX_OUTPUTS_CONTAINER: outputsContainerName
+  // Jobs may name these containers (and the inbox, the outputs and batchfx's own container),
+  // never the host's (function keys, deployment package) nor the Durable task hub's.
+  BATCHFX_ALLOWED_CONTAINERS: join(dataContainerNames, ',')
 }
 
 // No FUNCTIONS_WORKER_RUNTIME (nor FUNCTIONS_EXTENSION_VERSION): Flex Consumption takes the
 // runtime from functionAppConfig.runtime and does not support those settings.
 var functionAppHostSettings = {
-  // Identity-based host storage with the app's system-assigned identity; batchfx reads the
-  // same setting and connects with azure-identity's DefaultAzureCredential.
+  // Identity-based host storage (Functions host, Durable Functions, the blob and queue
+  // triggers) with the app's user-assigned identity.
   AzureWebJobsStorage__accountName: storage.name
   AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: functionAppIdentity.properties.clientId
+  // batchfx reads AzureWebJobsStorage__accountName and connects with azure-identity's
+  // DefaultAzureCredential, which picks the user-assigned identity from AZURE_CLIENT_ID.
+  AZURE_CLIENT_ID: functionAppIdentity.properties.clientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
 }
 var cpuScorerOff = {
@@ -313,18 +345,40 @@ var keyVaultSettings = empty(keyVaultName) ? {} : {
 }
 var functionAppSettings = union(batchfxSettings, functionAppHostSettings, keyVaultSettings, scoreOnFunctionApp ? {} : cpuScorerOff)
 
+// A user-assigned identity rather than a system-assigned one: its storage roles exist before
+// the app starts and reads its deployment package, and they survive the app being recreated.
+resource functionAppIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: functionAppIdentityName
+  location: location
+  tags: tags
+}
+
+module functionAppStorageRoles 'modules/storage-roles.bicep' = {
+  name: 'storage-roles-${functionAppName}'
+  params: {
+    storageAccountName: storage.name
+    principalId: functionAppIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   name: functionAppName
   location: location
   tags: tags
   kind: 'functionapp,linux'
   identity: {
-    type: 'SystemAssigned'
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${functionAppIdentity.id}': {}
+    }
   }
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
     siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
       appSettings: map(items(functionAppSettings), s => {
         name: s.key
         value: s.value
@@ -336,7 +390,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           type: 'blobContainer'
           value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
           authentication: {
-            type: 'SystemAssignedIdentity'
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: functionAppIdentity.id
           }
         }
       }
@@ -354,16 +409,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     containers
     queues
     tables
+    functionAppStorageRoles
   ]
-}
-
-module functionAppStorageRoles 'modules/storage-roles.bicep' = {
-  name: 'storage-roles-${functionAppName}'
-  params: {
-    storageAccountName: storage.name
-    principalId: functionApp.identity.principalId
-    principalType: 'ServicePrincipal'
-  }
 }
 
 // Key Vault Secrets User: read secrets (get_secret in scoring scripts), nothing else.
@@ -372,7 +419,18 @@ resource keyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01
   scope: keyVault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '4633458b-17de-408a-b874-0445c86b69e6')
-    principalId: functionApp.identity.principalId
+    principalId: functionAppIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The same for the GPU scorer's identity: its scoring scripts call get_secret too.
+resource gpuKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(keyVaultName) && deployGpuScorer) {
+  name: guid(resourceGroup().id, keyVaultName, gpuScorerName, '4633458b-17de-408a-b874-0445c86b69e6')
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '4633458b-17de-408a-b874-0445c86b69e6')
+    principalId: deployGpuScorer ? gpuScorer.outputs.principalId : ''
     principalType: 'ServicePrincipal'
   }
 }
@@ -394,10 +452,28 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   name: 'evgt-${storage.name}'
   location: location
   tags: tags
+  // Its identity writes dead letters (events Event Grid gave up delivering) to one container.
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
     source: storage.id
     topicType: 'Microsoft.Storage.StorageAccounts'
   }
+}
+
+module deadLetterRoles 'modules/scoped-storage-roles.bicep' = {
+  name: 'storage-roles-${systemTopic.name}'
+  params: {
+    storageAccountName: storage.name
+    principalId: systemTopic.identity.principalId
+    containerNames: [
+      deadLetterContainerName
+    ]
+  }
+  dependsOn: [
+    containers
+  ]
 }
 
 // Needs the blob-drop function deployed first (see the parameter's description).
@@ -408,9 +484,12 @@ module blobDropSubscription 'modules/blob-drop-subscription.bicep' = if (deployE
     functionAppName: functionApp.name
     functionName: blobDropFunctionName
     containerName: inboxContainerName
+    deadLetterStorageAccountId: storage.id
+    deadLetterContainerName: deadLetterContainerName
   }
   dependsOn: [
     containers
+    deadLetterRoles
   ]
 }
 
@@ -432,10 +511,19 @@ module gpuScorer 'modules/gpu-scorer.bicep' = if (deployGpuScorer) {
     minReplicas: gpuMinReplicas
     maxReplicas: gpuMaxReplicas
     storageAccountName: storage.name
+    containerNames: union(jobContainerNames, [
+      hostLocksContainerName
+    ])
+    queueNames: queueNames
+    tableNames: tableNames
+    queueName: queueName
+    queueMessagesPerReplica: gpuQueueMessagesPerReplica
+    // Never below two run_invocation_timeouts (one running, one staged) + BATCHFX_LEASE_MARGIN_S,
+    // whatever was passed (parenthesised: pycep, which the infra tests use, has no precedence).
+    terminationGracePeriodSeconds: max(gpuTerminationGracePeriodSeconds, (2 * gpuRunInvocationTimeoutSeconds) + leaseMarginSeconds)
     logAnalyticsWorkspaceName: logAnalytics.name
     appInsightsConnectionString: appInsights.properties.ConnectionString
     settings: union(batchfxSettings, keyVaultSettings)
-    disabledFunctions: gpuDisabledFunctions
   }
   dependsOn: [
     queues
@@ -449,6 +537,8 @@ module gpuScorer 'modules/gpu-scorer.bicep' = if (deployGpuScorer) {
 // ---------------------------------------------------------------------------------------------
 
 output functionAppName string = functionApp.name
+output functionAppIdentityClientId string = functionAppIdentity.properties.clientId
+output functionAppIdentityPrincipalId string = functionAppIdentity.properties.principalId
 output functionAppUrl string = 'https://${functionApp.properties.defaultHostName}'
 output storageAccountName string = storage.name
 output eventGridSystemTopicName string = systemTopic.name

@@ -6,6 +6,10 @@
 // trigger, and Event Grid validates the webhook when the subscription is created.
 // main.bicep calls this module only when deployEventGridSubscription is true, so the key is
 // not looked up before then.
+//
+// Events Event Grid gives up on (30 tries or 24 hours, for example while the app is down or
+// its key has changed) are written to a dead-letter container with the system topic's own
+// identity, instead of being dropped.
 
 @description('Name of the Event Grid system topic on the storage account.')
 param systemTopicName string
@@ -18,6 +22,12 @@ param functionName string
 
 @description('Blob container whose new blobs are delivered.')
 param containerName string
+
+@description('Resource id of the storage account that holds the dead-letter container.')
+param deadLetterStorageAccountId string
+
+@description('Blob container for events that could not be delivered; the system topic\'s identity must be able to write it.')
+param deadLetterContainerName string
 
 @description('Name of the event subscription.')
 param subscriptionName string = 'blob-drop-${containerName}'
@@ -63,6 +73,18 @@ resource blobCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-0
     retryPolicy: {
       maxDeliveryAttempts: 30
       eventTimeToLiveInMinutes: 1440
+    }
+    deadLetterWithResourceIdentity: {
+      identity: {
+        type: 'SystemAssigned'
+      }
+      deadLetterDestination: {
+        endpointType: 'StorageBlob'
+        properties: {
+          resourceId: deadLetterStorageAccountId
+          blobContainerName: deadLetterContainerName
+        }
+      }
     }
   }
 }

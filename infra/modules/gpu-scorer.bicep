@@ -3,11 +3,16 @@
 // profile. It pulls the same mini-batch queue from the same storage account as the main app.
 //
 // Only the queue scorer runs here: the image's function_app.py (infra/gpu/function_app.py)
-// registers score_mini_batch_queue and the poison recorder alone; as a second guard every
-// other function of the main app is turned off with AzureWebJobs_<name>_Disabled (the underscore form the host accepts where variable names
-// can't hold dots), so HTTP, the Durable orchestration and the blob drop stay on the main app.
-// The task hub is also renamed here, so nothing Durable on this app can take the main app's
-// orchestration work even if a new durable function is added and not listed as disabled.
+// registers score_mini_batch_queue and the poison recorder alone (tests/unit/test_packaging.py),
+// so HTTP, timers, the Durable orchestration and the blob drop stay on the main app. The task
+// hub is also renamed here, so nothing Durable on this app could take the main app's
+// orchestration work even if a durable function were added to the image.
+//
+// Scoring scripts run here, so this app's identity holds as little as the scorer needs
+// (modules/scoped-storage-roles.bicep): the named containers, the two queues and the two
+// tables, not the account. It scales on an explicit KEDA azure-queue rule that reads the
+// queue with the same identity, and a replica being scaled in gets terminationGracePeriodSeconds
+// to finish or release its mini-batch.
 
 @description('Region of the Container Apps environment (serverless GPUs are offered in some regions only).')
 param location string
@@ -47,6 +52,26 @@ param maxReplicas int = 4
 @description('Storage account batchfx and the Functions host use.')
 param storageAccountName string
 
+@description('Blob containers the scorer reads and writes: batchfx\'s jobs container, the inbox, the outputs container, the containers jobs may name, and the host\'s azure-webjobs-hosts (its locks). They must exist.')
+param containerNames array
+
+@description('The mini-batch queue and its poison queue (they must exist).')
+param queueNames array
+
+@description('The jobs and mini-batches tables (they must exist).')
+param tableNames array
+
+@description('The queue the KEDA rule watches: BATCHFX_QUEUE_NAME.')
+param queueName string
+
+@description('Messages waiting per replica before KEDA adds one (a replica takes host.json\'s batchSize + newBatchThreshold messages at once).')
+@minValue(1)
+param queueMessagesPerReplica int = 6
+
+@description('Seconds a replica has between SIGTERM (scale-in, new revision) and SIGKILL: at least the longest run_invocation_timeout plus BATCHFX_LEASE_MARGIN_S, so that a running mini-batch ends or is released instead of spending a try.')
+@minValue(30)
+param terminationGracePeriodSeconds int
+
 @description('Log Analytics workspace (this resource group) for the environment\'s logs.')
 param logAnalyticsWorkspaceName string
 
@@ -55,9 +80,6 @@ param appInsightsConnectionString string
 
 @description('The BATCHFX_* settings, the same values the main app gets.')
 param settings object
-
-@description('Functions that must not run on the GPU app.')
-param disabledFunctions array
 
 @description('Durable task hub name for this app, different from the main app\'s.')
 param durableHubName string = 'batchfxgpu'
@@ -87,12 +109,15 @@ resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' 
   tags: tags
 }
 
-module storageRoles 'storage-roles.bicep' = {
+module storageRoles 'scoped-storage-roles.bicep' = {
   name: 'storage-roles-${name}'
   params: {
     storageAccountName: storageAccountName
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
+    containerNames: containerNames
+    queueNames: queueNames
+    tableNames: tableNames
   }
 }
 
@@ -142,16 +167,24 @@ var hostSettings = {
   // A fixed host id: this app shares the storage account with the main app.
   AzureFunctionsWebHost__hostid: name
   AzureFunctionsJobHost__extensions__durableTask__hubName: durableHubName
+  // Function keys in the Container Apps secret store, not in the storage account's
+  // azure-webjobs-secrets container (which holds the main app's keys and is not granted here).
+  AzureWebJobsSecretStorageType: 'containerapp'
+  // On SIGTERM (scale-in, a new revision) the host drains: it stops taking messages and lets
+  // the invocations under way end within terminationGracePeriodSeconds, instead of the few
+  // seconds it waits otherwise, so a running mini-batch finishes instead of spending a try.
+  FUNCTIONS_ENABLE_DRAIN_ON_APP_STOPPING: 'true'
 }
-var disabledSettings = toObject(disabledFunctions, f => 'AzureWebJobs_${f}_Disabled', f => 'true')
-var containerSettings = union(settings, hostSettings, disabledSettings)
+var containerSettings = union(settings, hostSettings)
 var settingsEnv = map(items(containerSettings), s => {
   name: s.key
   value: s.value
 })
 var registryServer = empty(containerRegistryName) ? '' : acrPull.outputs.loginServer
 
-resource app 'Microsoft.App/containerApps@2024-10-02-preview' = {
+// 2026-03-02-preview: the first API version with scale.allowScalingRuleOverride, without which
+// Container Apps blocks user-supplied scale rules on a Functions app (kind 'functionapp').
+resource app 'Microsoft.App/containerApps@2026-03-02-preview' = {
   name: name
   location: location
   tags: tags
@@ -167,8 +200,8 @@ resource app 'Microsoft.App/containerApps@2024-10-02-preview' = {
     workloadProfileName: gpuProfileName
     configuration: {
       activeRevisionsMode: 'Single'
-      // Functions on Container Apps needs ingress on for event-driven scaling; internal is
-      // enough, since every HTTP function is disabled here.
+      // Internal ingress only: the image has no HTTP function; the Functions integration
+      // expects ingress on.
       ingress: {
         external: false
         targetPort: 80
@@ -210,10 +243,27 @@ resource app 'Microsoft.App/containerApps@2024-10-02-preview' = {
           }
         }
       ]
-      // The Functions integration derives the queue scale rule from the trigger; these bound it.
+      terminationGracePeriodSeconds: terminationGracePeriodSeconds
+      // An explicit KEDA azure-queue rule authenticated with the user-assigned identity,
+      // instead of the rule Container Apps would derive from the trigger.
       scale: {
         minReplicas: minReplicas
         maxReplicas: maxReplicas
+        allowScalingRuleOverride: true
+        rules: [
+          {
+            name: 'minibatch-queue'
+            custom: {
+              type: 'azure-queue'
+              metadata: {
+                accountName: storageAccountName
+                queueName: queueName
+                queueLength: string(queueMessagesPerReplica)
+              }
+              identity: identity.id
+            }
+          }
+        ]
       }
     }
   }

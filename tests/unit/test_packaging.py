@@ -69,3 +69,12 @@ def test_the_gpu_image_runs_the_queue_scorer_alone() -> None:
     dockerfile = (ROOT / "infra" / "gpu" / "Dockerfile").read_text()
     assert "COPY infra/gpu/function_app.py /home/site/wwwroot/function_app.py" in dockerfile
     assert "function_app.py /home/site/wwwroot/\n" not in dockerfile
+    # infra/ runs that image and nothing beside it: one container, no init container. The
+    # image is the one scripts/deploy builds from this Dockerfile (test_infra_deploy.py).
+    from test_infra_bicep import MAIN, Template
+
+    main = Template(MAIN, {"deployGpuScorer": True, "gpuImage": "acr1.azurecr.io/gpu:1"})
+    template = main.module("gpuScorer").resource("app")["properties"]["template"]
+    (container,) = template["containers"]
+    assert container["image"] == "acr1.azurecr.io/gpu:1"
+    assert "initContainers" not in template
