@@ -357,11 +357,12 @@ def _add_commands() -> None:
     # Imported here: these modules import helpers from this one.
     from batchfx.cli_deployments import deployment, pipeline
     from batchfx.cli_drops import drops
+    from batchfx.cli_image import image
     from batchfx.cli_models import model
     from batchfx.cli_schedules import schedule
     from batchfx.cli_upload import upload
 
-    for command in (deployment, pipeline, schedule, drops, model, upload):
+    for command in (deployment, pipeline, schedule, drops, model, upload, image):
         main.add_command(command)
 
 
