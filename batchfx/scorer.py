@@ -15,6 +15,7 @@ import dataclasses
 import errno
 import logging
 import os
+import secrets
 import shutil
 import time
 from enum import StrEnum
@@ -200,7 +201,10 @@ def _score(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec,
         if record.isolations:
             note_dead_isolation(record)
         return _result(finish(storage, record, etag, None, spec))
-    work_dir = os.path.join(storage.settings.work_dir, "minibatches", f"{job_id}-{index}")
+    # Its own folder per delivery: two deliveries of one message (a lease that ran out) may
+    # stage the same mini-batch at once on this instance, and each removes its folder.
+    work_dir = os.path.join(storage.settings.work_dir, "minibatches",
+                            f"{job_id}-{index}-{secrets.token_hex(4)}")
     trying = not resume  # whether a try this invocation counted is under way
     try:
         if not resume and not claimed:
