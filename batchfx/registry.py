@@ -218,8 +218,8 @@ def _path_problems(storage: Storage, field: str, path: str, script: str | None =
     uploader = "batchfx model create --path" if field == "path" else "batchfx deployment create"
     upload = f"upload the folder first (`{uploader}` uploads local folders)"
     if not storage.blobs.container_exists(container):
-        return [f"{field}: container {container!r} does not exist in the app's storage "
-                f"account — {upload}, or fix the path {path!r}"]
+        return [f"{field}: container {container!r} does not exist in "
+                f"{storage.settings.account_of(container)} — {upload}, or fix the path {path!r}"]
     if script is not None:
         name = f"{prefix}/{script}" if prefix else script
         if not storage.blobs.exists(container, name):

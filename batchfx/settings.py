@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 __all__ = ["Settings"]
 
 _DEFAULT_WORK_DIR = os.path.join(tempfile.gettempdir(), "batchfx")
+_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
 
 
 def _float(env: Mapping[str, str], key: str, default: float, unit: str = "seconds", *,
@@ -90,6 +92,11 @@ class Settings:
 
     connection_string: str | None = field(default=None, repr=False)  # holds the account key
     account_name: str | None = None
+    # A second account for job data (inputs, code and models named by container, outputs):
+    # every container but the app's own (``is_app_container``) is there. An account name,
+    # reached with the app's identity, or a connection string.
+    data_account: str | None = None
+    data_connection_string: str | None = field(default=None, repr=False)
     jobs_container: str = "batchfx"
     queue_name: str = "batchfx-minibatches"
     jobs_table: str = "batchfxjobs"
@@ -130,6 +137,23 @@ class Settings:
     pip_find_links: tuple[str, ...] = ()
 
     @property
+    def separate_data(self) -> bool:
+        """Whether job data lives in an account of its own (``BATCHFX_DATA_ACCOUNT``)."""
+        return bool(self.data_account or self.data_connection_string)
+
+    def is_app_container(self, name: str) -> bool:
+        """The app's own containers, always in the app's account (AzureWebJobsStorage): its
+        state, the local Durable store, the inbox blob drops land in, the host's."""
+        return (name in (self.jobs_container, f"{self.jobs_container}-durable",
+                         self.inbox_container) or name.startswith("azure-webjobs-"))
+
+    def account_of(self, container: str) -> str:
+        """Which account ``container`` is in, in words (for messages)."""
+        if not self.separate_data or self.is_app_container(container):
+            return "the app's storage account"
+        return f"the data storage account ({self.data_account or 'BATCHFX_DATA_CONNECTION_STRING'})"
+
+    @property
     def poison_queue_name(self) -> str:
         """The queue the Functions host moves a message to after maxDequeueCount failures."""
         return f"{self.queue_name}-poison"
@@ -147,9 +171,20 @@ class Settings:
                 "setting BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S: got "
                 f"{env['BATCHFX_STORAGE_RETRY_BACKOFF_MAX_S']!r} — expected at least "
                 f"BATCHFX_STORAGE_RETRY_BACKOFF_S ({backoff_s:g} s)")
+        data_account = env.get("BATCHFX_DATA_ACCOUNT", "").strip() or None
+        data_connection_string = env.get("BATCHFX_DATA_CONNECTION_STRING") or None
+        if data_account and data_connection_string:
+            raise ValueError("settings BATCHFX_DATA_ACCOUNT and BATCHFX_DATA_CONNECTION_STRING "
+                             "are both set — set one: the data account's name (reached with "
+                             "the app's identity) or its connection string")
+        if data_account and not _ACCOUNT_NAME.fullmatch(data_account):
+            raise ValueError(f"setting BATCHFX_DATA_ACCOUNT: got {data_account!r} — expected a "
+                             "storage account name (3-24 lowercase letters and digits)")
         return cls(
             connection_string=connection_string,
             account_name=account_name,
+            data_account=data_account,
+            data_connection_string=data_connection_string,
             jobs_container=env.get("BATCHFX_JOBS_CONTAINER") or cls.jobs_container,
             queue_name=env.get("BATCHFX_QUEUE_NAME") or cls.queue_name,
             jobs_table=env.get("BATCHFX_JOBS_TABLE") or cls.jobs_table,
@@ -210,4 +245,8 @@ class Settings:
             env["AzureWebJobsStorage"] = self.connection_string
         if self.account_name:
             env["AzureWebJobsStorage__accountName"] = self.account_name
+        if self.data_account:
+            env["BATCHFX_DATA_ACCOUNT"] = self.data_account
+        if self.data_connection_string:
+            env["BATCHFX_DATA_CONNECTION_STRING"] = self.data_connection_string
         return env

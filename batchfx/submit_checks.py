@@ -104,7 +104,8 @@ def _missing(storage: Storage, spec: JobSpec, field: str, path: str, container: 
              prefix: str) -> str | None:
     """Why nothing can be read at ``path`` for ``field``, or None."""
     files = storage.files(container)
-    where = "on this machine" if container == LOCAL else "in the app's storage account"
+    where = "on this machine" if container == LOCAL else \
+        f"in {storage.settings.account_of(container)}"
     if container == LOCAL:
         if not os.path.exists(prefix):
             return f"{field}: {path!r} does not exist {where} — fix the path"

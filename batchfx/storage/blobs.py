@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient, ExponentialRetry
+from azure.storage.blob import (
+    BlobBlock,
+    BlobClient,
+    BlobServiceClient,
+    ContainerClient,
+    ExponentialRetry,
+)
 
 from batchfx.settings import Settings
 from batchfx.storage.clients import (
@@ -46,27 +52,52 @@ class BlobRetry(BackoffRetry, ExponentialRetry):
 class BlobStore:
     """Blob operations batchfx needs, with SDK errors turned into batchfx errors."""
 
-    def __init__(self, service: BlobServiceClient) -> None:
-        self._service = service
+    def __init__(self, service: BlobServiceClient, data: BlobServiceClient | None = None,
+                 is_app_container: Callable[[str], bool] = lambda name: True) -> None:
+        self._service, self._data, self._is_app = service, data, is_app_container
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobStore:
-        """Connect with the connection string, or with a managed identity."""
-        retry = BlobRetry.from_settings(settings)
-        options = {"retry_policy": retry, "transport": client_transport()}
+        """Connect with the connection string, or with a managed identity; job data in an
+        account of its own when the settings name one (``BATCHFX_DATA_ACCOUNT``)."""
+        def options() -> dict[str, Any]:
+            return {"retry_policy": BlobRetry.from_settings(settings),
+                    "transport": client_transport()}
+
         if settings.connection_string:
-            return cls(BlobServiceClient.from_connection_string(settings.connection_string,
-                                                   **options))
-        url = service_url(settings, "blob")
-        return cls(BlobServiceClient(url, credential=credential_for(settings), **options))
+            service = BlobServiceClient.from_connection_string(settings.connection_string,
+                                                               **options())
+        else:
+            service = BlobServiceClient(service_url(settings, "blob"),
+                                        credential=credential_for(settings), **options())
+        data = None
+        if settings.data_connection_string:
+            data = BlobServiceClient.from_connection_string(settings.data_connection_string,
+                                                            **options())
+        elif settings.data_account:
+            data = BlobServiceClient(f"https://{settings.data_account}.blob.core.windows.net",
+                                     credential=credential_for(settings), **options())
+        return cls(service, data, settings.is_app_container)
+
+    def _service_for(self, container: str) -> BlobServiceClient:
+        """The account ``container`` is in: the app's, or the data account."""
+        if self._data is None or self._is_app(container):
+            return self._service
+        return self._data
+
+    def _container(self, name: str) -> ContainerClient:
+        return self._service_for(name).get_container_client(name)
+
+    def _blob(self, container: str, name: str) -> BlobClient:
+        return self._service_for(container).get_blob_client(container, name)
 
     def container(self, name: str) -> ContainerClient:
         """The SDK container client (for the local durable store)."""
-        return self._service.get_container_client(name)
+        return self._container(name)
 
     def ensure_container(self, name: str) -> None:
         """Create the container if it does not exist."""
-        client = self._service.get_container_client(name)
+        client = self._container(name)
         # Another worker may create it between the check and the call: that is fine.
         with sdk_errors(f"creating container {name!r}"), suppress(ResourceExistsError):
             if not client.exists():
@@ -75,19 +106,19 @@ class BlobStore:
     def container_exists(self, name: str) -> bool:
         """Whether the container exists."""
         with sdk_errors(f"checking container {name!r}"):
-            return bool(self._service.get_container_client(name).exists())
+            return bool(self._container(name).exists())
 
     def exists(self, container: str, name: str) -> bool:
         """Whether the blob exists."""
         with sdk_errors(f"checking blob {container}/{name}"):
-            return bool(self._service.get_blob_client(container, name).exists())
+            return bool(self._blob(container, name).exists())
 
     def upload(
         self, container: str, name: str, data: bytes | Any, *, overwrite: bool = True
     ) -> None:
         """Upload bytes or a readable stream as one blob."""
         with sdk_errors(f"uploading {container}/{name}"):
-            self._service.get_blob_client(container, name).upload_blob(data, overwrite=overwrite)
+            self._blob(container, name).upload_blob(data, overwrite=overwrite)
 
     def upload_file(self, container: str, name: str, path: str) -> None:
         """Upload a local file."""
@@ -97,8 +128,8 @@ class BlobStore:
     def copy(self, container: str, name: str, to_container: str, to_name: str) -> None:
         """Copy a blob by streaming it through this process (no cross-container SAS needed)."""
         with sdk_errors(f"copying {container}/{name} to {to_container}/{to_name}"):
-            source = self._service.get_blob_client(container, name).download_blob()
-            target = self._service.get_blob_client(to_container, to_name)
+            source = self._blob(container, name).download_blob()
+            target = self._blob(to_container, to_name)
             target.upload_blob(source.chunks(), overwrite=True)
 
     def download(
@@ -111,7 +142,7 @@ class BlobStore:
         otherwise), so ranges planned on one version are never read from another.
         """
         with sdk_errors(f"downloading {container}/{name}"):
-            client = self._service.get_blob_client(container, name)
+            client = self._blob(container, name)
             return bytes(client.download_blob(offset=offset, length=length,
                                               **_if_version(etag)).readall())
 
@@ -121,7 +152,7 @@ class BlobStore:
     ) -> int:
         """Write a blob (or a range of it) into an open binary stream; returns the bytes."""
         with sdk_errors(f"downloading {container}/{name}"):
-            client = self._service.get_blob_client(container, name)
+            client = self._blob(container, name)
             return int(client.download_blob(offset=offset, length=length,
                                             **_if_version(etag)).readinto(stream))
 
@@ -129,13 +160,13 @@ class BlobStore:
         """Download a blob into a local file, creating its folder."""
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with sdk_errors(f"downloading {container}/{name}"), open(path, "wb") as stream:
-            self._service.get_blob_client(container, name).download_blob().readinto(stream)
+            self._blob(container, name).download_blob().readinto(stream)
 
     def list_pages(
         self, container: str, prefix: str, *, continuation: str | None = None, page_size: int = 5000
     ) -> Iterator[tuple[list[BlobRef], str | None]]:
         """Yield one listing page at a time with the token that resumes after it."""
-        client = self._service.get_container_client(container)
+        client = self._container(container)
         with sdk_errors(f"listing {container}/{prefix}"):
             pages = client.list_blobs(name_starts_with=prefix or None, results_per_page=page_size)
             paged: Any = pages.by_page(continuation_token=continuation)
@@ -150,7 +181,7 @@ class BlobStore:
 
     def delete_prefix(self, container: str, prefix: str) -> int:
         """Delete every blob under a prefix; returns how many."""
-        client = self._service.get_container_client(container)
+        client = self._container(container)
         count = 0
         for ref in self.list_names(container, prefix):
             with sdk_errors(f"deleting {container}/{ref.name}"):
@@ -164,12 +195,12 @@ class BlobStore:
 
     def _stage(self, container: str, name: str, block_id: str, data: bytes) -> None:
         with sdk_errors(f"writing {container}/{name}"):
-            self._service.get_blob_client(container, name).stage_block(block_id, data)
+            self._blob(container, name).stage_block(block_id, data)
 
     def _commit(self, container: str, name: str, block_ids: list[str]) -> None:
         with sdk_errors(f"committing {container}/{name}"):
             blocks = [BlobBlock(block_id=b) for b in block_ids]
-            self._service.get_blob_client(container, name).commit_block_list(blocks)
+            self._blob(container, name).commit_block_list(blocks)
 
 
 def _if_version(etag: str | None) -> dict[str, Any]:

@@ -158,3 +158,28 @@ def test_a_relative_work_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytes
                                               ) -> None:
     monkeypatch.chdir(tmp_path)
     assert Settings.from_env({"BATCHFX_WORK_DIR": "work"}).work_dir == str(tmp_path / "work")
+
+
+def test_a_data_account_holds_every_container_but_the_apps_own() -> None:
+    settings = Settings.from_env({"BATCHFX_DATA_ACCOUNT": "contosodata",
+                                  "BATCHFX_JOBS_CONTAINER": "state"})
+    assert settings.separate_data and settings.data_account == "contosodata"
+    for own in ("state", "state-durable", "inbox", "azure-webjobs-hosts"):
+        assert settings.is_app_container(own)
+        assert settings.account_of(own) == "the app's storage account"
+    for data in ("data", "outputs", "batchfx"):
+        assert not settings.is_app_container(data)
+        assert settings.account_of(data) == "the data storage account (contosodata)"
+    assert Settings.from_env(settings.to_env()) == settings  # worker processes get it too
+    assert not Settings().separate_data
+    assert Settings().account_of("data") == "the app's storage account"
+
+
+@pytest.mark.parametrize(("env", "said"), [
+    ({"BATCHFX_DATA_ACCOUNT": "Contoso_Data"}, "expected a storage account name"),
+    ({"BATCHFX_DATA_ACCOUNT": "contosodata", "BATCHFX_DATA_CONNECTION_STRING": _CONN},
+     "are both set — set one"),
+])
+def test_a_bad_data_account_setting_is_refused_by_name(env: dict[str, str], said: str) -> None:
+    with pytest.raises(ValueError, match=said):
+        Settings.from_env(env)
