@@ -26,8 +26,7 @@ import yaml
 from batchfx.deployments import check_name
 from batchfx.errors import SpecError, StorageNotFoundError
 from batchfx.invocations import job_spec_for
-from batchfx.jobs import utc_now
-from batchfx.records import JobRecord
+from batchfx.records import JobRecord, utc_now
 from batchfx.registry import NotRegisteredError
 from batchfx.spec_io import load_yaml
 from batchfx.storage import Storage

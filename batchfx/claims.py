@@ -13,13 +13,13 @@ import time
 from typing import Any
 
 from batchfx.errors import ConflictError, StorageError
-from batchfx.jobs import utc_now
 from batchfx.partition import ManifestLine
 from batchfx.records import (
     ManifestRef,
     MiniBatchRecord,
     MiniBatchStatus,
     mini_batch_key,
+    utc_now,
 )
 from batchfx.result_parts import store_part
 from batchfx.scoring.contract import TryError, TryOutcome

@@ -10,93 +10,37 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from batchfx.cli_common import (
+    STATE_FILE,
+    api_for,
+    connection_for,
+    console,
+    forget_user_state,
+    key_option,
+    reads_in_place,
+    report,
+    storage_for,
+    url_option,
+    user_state_file,
+    watch,
+    write_state,
+)
+from batchfx.cli_deployments import deployment, pipeline
+from batchfx.cli_drops import drops
+from batchfx.cli_image import image
+from batchfx.cli_models import model
+from batchfx.cli_schedules import schedule
+from batchfx.cli_upload import upload
 from batchfx.client import ApiClient
 from batchfx.errors import BatchfxError
-from batchfx.records import JobState
 from batchfx.settings import Settings
 
-if TYPE_CHECKING:
-    from batchfx.storage import Storage
 
 # Commands import the storage SDKs, the spec model and the local runner themselves: their
 # imports take half a second, which `batchfx run` spends while its Azurite starts.
-console = Console(stderr=True)
-STATE_FILE = Path(".batchfx") / "serve.json"
-FINAL = {s.value for s in JobState if s.is_final}
-
-
-def _storage(connection_string: str | None) -> Storage:
-    from batchfx.storage import Storage
-
-    settings = Settings.from_env(os.environ)
-    if connection_string:
-        settings = Settings(**{**settings.__dict__, "connection_string": connection_string})
-    return Storage.from_settings(settings)
-
-
-def user_state_file() -> Path:
-    """The running ``batchfx serve`` for this user, found from any folder
-    (``$BATCHFX_STATE_DIR``, else ``$XDG_STATE_HOME/batchfx``, else ~/.local/state/batchfx)."""
-    base = os.environ.get("BATCHFX_STATE_DIR") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "batchfx")
-    return Path(base) / "serve.json"
-
-
-def _serve_state() -> dict[str, Any]:
-    """This folder's serve, else the user's latest serve (empty: none running)."""
-    for path in (STATE_FILE, user_state_file()):
-        if path.is_file():
-            try:
-                return dict(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                continue
-    return {}
-
-
-def _write_state(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the key
-    with os.fdopen(fd, "w") as stream:
-        json.dump(state, stream)
-
-
-def _api(url: str | None, key: str | None) -> ApiClient:
-    state = _serve_state()
-    url = url or os.environ.get("BATCHFX_URL") or state.get("url")
-    if not url:
-        raise click.UsageError("no app to talk to: start `batchfx serve`, or give --url "
-                               "(or BATCHFX_URL) of a deployed app")
-    return ApiClient(url, key or os.environ.get("BATCHFX_KEY") or state.get("key"))
-
-
-def _reads_in_place(url: str | None) -> bool:
-    """Whether jobs go to the `batchfx serve` of this folder, which reads local folders."""
-    state = _serve_state()
-    target = url or os.environ.get("BATCHFX_URL") or state.get("url")
-    return bool(state.get("local_roots")) and target == state.get("url")
-
-
-def _connection(value: str | None) -> str | None:
-    return value or Settings.from_env(os.environ).connection_string or _serve_state().get(
-        "connection_string")
-
-
-def _forget_user_state(url: str) -> None:
-    """Remove the user's state file if it still names this serve (not a newer one)."""
-    path = user_state_file()
-    try:
-        if json.loads(path.read_text()).get("url") == url:
-            path.unlink()
-    except (OSError, ValueError):
-        pass
-
-
 def _stop_on_terminate() -> None:
     """SIGTERM (``kill``, a service manager) and SIGHUP (the terminal closed) stop the
     command as Ctrl-C does: its workers finish their message and its Azurite stops,
@@ -107,39 +51,6 @@ def _stop_on_terminate() -> None:
     for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), interrupt)
-
-
-def _watch(api: ApiClient, job_id: str, quiet: bool) -> dict[str, Any]:
-    """Poll a job with a progress bar until it ends."""
-    columns = [TextColumn("[bold]{task.fields[state]:<12}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("items  {task.fields[failed]} failed  {task.fields[rate]}/s  "
-                          "ETA {task.fields[eta]}"), TimeElapsedColumn()]
-    with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
-        task = bar.add_task(job_id, total=None, state="queued", failed=0, rate="-", eta="-")
-        while True:
-            view = api.get(job_id)
-            items = view.get("items", {})
-            eta = view.get("eta_seconds")
-            bar.update(task, total=items.get("total") or None,
-                       completed=items.get("succeeded", 0) + items.get("failed", 0),
-                       state=view["state"], failed=items.get("failed", 0),
-                       rate=view.get("items_per_second", "-"),
-                       eta="-" if eta is None else f"{eta:.0f}s")
-            if view["state"] in FINAL and view.get("outputs_ready"):
-                return view
-            batches = view.get("mini_batches", {})
-            ending = view["state"] in FINAL or view["state"] == "finalizing" or (
-                view.get("partitioned") and batches.get("pending", 1) <= batches.get("running", 0))
-            time.sleep(0.25 if ending else 1.0)  # a job about to end: its outputs soon
-
-
-def _report(view: dict[str, Any]) -> None:
-    items, batches = view.get("items", {}), view.get("mini_batches", {})
-    console.print(f"job [bold]{view['id']}[/] {view['state']}: {items.get('succeeded', 0)} of "
-                  f"{items.get('total', 0)} items succeeded, {items.get('failed', 0)} failed "
-                  f"({batches.get('failed', 0)} of {batches.get('total', 0)} mini-batches failed)")
-    if view.get("reason") and view["state"] != "completed":
-        console.print(f"reason: {view['reason']}")
 
 
 @click.group()
@@ -213,9 +124,9 @@ def run(spec_file: Path, output_dir: Path, connection_string: str | None, worker
         job = api.submit(record)
         console.print(f"submitted job [bold]{job['id']}[/] ({count} instance(s) of "
                       f"{spec.process_count_per_node} script processes)")
-        view = _watch(api, job["id"], quiet)
+        view = watch(api, job["id"], quiet)
         files = download_outputs(storage, view["output"]["location"], output_dir)
-    _report(view)
+    report(view)
     console.print(f"outputs ({len(files)} files) in {output_dir}/")
     if view["output"].get("append_row_file") and view["state"] == "completed":
         name = view["output"]["append_row_file"].rsplit("/", 1)[-1]
@@ -254,7 +165,7 @@ def serve(port: int, connection_string: str | None, workers: int, key: str | Non
         state = {"url": runner.url, "key": runner.function_key,
                  "connection_string": connection, "local_roots": list(local_roots)}
         for path in (STATE_FILE, user_state_file()):
-            _write_state(path, state)
+            write_state(path, state)
         console.print(f"batchfx serving {runner.url}/api/jobs with {workers} workers "
                       f"(key in {STATE_FILE} and {user_state_file()}, so batchfx commands "
                       "find it from any folder); Ctrl-C to stop")
@@ -265,17 +176,15 @@ def serve(port: int, connection_string: str | None, workers: int, key: str | Non
             console.print("stopping")
         finally:
             STATE_FILE.unlink(missing_ok=True)
-            _forget_user_state(runner.url)
+            forget_user_state(runner.url)
 
 
-_url = click.option("--url", help="App URL (default: BATCHFX_URL or the running serve).")
-_key = click.option("--key", help="Function key (default: BATCHFX_KEY or the running serve).")
 
 
 @main.command()
 @click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_url
-@_key
+@url_option
+@key_option
 @click.option("--connection-string", help="Storage for uploading local folders.")
 @click.option("--wait", is_flag=True, help="Show progress until the job ends.")
 def submit(spec_file: Path, url: str | None, key: str | None, connection_string: str | None,
@@ -286,37 +195,37 @@ def submit(spec_file: Path, url: str | None, key: str | None, connection_string:
     from batchfx.upload import in_place_paths, upload_local_paths
 
     spec, spec_dir = load_job_spec(spec_file)
-    api = _api(url, key)
+    api = api_for(url, key)
     record = spec.to_record()
-    connection = _connection(connection_string)
-    if _reads_in_place(url):  # `batchfx serve` on this machine: no upload
+    connection = connection_for(connection_string)
+    if reads_in_place(url):  # `batchfx serve` on this machine: no upload
         record, _ = in_place_paths(record, spec_dir)
     elif connection:
-        record = upload_local_paths(_storage(connection), record, spec_dir)
+        record = upload_local_paths(storage_for(connection), record, spec_dir)
     job = api.submit(record)
     click.echo(job["id"])
     if wait:
-        view = _watch(api, job["id"], False)
-        _report(view)
+        view = watch(api, job["id"], False)
+        report(view)
         sys.exit(0 if view["state"] == "completed" else 1)
 
 
 @main.command()
 @click.argument("job_id")
-@_url
-@_key
+@url_option
+@key_option
 def status(job_id: str, url: str | None, key: str | None) -> None:
     """Show a job's state, counts, throughput and ETA as JSON."""
-    click.echo(json.dumps(_api(url, key).get(job_id), indent=2))
+    click.echo(json.dumps(api_for(url, key).get(job_id), indent=2))
 
 
 @main.command(name="list")
-@_url
-@_key
+@url_option
+@key_option
 def list_(url: str | None, key: str | None) -> None:
     """List recent jobs: id, state, created, and for an ended job its items succeeded,
     failed and total."""
-    for job in _api(url, key).list():
+    for job in api_for(url, key).list():
         items = job.get("items")
         counts = (f"\t{items['succeeded']}/{items['total']} items, {items['failed']} failed"
                   if items else "")
@@ -325,43 +234,35 @@ def list_(url: str | None, key: str | None) -> None:
 
 @main.command()
 @click.argument("job_id")
-@_url
-@_key
+@url_option
+@key_option
 def cancel(job_id: str, url: str | None, key: str | None) -> None:
     """Cancel a job that has not ended."""
-    view = _api(url, key).cancel(job_id)
+    view = api_for(url, key).cancel(job_id)
     click.echo(f"{view['id']} {view['state']}")
 
 
 @main.command()
 @click.argument("job_id")
 @click.argument("dest", type=click.Path(path_type=Path))
-@_url
-@_key
+@url_option
+@key_option
 @click.option("--connection-string", help="Storage holding the outputs.")
 def download(job_id: str, dest: Path, url: str | None, key: str | None,
              connection_string: str | None) -> None:
     """Download a job's outputs (results, summary, reports, logs) into DEST."""
-    view = _api(url, key).get(job_id)
-    connection = _connection(connection_string)
+    view = api_for(url, key).get(job_id)
+    connection = connection_for(connection_string)
     if not connection:
         raise click.UsageError("give --connection-string (or AzureWebJobsStorage) of the "
                                "storage holding the outputs")
     from batchfx.upload import download_outputs
 
-    files = download_outputs(_storage(connection), view["output"]["location"], dest)
+    files = download_outputs(storage_for(connection), view["output"]["location"], dest)
     click.echo(f"{len(files)} files in {dest}")
 
 
 def _add_commands() -> None:
-    # Imported here: these modules import helpers from this one.
-    from batchfx.cli_deployments import deployment, pipeline
-    from batchfx.cli_drops import drops
-    from batchfx.cli_image import image
-    from batchfx.cli_models import model
-    from batchfx.cli_schedules import schedule
-    from batchfx.cli_upload import upload
-
     for command in (deployment, pipeline, schedule, drops, model, upload, image):
         main.add_command(command)
 

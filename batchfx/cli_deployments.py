@@ -3,42 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
+from batchfx.cli_common import (
+    api_for,
+    connection_option,
+    key_option,
+    post,
+    report,
+    say,
+    uploader,
+    url_option,
+    watch,
+)
 from batchfx.client import ApiClient
 from batchfx.errors import SpecError
 
-if TYPE_CHECKING:
-    from batchfx.storage import Storage
-
 __all__ = ["deployment", "pipeline"]
-
-# batchfx.cli adds these groups to its ``main`` on import, so its helpers are imported
-# when a command runs, never when this module loads.
-_url = click.option("--url", help="App URL (default: BATCHFX_URL or the running serve).")
-_key = click.option("--key", help="Function key (default: BATCHFX_KEY or the running serve).")
-_connection_option = click.option("--connection-string",
-                                  help="Storage for uploading local folders (default: "
-                                       "AzureWebJobsStorage or the running serve's).")
-
-
-def _api(url: str | None, key: str | None) -> ApiClient:
-    from batchfx.cli import _api as api
-
-    return api(url, key)
-
-
-def _say(text: str) -> None:
-    from batchfx.cli import console
-
-    console.print(text)
-
 
 def _parameters(pairs: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -51,38 +36,11 @@ def _parameters(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _uploader(connection_string: str | None, base: Path) -> Callable[[Any, str], Any]:
-    """A function: a path that exists on this machine → its uploaded container/prefix."""
-    from batchfx.pipelines import placeholders
-    from batchfx.upload import upload_folder
-
-    storage: Storage | None = None
-
-    def upload(value: Any, kind: str) -> Any:
-        nonlocal storage
-        if not isinstance(value, str) or placeholders(value):
-            return value
-        local = Path(value) if os.path.isabs(value) else base / value
-        if not local.exists():
-            return value  # container/prefix in the app's storage
-        if storage is None:
-            from batchfx.cli import _connection, _storage
-
-            connection = _connection(connection_string)
-            if not connection:
-                raise click.UsageError(f"{value!r} is a local folder: give --connection-string "
-                                       "(or AzureWebJobsStorage) to upload it")
-            storage = _storage(connection)
-        return upload_folder(storage, local, kind)
-
-    return upload
-
-
 def _upload_code(record: dict[str, Any], base: Path, connection_string: str | None) -> None:
     """Replace local code, model and side input folders in ``record`` by uploaded snapshots."""
     from batchfx.models import map_model_path
 
-    upload = _uploader(connection_string, base)
+    upload = uploader(connection_string, base)
     code = record.get("source_directory")
     if isinstance(code, str) and (base / code).is_dir() and "entry_script" in record and \
             not (base / code / str(record["entry_script"])).is_file():
@@ -100,18 +58,11 @@ def _upload_code(record: dict[str, Any], base: Path, connection_string: str | No
         settings["side_inputs"] = {k: upload(v, "side") for k, v in side.items()}
 
 
-def _post(api: ApiClient, path: str, body: Any, request_id: str | None = None) -> Any:
-    headers = {"x-ms-client-request-id": request_id} if request_id else None
-    return api._call("POST", path, body, headers)
-
-
 def _finish(api: ApiClient, job_id: str, wait: bool) -> None:
-    from batchfx.cli import _report, _watch
-
     click.echo(job_id)
     if wait:
-        view = _watch(api, job_id, False)
-        _report(view)
+        view = watch(api, job_id, False)
+        report(view)
         sys.exit(0 if view["state"] == "completed" else 1)
 
 
@@ -122,9 +73,9 @@ def deployment() -> None:
 
 @deployment.command(name="create")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_url
-@_key
-@_connection_option
+@url_option
+@key_option
+@connection_option
 def create_deployment(file: Path, url: str | None, key: str | None,
                       connection_string: str | None) -> None:
     """Register FILE (batchfx or Azure ML v2 batch deployment YAML); local folders are uploaded."""
@@ -132,19 +83,19 @@ def create_deployment(file: Path, url: str | None, key: str | None,
 
     record = parse_deployment(load_document(file)).to_record()
     _upload_code(record, file.resolve().parent, connection_string)
-    stored = _post(_api(url, key), "deployments", record)
+    stored = post(api_for(url, key), "deployments", record)
     what = "registered" if stored["registered"] else "unchanged:"
-    _say(f"{what} deployment [bold]{stored['name']}[/] version {stored['version']} "
+    say(f"{what} deployment [bold]{stored['name']}[/] version {stored['version']} "
          f"(code {stored['source_directory']})")
     click.echo(f"{stored['name']}@{stored['version']}")
 
 
 @deployment.command(name="list")
-@_url
-@_key
+@url_option
+@key_option
 def list_deployments(url: str | None, key: str | None) -> None:
     """List deployments (latest versions)."""
-    for item in _api(url, key)._call("GET", "deployments")["deployments"]:
+    for item in api_for(url, key)._call("GET", "deployments")["deployments"]:
         click.echo(f"{item['name']}\t{item['version']}\t{item['created']}\t"
                    f"{item['description']}")
 
@@ -152,21 +103,21 @@ def list_deployments(url: str | None, key: str | None) -> None:
 @deployment.command(name="show")
 @click.argument("name")
 @click.option("--version", type=click.IntRange(min=1), help="A version (default: the latest).")
-@_url
-@_key
+@url_option
+@key_option
 def show_deployment(name: str, version: int | None, url: str | None, key: str | None) -> None:
     """Show a deployment as JSON."""
     query = f"?version={version}" if version else ""
-    click.echo(json.dumps(_api(url, key)._call("GET", f"deployments/{name}{query}"), indent=2))
+    click.echo(json.dumps(api_for(url, key)._call("GET", f"deployments/{name}{query}"), indent=2))
 
 
 @deployment.command(name="delete")
 @click.argument("name")
-@_url
-@_key
+@url_option
+@key_option
 def delete_deployment(name: str, url: str | None, key: str | None) -> None:
     """Delete a deployment; jobs already started keep running."""
-    done = _api(url, key)._call("DELETE", f"deployments/{name}")
+    done = api_for(url, key)._call("DELETE", f"deployments/{name}")
     click.echo(f"{done['name']} deleted (latest version {done['version']})")
 
 
@@ -179,15 +130,15 @@ def delete_deployment(name: str, url: str | None, key: str | None) -> None:
               help="Passed to the script as --NAME VALUE and BATCHFX_PARAM_NAME.")
 @click.option("--version", type=click.IntRange(min=1), help="A version (default: the latest).")
 @click.option("--wait", is_flag=True, help="Show progress until the job ends.")
-@_url
-@_key
-@_connection_option
+@url_option
+@key_option
+@connection_option
 def invoke_deployment(name: str, input_path: str, output: str | None, params: tuple[str, ...],
                       version: int | None, wait: bool, url: str | None, key: str | None,
                       connection_string: str | None) -> None:
     """Run a deployment over an input folder."""
     body: dict[str, Any] = {
-        "inputs": _uploader(connection_string, Path.cwd())(input_path, "inputs")}
+        "inputs": uploader(connection_string, Path.cwd())(input_path, "inputs")}
     if Path(input_path).is_file():
         body["inputs"] = {"path": body["inputs"], "type": "uri_file"}
     if output:
@@ -196,8 +147,8 @@ def invoke_deployment(name: str, input_path: str, output: str | None, params: tu
         body["parameters"] = _parameters(params)
     if version:
         body["version"] = version
-    api = _api(url, key)
-    _finish(api, _post(api, f"deployments/{name}/jobs", body)["id"], wait)
+    api = api_for(url, key)
+    _finish(api, post(api, f"deployments/{name}/jobs", body)["id"], wait)
 
 
 @click.group()
@@ -207,9 +158,9 @@ def pipeline() -> None:
 
 @pipeline.command(name="publish")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_url
-@_key
-@_connection_option
+@url_option
+@key_option
+@connection_option
 def publish_pipeline(file: Path, url: str | None, key: str | None,
                      connection_string: str | None) -> None:
     """Publish FILE; local code and model folders of a job template are uploaded."""
@@ -219,19 +170,19 @@ def publish_pipeline(file: Path, url: str | None, key: str | None,
     record = parse_pipeline(load_document(file, "pipeline")).to_record()
     if isinstance(record.get("job"), dict):
         _upload_code(record["job"], file.resolve().parent, connection_string)
-    stored = _post(_api(url, key), "pipelines", record)
+    stored = post(api_for(url, key), "pipelines", record)
     what = "published" if stored["published"] else "unchanged:"
-    _say(f"{what} pipeline [bold]{stored['name']}[/] version {stored['version']} "
+    say(f"{what} pipeline [bold]{stored['name']}[/] version {stored['version']} "
          f"at {stored['endpoint']}")
     click.echo(f"{stored['name']}@{stored['version']}")
 
 
 @pipeline.command(name="list")
-@_url
-@_key
+@url_option
+@key_option
 def list_pipelines(url: str | None, key: str | None) -> None:
     """List pipelines (latest versions)."""
-    for item in _api(url, key)._call("GET", "pipelines")["pipelines"]:
+    for item in api_for(url, key)._call("GET", "pipelines")["pipelines"]:
         names = ", ".join(item["parameters"])
         click.echo(f"{item['name']}\t{item['version']}\t{item['created']}\t{names}")
 
@@ -239,21 +190,21 @@ def list_pipelines(url: str | None, key: str | None) -> None:
 @pipeline.command(name="show")
 @click.argument("name")
 @click.option("--version", type=click.IntRange(min=1), help="A version (default: the latest).")
-@_url
-@_key
+@url_option
+@key_option
 def show_pipeline(name: str, version: int | None, url: str | None, key: str | None) -> None:
     """Show a pipeline as JSON."""
     query = f"?version={version}" if version else ""
-    click.echo(json.dumps(_api(url, key)._call("GET", f"pipelines/{name}{query}"), indent=2))
+    click.echo(json.dumps(api_for(url, key)._call("GET", f"pipelines/{name}{query}"), indent=2))
 
 
 @pipeline.command(name="delete")
 @click.argument("name")
-@_url
-@_key
+@url_option
+@key_option
 def delete_pipeline(name: str, url: str | None, key: str | None) -> None:
     """Delete a pipeline; jobs already started keep running."""
-    done = _api(url, key)._call("DELETE", f"pipelines/{name}")
+    done = api_for(url, key)._call("DELETE", f"pipelines/{name}")
     click.echo(f"{done['name']} deleted (latest version {done['version']})")
 
 
@@ -263,13 +214,13 @@ def delete_pipeline(name: str, url: str | None, key: str | None) -> None:
               help="A parameter assignment (strings are converted to the declared type).")
 @click.option("--experiment", help="Experiment name, kept as the job's tag.")
 @click.option("--wait", is_flag=True, help="Show progress until the job ends.")
-@_url
-@_key
+@url_option
+@key_option
 def run_pipeline(name: str, params: tuple[str, ...], experiment: str | None, wait: bool,
                  url: str | None, key: str | None) -> None:
     """Run a published pipeline with parameter assignments."""
     body: dict[str, Any] = {"ParameterAssignments": _parameters(params)}
     if experiment:
         body["ExperimentName"] = experiment
-    api = _api(url, key)
-    _finish(api, _post(api, f"pipelines/{name}", body)["Id"], wait)
+    api = api_for(url, key)
+    _finish(api, post(api, f"pipelines/{name}", body)["Id"], wait)

@@ -6,19 +6,19 @@ import json
 
 import click
 
+from batchfx.cli_common import api_for, key_option, url_option
+
 __all__ = ["drops"]
 
 
 @click.command()
-@click.option("--url", help="App URL (default: BATCHFX_URL or the running serve).")
-@click.option("--key", help="Function key (default: BATCHFX_KEY or the running serve).")
+@url_option
+@key_option
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 def drops(url: str | None, key: str | None, limit: int, as_json: bool) -> None:
     """List recent blob drops: the job each submitted, or why it was rejected."""
-    from batchfx.cli import _api  # imported here: batchfx.cli adds this command to its group
-
-    records = _api(url, key)._call("GET", f"drops?limit={limit}")["drops"]
+    records = api_for(url, key)._call("GET", f"drops?limit={limit}")["drops"]
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return

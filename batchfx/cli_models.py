@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
-from batchfx.cli_deployments import _api, _connection_option, _key, _post, _say, _uploader, _url
+from batchfx.cli_common import (
+    api_for,
+    connection_option,
+    key_option,
+    post,
+    say,
+    uploader,
+    url_option,
+)
 
 __all__ = ["model"]
 
@@ -23,9 +31,9 @@ def model() -> None:
 @click.option("--path", "path", required=True,
               help="A local folder or file (uploaded), or container/prefix in the app's storage.")
 @click.option("--description", default="", help="Shown by `batchfx model show`.")
-@_url
-@_key
-@_connection_option
+@url_option
+@key_option
+@connection_option
 def create_model(name: str, path: str, description: str, url: str | None, key: str | None,
                  connection_string: str | None) -> None:
     """Register PATH as the next version of model NAME (the same content: the same version)."""
@@ -33,21 +41,21 @@ def create_model(name: str, path: str, description: str, url: str | None, key: s
     if not local.exists() and (path.startswith(".") or os.path.isabs(path)):
         raise click.BadParameter(f"{path!r} does not exist (looked for {local})",
                                  param_hint="--path")
-    stored = _post(_api(url, key), "models", {
+    stored = post(api_for(url, key), "models", {
         "name": name, "description": description,
-        "path": _uploader(connection_string, Path.cwd())(path, "model")})
+        "path": uploader(connection_string, Path.cwd())(path, "model")})
     what = "registered" if stored["registered"] else "unchanged:"
-    _say(f"{what} model [bold]{stored['name']}[/] version {stored['version']} "
+    say(f"{what} model [bold]{stored['name']}[/] version {stored['version']} "
          f"({stored['path']})")
     click.echo(stored["reference"])
 
 
 @model.command(name="list")
-@_url
-@_key
+@url_option
+@key_option
 def list_models(url: str | None, key: str | None) -> None:
     """List models (latest versions): name, version, created, description."""
-    for item in _api(url, key)._call("GET", "models")["models"]:
+    for item in api_for(url, key)._call("GET", "models")["models"]:
         click.echo(f"{item['name']}\t{item['version']}\t{item['created']}\t"
                    f"{item['description']}")
 
@@ -55,9 +63,9 @@ def list_models(url: str | None, key: str | None) -> None:
 @model.command(name="show")
 @click.argument("name")
 @click.option("--version", type=click.IntRange(min=1), help="A version (default: the latest).")
-@_url
-@_key
+@url_option
+@key_option
 def show_model(name: str, version: int | None, url: str | None, key: str | None) -> None:
     """Show a model version as JSON."""
     query = f"?version={version}" if version else ""
-    click.echo(json.dumps(_api(url, key)._call("GET", f"models/{name}{query}"), indent=2))
+    click.echo(json.dumps(api_for(url, key)._call("GET", f"models/{name}{query}"), indent=2))

@@ -10,19 +10,16 @@ from typing import Any
 import click
 import yaml
 
+from batchfx.cli_common import api_for, key_option, url_option
 from batchfx.errors import ScheduleError, SpecError
 
 __all__ = ["schedule"]
 
-_url = click.option("--url", help="App URL (default: BATCHFX_URL or the running serve).")
-_key = click.option("--key", help="Function key (default: BATCHFX_KEY or the running serve).")
 
 
 def _call(url: str | None, key: str | None, method: str, path: str, body: Any = None) -> Any:
-    from batchfx.cli import _api  # imported here: batchfx.cli adds this group to its own
-
     try:
-        return _api(url, key)._call(method, path, body)
+        return api_for(url, key)._call(method, path, body)
     except SpecError as exc:  # the client reads any 400 with problems as a job spec's
         raise ScheduleError(exc.problems) from None
 
@@ -74,8 +71,8 @@ def schedule() -> None:
 
 @schedule.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_url
-@_key
+@url_option
+@key_option
 def create(file: Path, url: str | None, key: str | None) -> None:
     """Create a schedule from a YAML or JSON FILE."""
     view = _call(url, key, "POST", "schedules", _read(file))
@@ -83,8 +80,8 @@ def create(file: Path, url: str | None, key: str | None) -> None:
 
 
 @schedule.command(name="list")
-@_url
-@_key
+@url_option
+@key_option
 @click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON.")
 def list_(url: str | None, key: str | None, as_json: bool) -> None:
     """List schedules with their next due time and last job."""
@@ -98,8 +95,8 @@ def list_(url: str | None, key: str | None, as_json: bool) -> None:
 
 @schedule.command()
 @click.argument("name")
-@_url
-@_key
+@url_option
+@key_option
 def show(name: str, url: str | None, key: str | None) -> None:
     """Show a schedule, its next due time and its last job as JSON."""
     click.echo(json.dumps(_call(url, key, "GET", f"schedules/{name}"), indent=2))
@@ -107,8 +104,8 @@ def show(name: str, url: str | None, key: str | None) -> None:
 
 @schedule.command()
 @click.argument("name")
-@_url
-@_key
+@url_option
+@key_option
 def enable(name: str, url: str | None, key: str | None) -> None:
     """Fire the schedule again from its next due time on (missed ones are not made up)."""
     view = _call(url, key, "POST", f"schedules/{name}/enable")
@@ -117,8 +114,8 @@ def enable(name: str, url: str | None, key: str | None) -> None:
 
 @schedule.command()
 @click.argument("name")
-@_url
-@_key
+@url_option
+@key_option
 def disable(name: str, url: str | None, key: str | None) -> None:
     """Stop firing the schedule (jobs it started go on)."""
     _call(url, key, "POST", f"schedules/{name}/disable")
@@ -127,8 +124,8 @@ def disable(name: str, url: str | None, key: str | None) -> None:
 
 @schedule.command()
 @click.argument("name")
-@_url
-@_key
+@url_option
+@key_option
 def delete(name: str, url: str | None, key: str | None) -> None:
     """Delete the schedule (jobs it started stay)."""
     _call(url, key, "DELETE", f"schedules/{name}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from batchfx.cli_deployments import _connection_option, _say
+from batchfx.cli_common import connection_for, connection_option, say, storage_for
 
 __all__ = ["upload"]
 
@@ -14,21 +14,20 @@ __all__ = ["upload"]
 @click.command()
 @click.argument("local", type=click.Path(exists=True, path_type=Path))
 @click.argument("destination")
-@_connection_option
+@connection_option
 def upload(local: Path, destination: str, connection_string: str | None) -> None:
     """Upload LOCAL (a folder or file) to DESTINATION (container/prefix in the app's storage),
     keeping relative names: e.g. `batchfx upload ./day1 data/2024-05-01` for a pipeline whose
     inputs are data/${{parameters.day}}. Files already there (same size and MD5) are skipped,
     so running it again finishes an upload that stopped."""
-    from batchfx.cli import _connection, _storage
     from batchfx.spec import split_storage_path
     from batchfx.upload import upload_tree
 
     container, prefix = split_storage_path("destination", destination)
-    connection = _connection(connection_string)
+    connection = connection_for(connection_string)
     if not connection:
         raise click.UsageError("no storage to upload to: start `batchfx serve` (its storage is "
                                "used), or give --connection-string (or AzureWebJobsStorage)")
-    sent, kept = upload_tree(_storage(connection), local.resolve(), container, prefix)
-    _say(f"uploaded {sent} files to {destination} ({kept} already there)")
+    sent, kept = upload_tree(storage_for(connection), local.resolve(), container, prefix)
+    say(f"uploaded {sent} files to {destination} ({kept} already there)")
     click.echo(destination)

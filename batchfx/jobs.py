@@ -19,9 +19,10 @@ from batchfx.errors import (
     SpecError,
     StorageNotFoundError,
 )
+from batchfx.job_models import resolve_models
 from batchfx.progress import Progress, init_error_text
 from batchfx.progress_tally import ROW_COLUMNS, Tally
-from batchfx.records import JobRecord, JobState, mini_batch_key
+from batchfx.records import JobRecord, JobState, mini_batch_key, utc_now
 from batchfx.spec import IGNORED_SETTINGS, parse_job_spec, split_storage_path
 from batchfx.storage import Storage
 from batchfx.submit_checks import local_pins, storage_path_problems
@@ -47,11 +48,6 @@ logger = logging.getLogger(__name__)
 _JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
 
-def utc_now() -> str:
-    """The current time as ISO 8601 UTC text."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def new_job_id(name: str, now: datetime | None = None) -> str:
     """``<name>-<utc time>-<random>``: unique, sortable by submission time within a name."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dt%H%M%S")
@@ -61,8 +57,6 @@ def new_job_id(name: str, now: datetime | None = None) -> str:
 def prepare_job(storage: Storage, data: object, *, client_request_id: str = "",
                 tags: dict[str, str] | None = None) -> JobRecord:
     """Validate a spec and its storage paths and build the job's record; writes nothing."""
-    from batchfx.job_models import resolve_models  # the registry imports this module
-
     spec = parse_job_spec(data)
     problems = storage_path_problems(storage, spec)
     try:

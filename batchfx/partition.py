@@ -10,8 +10,8 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import unquote
 
 from batchfx.errors import InputError
+from batchfx.file_refs import BlobRef
 from batchfx.sizes import MiniBatchSize
-from batchfx.storage.blobs import BlobRef
 from batchfx.tabular.slices import InputFile, Slice, slice_from_wire
 
 __all__ = [

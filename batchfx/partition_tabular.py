@@ -10,8 +10,7 @@ from typing import Any
 
 from batchfx.errors import JobStateError
 from batchfx.jobs import get_job, transition_job
-from batchfx.partition import layout_manifest_page
-from batchfx.partitioner import (
+from batchfx.manifest_pages import (
     Deadline,
     PartitionResult,
     finish_input,
@@ -20,6 +19,7 @@ from batchfx.partitioner import (
     send_page,
     state_blob,
 )
+from batchfx.partition import layout_manifest_page
 from batchfx.records import JobRecord, JobState, ManifestRef, encode_message
 from batchfx.spec import InputSpec, JobSpec
 from batchfx.storage import BlobRef, Storage

@@ -5,23 +5,29 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from batchfx.errors import InputError, JobStateError
-from batchfx.jobs import get_job, transition_job, utc_now
+from batchfx.jobs import get_job, transition_job
+from batchfx.manifest_pages import (
+    Deadline,
+    PartitionResult,
+    finish_input,
+    finish_partitioning,
+    manifest_blob,
+    partition_result,
+    send_page,
+    state_blob,
+)
 from batchfx.models import job_models
 from batchfx.partition import (
     PER_PAGE,
-    ManifestPage,
     Packer,
     build_manifest_page,
     key_group,
-    message_groups,
     pack_files,
     select_files,
 )
-from batchfx.records import JobRecord, JobState, ManifestRef, encode_message
+from batchfx.records import JobRecord, JobState, utc_now
 from batchfx.reuse import find_reusable, reuse_key
 from batchfx.spec import InputSpec, JobSpec, split_source_path
 from batchfx.storage import BlobRef, Storage
@@ -30,25 +36,6 @@ __all__ = ["Deadline", "PartitionResult", "finish_partitioning", "manifest_blob"
            "partition_job", "partition_result", "send_page", "state_blob"]
 
 logger = logging.getLogger(__name__)
-
-_SEND_THREADS = 8
-
-
-@dataclass(frozen=True)
-class PartitionResult:
-    """Where partitioning stands after one call."""
-
-    done: bool
-    mini_batches: int
-    items: int
-
-
-def manifest_blob(job_id: str, page: int) -> str:
-    return f"jobs/{job_id}/manifests/page-{page:06d}.jsonl"
-
-
-def state_blob(job_id: str, page: int) -> str:
-    return f"jobs/{job_id}/manifests/page-{page:06d}.state.json"
 
 
 def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
@@ -85,7 +72,9 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
             job = get_job(storage, job_id)
         deadline = Deadline(time.monotonic() + budget_s, job.mini_batches_total
                              + (max_mini_batches if max_mini_batches is not None else 1 << 62))
-        if source.type == "tabular":  # imported here: pyarrow and numpy, for tabular only
+        if source.type == "tabular":
+            # Imported here, not for a cycle: numpy (and pyarrow) load for tabular jobs only,
+            # not in every process that loads the app.
             from batchfx.partition_tabular import partition_tabular
 
             return partition_tabular(storage, job, spec, source, container, prefix, single,
@@ -128,17 +117,6 @@ def _page_size(spec: JobSpec, max_mini_batches: int | None) -> int:
     return min(5000, max(100, max_mini_batches * count))
 
 
-@dataclass(frozen=True)
-class Deadline:
-    """When a partitioning call stops: out of time, or enough mini-batches queued."""
-
-    at: float
-    mini_batches: int
-
-    def passed(self, job: JobRecord) -> bool:
-        return time.monotonic() > self.at or job.mini_batches_total >= self.mini_batches
-
-
 def _tabular_file(storage: Storage, source: InputSpec, container: str,
                   prefix: str) -> BlobRef | None:
     """The one blob a tabular path names, or None when the path is a folder."""
@@ -176,20 +154,6 @@ def _check_reuse(storage: Storage, job: JobRecord, spec: JobSpec,
     logger.info("job %s: same inputs, code, model and settings as job %s: reusing its results",
                 job.job_id, earlier.job_id)
     return PartitionResult(True, earlier.mini_batches_total, earlier.items_total)
-
-
-def send_page(storage: Storage, job_id: str, blob: str, page: ManifestPage,
-              spec: JobSpec) -> None:
-    """Send a page's mini-batches out, several to a message (``message_groups``)."""
-    places = spec.node_count * spec.process_count_per_node * 2  # one running, one staged
-    messages = [encode_message(job_id, group[0].index,
-                               ManifestRef(blob, group[0].offset,
-                                           group[-1].offset + group[-1].length
-                                           - group[0].offset), len(group))
-                for group in message_groups(page.entries, places)]
-    queue = storage.settings.queue_name
-    with ThreadPoolExecutor(_SEND_THREADS) as pool:
-        list(pool.map(lambda m: storage.queues.send(queue, m), messages))
 
 
 _Groups = list[dict[str, str]] | None
@@ -254,10 +218,6 @@ def _write_page(
     return job
 
 
-def partition_result(job: JobRecord) -> PartitionResult:
-    return PartitionResult(True, job.mini_batches_total, job.items_total)
-
-
 def _fail(storage: Storage, job: JobRecord, reason: str) -> PartitionResult:
     """End the job as failed: its inputs cannot be partitioned as the spec says."""
     logger.error("job %s: %s", job.job_id, reason)
@@ -270,31 +230,3 @@ def _fail(storage: Storage, job: JobRecord, reason: str) -> PartitionResult:
     return partition_result(job)
 
 
-def finish_input(storage: Storage, job: JobRecord, spec: JobSpec) -> PartitionResult:
-    """The input being partitioned is listed: the next call goes on with the next input
-    (from the start of its listing), or partitioning ends after the last."""
-    index = int(job.extra.get("input", 0))
-    if index + 1 >= len(spec.input_list):
-        return finish_partitioning(storage, job)
-    extra = {k: v for k, v in job.extra.items() if k != "cursor"}
-    extra.update(input=index + 1, input_pages=int(job.extra.get("pages", 0)))
-    try:
-        job = transition_job(storage, job.job_id, job.state,
-                             allowed_from=[JobState.PARTITIONING, JobState.RUNNING],
-                             continuation="", extra=extra)
-    except JobStateError:  # ended meanwhile
-        return partition_result(get_job(storage, job.job_id))
-    logger.info("job %s: input %d of %d listed", job.job_id, index + 1, len(spec.input_list))
-    return PartitionResult(False, job.mini_batches_total, job.items_total)
-
-
-def finish_partitioning(storage: Storage, job: JobRecord) -> PartitionResult:
-    try:
-        job = transition_job(storage, job.job_id, JobState.RUNNING,
-                             allowed_from=[JobState.PARTITIONING, JobState.RUNNING],
-                             partitioned=True)
-    except JobStateError:  # ended meanwhile
-        return PartitionResult(True, job.mini_batches_total, job.items_total)
-    logger.info("job %s: partitioned into %d mini-batches of %d items", job.job_id,
-                job.mini_batches_total, job.items_total)
-    return PartitionResult(True, job.mini_batches_total, job.items_total)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from batchfx.jobs import utc_now
 from batchfx.records import (
     ManifestRef,
     MiniBatchRecord,
@@ -13,6 +12,7 @@ from batchfx.records import (
     decode_body,
     encode_message,
     mini_batch_key,
+    utc_now,
 )
 from batchfx.scorer import ScoreResult
 from batchfx.storage import Entity, Storage

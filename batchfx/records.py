@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypedDict
 
@@ -21,7 +22,13 @@ __all__ = [
     "decode_message",
     "encode_message",
     "join_part",
+    "utc_now",
 ]
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC text (as rows and reports record times)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class JobState(StrEnum):

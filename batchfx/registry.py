@@ -21,9 +21,9 @@ from typing import Any
 
 from batchfx.deployments import Deployment
 from batchfx.errors import ConflictError, NotRegisteredError, SpecError
-from batchfx.jobs import utc_now
 from batchfx.models import MODEL_NAME_RE, ModelVersion, map_model_path, parse_model_reference
 from batchfx.pipelines import Pipeline, placeholders
+from batchfx.records import utc_now
 from batchfx.spec import split_storage_path
 from batchfx.storage import Storage
 

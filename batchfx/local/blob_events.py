@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import azure.functions as func
 from azure.functions.blob import InputStream
@@ -145,7 +144,7 @@ class BlobEventEmulator:
         return succeeded
 
     def _invoke(self, trigger: BlobTrigger, ref: BlobRef, data: bytes) -> None:
-        url = f"{self._storage.blobs.container(trigger.container).url}/{quote(ref.name)}"
+        url = self._storage.blobs.url(trigger.container, ref.name)
         # The host's shape: name is container/blob; Properties carry the ETag and length.
         stream = InputStream(data=data, name=f"{trigger.container}/{ref.name}", uri=url,
                              length=len(data), metadata={},

@@ -26,11 +26,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient
-
-from batchfx.errors import StorageError
+from batchfx.errors import StorageError, StorageNotFoundError
 from batchfx.local import durable_history as h
+from batchfx.storage.blobs import BlobStore
 
 __all__ = ["FINISHED_STATUSES", "BlobInstanceStore", "InstanceStore", "MemoryInstanceStore"]
 
@@ -97,17 +95,13 @@ class BlobInstanceStore:
 
     PREFIX = "instances/"
 
-    def __init__(self, container_client: ContainerClient) -> None:
-        self._container = container_client
+    def __init__(self, blobs: BlobStore, container: str) -> None:
+        self._blobs, self._container = blobs, container
         try:
-            self._container.create_container()
-        except ResourceExistsError:
-            pass
-        except AzureError as exc:
-            raise StorageError(
-                f"cannot create container {self._container.container_name!r} for durable "
-                f"instances: {exc}"
-            ) from exc
+            blobs.ensure_container(container)
+        except StorageError as exc:
+            raise StorageError(f"cannot create container {container!r} for durable "
+                               f"instances: {exc}") from exc
 
     def _blob_name(self, instance_id: str) -> str:
         # Quoted so an id with '/' stays one blob; ordinary ids are unchanged.
@@ -115,16 +109,9 @@ class BlobInstanceStore:
 
     def save(self, record: dict[str, Any]) -> None:
         """Upload the record, overwriting."""
-        name = self._blob_name(record["instance_id"])
-        try:
-            self._container.upload_blob(
-                name,
-                json.dumps(record).encode(),
-                overwrite=True,
-                metadata={"runtime_status": str(record.get("runtime_status"))},
-            )
-        except AzureError as exc:
-            raise StorageError(f"cannot save durable instance blob {name!r}: {exc}") from exc
+        self._blobs.upload(self._container, self._blob_name(record["instance_id"]),
+                           json.dumps(record).encode(),
+                           metadata={"runtime_status": str(record.get("runtime_status"))})
 
     def load(self, instance_id: str) -> dict[str, Any] | None:
         """Download the record, or None when the blob is missing."""
@@ -132,37 +119,21 @@ class BlobInstanceStore:
 
     def list_unfinished(self) -> list[dict[str, Any]]:
         """Download the records whose blob metadata does not say they are finished."""
-        try:
-            names = [
-                b.name
-                for b in self._container.list_blobs(
-                    name_starts_with=self.PREFIX, include=["metadata"]
-                )
-                if (b.metadata or {}).get("runtime_status") not in FINISHED_STATUSES
-            ]
-        except AzureError as exc:
-            raise StorageError(f"cannot list durable instance blobs: {exc}") from exc
+        names = [name for name, metadata in self._blobs.list_metadata(self._container,
+                                                                       self.PREFIX)
+                 if metadata.get("runtime_status") not in FINISHED_STATUSES]
         records = (self._download(name) for name in names)
         return [r for r in records if r is not None and is_unfinished(r)]
 
     def delete(self, instance_id: str) -> bool:
         """Delete the blob; False if it did not exist."""
-        name = self._blob_name(instance_id)
-        try:
-            self._container.delete_blob(name)
-        except ResourceNotFoundError:
-            return False
-        except AzureError as exc:
-            raise StorageError(f"cannot delete durable instance blob {name!r}: {exc}") from exc
-        return True
+        return self._blobs.delete(self._container, self._blob_name(instance_id))
 
     def _download(self, name: str) -> dict[str, Any] | None:
         try:
-            data = self._container.download_blob(name).readall()
-        except ResourceNotFoundError:
+            data = self._blobs.download(self._container, name)
+        except StorageNotFoundError:
             return None
-        except AzureError as exc:
-            raise StorageError(f"cannot read durable instance blob {name!r}: {exc}") from exc
         return _decode(data)
 
 

@@ -121,8 +121,7 @@ class LocalRunner:
         storage.ensure_resources()
         app = load_app()
         durable_container = f"{self.settings.jobs_container}-durable"
-        storage.blobs.ensure_container(durable_container)
-        store = BlobInstanceStore(storage.blobs.container(durable_container))
+        store = BlobInstanceStore(storage.blobs, durable_container)
         self.durable = LocalDurableRuntime(app, store)
         self.durable.system_key = self.function_key
         self._http = FunctionsHttpServer(app, host=self._host, port=self._port,

@@ -6,7 +6,6 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
@@ -19,6 +18,8 @@ from azure.storage.blob import (
     ExponentialRetry,
 )
 
+from batchfx.errors import StorageNotFoundError
+from batchfx.file_refs import BlobRef
 from batchfx.settings import Settings
 from batchfx.storage.clients import (
     BackoffRetry,
@@ -33,16 +34,6 @@ __all__ = ["BlobRef", "BlobStore", "BlockWriter"]
 logger = logging.getLogger(__name__)
 
 _BLOCK_SIZE = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class BlobRef:
-    """One listed blob: enough to download it and to tell whether it changed."""
-
-    name: str
-    size: int
-    etag: str
-    content_md5: str = ""  # set by the service for blobs uploaded in one request
 
 
 class BlobRetry(BackoffRetry, ExponentialRetry):
@@ -91,9 +82,9 @@ class BlobStore:
     def _blob(self, container: str, name: str) -> BlobClient:
         return self._service_for(container).get_blob_client(container, name)
 
-    def container(self, name: str) -> ContainerClient:
-        """The SDK container client (for the local durable store)."""
-        return self._container(name)
+    def url(self, container: str, name: str) -> str:
+        """The blob's URL (as an Event Grid event names it)."""
+        return str(self._blob(container, name).url)
 
     def ensure_container(self, name: str) -> None:
         """Create the container if it does not exist."""
@@ -114,11 +105,13 @@ class BlobStore:
             return bool(self._blob(container, name).exists())
 
     def upload(
-        self, container: str, name: str, data: bytes | Any, *, overwrite: bool = True
+        self, container: str, name: str, data: bytes | Any, *, overwrite: bool = True,
+        metadata: dict[str, str] | None = None,
     ) -> None:
-        """Upload bytes or a readable stream as one blob."""
+        """Upload bytes or a readable stream as one blob (with ``metadata``, if any)."""
         with sdk_errors(f"uploading {container}/{name}"):
-            self._blob(container, name).upload_blob(data, overwrite=overwrite)
+            self._blob(container, name).upload_blob(data, overwrite=overwrite,
+                                                    metadata=metadata)
 
     def upload_file(self, container: str, name: str, path: str) -> None:
         """Upload a local file."""
@@ -178,6 +171,24 @@ class BlobStore:
         """Every blob under a prefix (for small trees such as code snapshots)."""
         for refs, _ in self.list_pages(container, prefix):
             yield from refs
+
+    def list_metadata(self, container: str, prefix: str
+                      ) -> Iterator[tuple[str, dict[str, str]]]:
+        """Every blob under a prefix with its metadata."""
+        client = self._container(container)
+        with sdk_errors(f"listing {container}/{prefix}"):
+            for blob in client.list_blobs(name_starts_with=prefix or None,
+                                          include=["metadata"]):
+                yield blob.name, dict(blob.metadata or {})
+
+    def delete(self, container: str, name: str) -> bool:
+        """Delete one blob; False when it was not there."""
+        try:
+            with sdk_errors(f"deleting {container}/{name}"):
+                self._blob(container, name).delete_blob()
+        except StorageNotFoundError:
+            return False
+        return True
 
     def delete_prefix(self, container: str, prefix: str) -> int:
         """Delete every blob under a prefix; returns how many."""

@@ -17,8 +17,8 @@ from dataclasses import replace
 from functools import partial
 
 from batchfx.errors import ConflictError
+from batchfx.file_refs import LOCAL, FileStore, file_version
 from batchfx.partition import TabularLine
-from batchfx.storage.local_files import LOCAL, FileStore, file_version
 from batchfx.tabular.batch import ReadSlice, TabularBatch
 from batchfx.tabular.copies import SparseCopies, union_ranges
 from batchfx.tabular.remote import changed_input, read_range, reads

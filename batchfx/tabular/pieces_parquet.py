@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from batchfx.errors import InputError
-from batchfx.storage.local_files import display_name
+from batchfx.file_refs import display_name
+from batchfx.tabular.cuts import FileCut, Piece
 from batchfx.tabular.grouping import chunk_rows, group_rows, text_columns
 from batchfx.tabular.parquet import RowGroup, footer_offset, row_groups, split_row_group
-from batchfx.tabular.pieces import FileCut, Piece
 from batchfx.tabular.remote import BlobReader
 from batchfx.tabular.slices import InputFile, Slice
 

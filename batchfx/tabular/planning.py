@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchfx.errors import InputError
+from batchfx.file_refs import BlobRef, FileStore, display_name
 from batchfx.partition import PER_PAGE, Packer, folder_values, select_files
 from batchfx.sizes import MiniBatchSize
-from batchfx.storage.blobs import BlobRef
-from batchfx.storage.local_files import FileStore, display_name
 from batchfx.tabular.grouping import Group
 from batchfx.tabular.pieces import FileCut, Piece, file_pieces
 from batchfx.tabular.remote import RangeRead, blob_ranges, reads

@@ -17,7 +17,7 @@ from functools import partial
 from typing import TypeVar
 
 from batchfx.errors import ConflictError, InputError
-from batchfx.storage.local_files import FileStore, display_name
+from batchfx.file_refs import FileStore, display_name
 
 __all__ = ["BlobReader", "RangeRead", "blob_ranges", "changed_input", "read_range", "reads",
            "stream_chunks"]

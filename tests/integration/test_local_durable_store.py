@@ -7,10 +7,12 @@ from typing import Any
 
 import azure.durable_functions as df
 import pytest
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobServiceClient
 
 from batchfx.local.durable import LocalDurableRuntime
 from batchfx.local.durable_store import BlobInstanceStore
+from batchfx.settings import Settings
+from batchfx.storage.blobs import BlobStore
 
 pytestmark = pytest.mark.azurite
 
@@ -29,8 +31,9 @@ def double(n: int) -> int:
     return 2 * n
 
 
-def _container(connection_string: str, name: str) -> ContainerClient:
-    return ContainerClient.from_connection_string(connection_string, name)
+def _store(connection_string: str, name: str) -> BlobInstanceStore:
+    return BlobInstanceStore(BlobStore.from_settings(Settings(connection_string=connection_string)),
+                             name)
 
 
 def _record(instance_id: str, status: str) -> dict[str, Any]:
@@ -38,15 +41,16 @@ def _record(instance_id: str, status: str) -> dict[str, Any]:
 
 
 def test_store_creates_its_container(connection_string: str, unique_name: str) -> None:
-    BlobInstanceStore(_container(connection_string, unique_name))
-    BlobInstanceStore(_container(connection_string, unique_name))  # already there: fine
+    _store(connection_string, unique_name)
+    _store(connection_string, unique_name)  # already there: fine
     service = BlobServiceClient.from_connection_string(connection_string)
     assert service.get_container_client(unique_name).exists()
 
 
 def test_record_round_trips_as_one_blob(connection_string: str, unique_name: str) -> None:
-    container = _container(connection_string, unique_name)
-    store = BlobInstanceStore(container)
+    store = _store(connection_string, unique_name)
+    container = BlobServiceClient.from_connection_string(
+        connection_string).get_container_client(unique_name)
     store.save(_record("job-1", "Running"))
     store.save({**_record("job-1", "Completed"), "output": {"n": 1}})
     assert store.load("job-1") == {**_record("job-1", "Completed"), "output": {"n": 1}}
@@ -55,7 +59,7 @@ def test_record_round_trips_as_one_blob(connection_string: str, unique_name: str
 
 
 def test_list_unfinished_skips_final_statuses(connection_string: str, unique_name: str) -> None:
-    store = BlobInstanceStore(_container(connection_string, unique_name))
+    store = _store(connection_string, unique_name)
     for instance_id, status in [
         ("a", "Pending"),
         ("b", "Running"),
@@ -69,7 +73,7 @@ def test_list_unfinished_skips_final_statuses(connection_string: str, unique_nam
 
 
 def test_delete_removes_the_record(connection_string: str, unique_name: str) -> None:
-    store = BlobInstanceStore(_container(connection_string, unique_name))
+    store = _store(connection_string, unique_name)
     store.save(_record("gone", "Completed"))
     assert store.delete("gone")
     assert store.load("gone") is None
@@ -77,12 +81,12 @@ def test_delete_removes_the_record(connection_string: str, unique_name: str) -> 
 
 
 def test_runtime_resumes_an_instance_from_blobs(connection_string: str, unique_name: str) -> None:
-    first = LocalDurableRuntime(app, BlobInstanceStore(_container(connection_string, unique_name)))
+    first = LocalDurableRuntime(app, _store(connection_string, unique_name))
     instance_id = first.start_new("double_twice", "job-9", 3)
     first.step()  # the first activity is scheduled and saved; then the runner goes away
     first.stop()
 
-    second = LocalDurableRuntime(app, BlobInstanceStore(_container(connection_string, unique_name)))
+    second = LocalDurableRuntime(app, _store(connection_string, unique_name))
     deadline = time.monotonic() + 20
     while (second.get_status(instance_id) or {}).get("runtimeStatus") != "Completed":
         assert time.monotonic() < deadline, second.get_status(instance_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from azure.storage.blob import BlobClient
 
 from batchfx.errors import ConflictError, StorageNotFoundError
 from batchfx.settings import Settings
@@ -157,7 +158,8 @@ def test_block_writer_writes_more_than_8_mib_in_several_blocks(storage: Storage,
     expected = b"".join(chunks)
     assert writer.bytes_written == len(expected)
     assert storage.blobs.download(container, "out/big.bin") == expected
-    blob = storage.blobs.container(container).get_blob_client("out/big.bin")
+    blob = BlobClient.from_connection_string(storage.settings.connection_string or "",
+                                             container, "out/big.bin")
     committed, _ = blob.get_block_list("committed")
     assert len(committed) == 2
 
