@@ -1,8 +1,8 @@
 // batchfx in Azure: the storage account (queues, tables, blob containers), Log Analytics and
 // Application Insights, the Functions app on a Flex Consumption plan with a user-assigned
 // identity, an Event Grid system topic for blob drops (and, once the function exists, its
-// subscription, which dead-letters to a container), and optionally the GPU scorer on Azure
-// Container Apps.
+// subscription, which dead-letters to a container), optionally a second storage account for
+// job data (deployDataAccount) and optionally the GPU scorer on Azure Container Apps.
 //
 // Not yet deployed against a live subscription: see infra/README.md, "Not verified here".
 //
@@ -28,9 +28,17 @@ param resourceToken string = toLower(uniqueString(subscription().id, resourceGro
 @description('Tags put on every resource.')
 param tags object = {}
 
-@description('Storage account name (3-24 lowercase letters and digits).')
+@description('Storage account name (3-24 lowercase letters and digits): the app\'s own account (AzureWebJobsStorage), and job data\'s too unless deployDataAccount.')
 @maxLength(24)
-param storageAccountName string = take(toLower('st${replace(namePrefix, '-', '')}${resourceToken}'), 24)
+param storageAccountName string = take(toLower(replace('st${namePrefix}${resourceToken}', '-', '')), 24)
+
+@description('Keep job data in a second storage account (BATCHFX_DATA_ACCOUNT): the outputs container and the data containers are created there instead of in the app\'s account, which keeps batchfx\'s own container, the inbox, the host\'s containers, the queues and the tables. The GPU scorer then holds roles on the app\'s account for those of them it uses only. See infra/README.md, "A second storage account for job data".')
+param deployDataAccount bool = false
+
+@description('Name of the job data account (3-24 lowercase letters and digits), with deployDataAccount.')
+@minLength(3)
+@maxLength(24)
+param dataStorageAccountName string = take(toLower(replace('st${namePrefix}data${resourceToken}', '-', '')), 24)
 
 @description('Function app name (also the first label of its host name).')
 param functionAppName string = 'func-${namePrefix}-${resourceToken}'
@@ -38,10 +46,10 @@ param functionAppName string = 'func-${namePrefix}-${resourceToken}'
 @description('User-assigned identity the function app runs as (storage, deployment package, Key Vault).')
 param functionAppIdentityName string = 'id-${functionAppName}'
 
-@description('Allow shared-key (connection string) access to the storage account. The apps never use it: they connect with their managed identities. Keep it on to run the batchfx CLI with a connection string; turn it off to require Entra ID everywhere.')
+@description('Allow shared-key (connection string) access to the storage account (and to the data account, with deployDataAccount). The apps never use it: they connect with their managed identities. Keep it on to run the batchfx CLI with a connection string; turn it off to require Entra ID everywhere.')
 param allowSharedKeyAccess bool = true
 
-@description('Object id of a user or group to give the same storage data roles as the apps, for example for the batchfx CLI signed in with az login. Empty: nobody.')
+@description('Object id of a user or group to give the main app\'s storage data roles (and Storage Blob Data Contributor on the data account, with deployDataAccount), for example for the batchfx CLI signed in with az login. Empty: nobody.')
 param principalId string = ''
 
 @allowed([
@@ -204,7 +212,18 @@ var jobContainerNames = union([
   inboxContainerName
   outputsContainerName
 ], dataContainerNames)
-var containerNames = union(jobContainerNames, [
+// The app's own containers, which stay in the app's account whatever BATCHFX_DATA_ACCOUNT says
+// (batchfx.settings.Settings.is_app_container): batchfx's, the inbox (Event Grid watches this
+// account) and the host's azure-webjobs-*.
+var appContainerNames = [
+  jobsContainerName
+  inboxContainerName
+]
+// With deployDataAccount, every other job container (the outputs and the data containers) is
+// in the data account, and only there.
+var dataAccountContainerNames = deployDataAccount ? filter(jobContainerNames, c => !(contains(appContainerNames, c) || startsWith(c, 'azure-webjobs-'))) : []
+var mainJobContainerNames = filter(jobContainerNames, c => !contains(dataAccountContainerNames, c))
+var containerNames = union(mainJobContainerNames, [
   deploymentContainerName
   hostLocksContainerName
   deadLetterContainerName
@@ -319,6 +338,11 @@ var batchfxSettings = {
   // never the host's (function keys, deployment package) nor the Durable task hub's.
   BATCHFX_ALLOWED_CONTAINERS: join(dataContainerNames, ',')
 }
+// Every container but the app's own is in the data account (an account name: batchfx connects
+// with the app's identity, AZURE_CLIENT_ID).
+var dataAccountSettings = deployDataAccount ? {
+  BATCHFX_DATA_ACCOUNT: dataStorageAccountName
+} : {}
 
 // No FUNCTIONS_WORKER_RUNTIME (nor FUNCTIONS_EXTENSION_VERSION): Flex Consumption takes the
 // runtime from functionAppConfig.runtime and does not support those settings.
@@ -343,7 +367,7 @@ resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = if (!empty(k
 var keyVaultSettings = empty(keyVaultName) ? {} : {
   BATCHFX_KEY_VAULT_URL: 'https://${keyVaultName}${environment().suffixes.keyvaultDns}/'
 }
-var functionAppSettings = union(batchfxSettings, functionAppHostSettings, keyVaultSettings, scoreOnFunctionApp ? {} : cpuScorerOff)
+var functionAppSettings = union(batchfxSettings, dataAccountSettings, functionAppHostSettings, keyVaultSettings, scoreOnFunctionApp ? {} : cpuScorerOff)
 
 // A user-assigned identity rather than a system-assigned one: its storage roles exist before
 // the app starts and reads its deployment package, and they survive the app being recreated.
@@ -410,6 +434,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     queues
     tables
     functionAppStorageRoles
+    dataAccount
   ]
 }
 
@@ -441,6 +466,32 @@ module userStorageRoles 'modules/storage-roles.bicep' = if (!empty(principalId))
     storageAccountName: storage.name
     principalId: principalId
     principalType: principalType
+  }
+}
+
+// The job data account (deployDataAccount, BATCHFX_DATA_ACCOUNT): the outputs and data
+// containers, and Storage Blob Data Contributor on the whole account for the main app (it keeps
+// its roles on its own account) and the principalId user (the batchfx CLI uploads inputs there
+// and reads outputs). The GPU scorer's roles there are on those containers only (gpuScorer).
+module dataAccount 'modules/data-account.bicep' = if (deployDataAccount) {
+  name: 'data-account'
+  params: {
+    name: dataStorageAccountName
+    location: location
+    tags: tags
+    allowSharedKeyAccess: allowSharedKeyAccess
+    containerNames: dataAccountContainerNames
+    blobContributors: concat([
+      {
+        principalId: functionAppIdentity.properties.principalId
+        principalType: 'ServicePrincipal'
+      }
+    ], empty(principalId) ? [] : [
+      {
+        principalId: principalId
+        principalType: principalType
+      }
+    ])
   }
 }
 
@@ -511,9 +562,13 @@ module gpuScorer 'modules/gpu-scorer.bicep' = if (deployGpuScorer) {
     minReplicas: gpuMinReplicas
     maxReplicas: gpuMaxReplicas
     storageAccountName: storage.name
-    containerNames: union(jobContainerNames, [
+    // On the app's account, only its own containers the scorer uses (and, without a data
+    // account, the outputs and data containers); the rest on the data account's containers.
+    containerNames: union(mainJobContainerNames, [
       hostLocksContainerName
     ])
+    dataStorageAccountName: deployDataAccount ? dataStorageAccountName : ''
+    dataContainerNames: dataAccountContainerNames
     queueNames: queueNames
     tableNames: tableNames
     queueName: queueName
@@ -523,12 +578,13 @@ module gpuScorer 'modules/gpu-scorer.bicep' = if (deployGpuScorer) {
     terminationGracePeriodSeconds: max(gpuTerminationGracePeriodSeconds, (2 * gpuRunInvocationTimeoutSeconds) + leaseMarginSeconds)
     logAnalyticsWorkspaceName: logAnalytics.name
     appInsightsConnectionString: appInsights.properties.ConnectionString
-    settings: union(batchfxSettings, keyVaultSettings)
+    settings: union(batchfxSettings, dataAccountSettings, keyVaultSettings)
   }
   dependsOn: [
     queues
     tables
     containers
+    dataAccount
   ]
 }
 
@@ -541,6 +597,7 @@ output functionAppIdentityClientId string = functionAppIdentity.properties.clien
 output functionAppIdentityPrincipalId string = functionAppIdentity.properties.principalId
 output functionAppUrl string = 'https://${functionApp.properties.defaultHostName}'
 output storageAccountName string = storage.name
+output dataStorageAccountName string = deployDataAccount ? dataStorageAccountName : ''
 output eventGridSystemTopicName string = systemTopic.name
 output applicationInsightsName string = appInsights.name
 output gpuScorerName string = deployGpuScorer ? gpuScorer.outputs.name : ''

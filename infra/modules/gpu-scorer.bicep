@@ -10,7 +10,7 @@
 //
 // Scoring scripts run here, so this app's identity holds as little as the scorer needs
 // (modules/scoped-storage-roles.bicep): the named containers, the two queues and the two
-// tables, not the account. It scales on an explicit KEDA azure-queue rule that reads the
+// tables, not the account; with a job data account, the named containers of that account. It scales on an explicit KEDA azure-queue rule that reads the
 // queue with the same identity, and a replica being scaled in gets terminationGracePeriodSeconds
 // to finish or release its mini-batch.
 
@@ -49,11 +49,17 @@ param minReplicas int = 0
 @minValue(1)
 param maxReplicas int = 4
 
-@description('Storage account batchfx and the Functions host use.')
+@description('The app\'s storage account (AzureWebJobsStorage), which batchfx and the Functions host use.')
 param storageAccountName string
 
-@description('Blob containers the scorer reads and writes: batchfx\'s jobs container, the inbox, the outputs container, the containers jobs may name, and the host\'s azure-webjobs-hosts (its locks). They must exist.')
+@description('Blob containers of storageAccountName the scorer reads and writes: batchfx\'s jobs container, the inbox, the host\'s azure-webjobs-hosts (its locks) and, without a data account, the outputs container and the containers jobs may name. They must exist.')
 param containerNames array
+
+@description('Job data account (BATCHFX_DATA_ACCOUNT) in this resource group; empty: none, job data is in storageAccountName.')
+param dataStorageAccountName string = ''
+
+@description('Blob containers of dataStorageAccountName the scorer reads and writes: the outputs container and the containers jobs may name. They must exist.')
+param dataContainerNames array = []
 
 @description('The mini-batch queue and its poison queue (they must exist).')
 param queueNames array
@@ -118,6 +124,17 @@ module storageRoles 'scoped-storage-roles.bicep' = {
     containerNames: containerNames
     queueNames: queueNames
     tableNames: tableNames
+  }
+}
+
+// On the data account, the job data containers only: not the account.
+module dataStorageRoles 'scoped-storage-roles.bicep' = if (!empty(dataStorageAccountName)) {
+  name: 'data-storage-roles-${name}'
+  params: {
+    storageAccountName: dataStorageAccountName
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    containerNames: dataContainerNames
   }
 }
 
@@ -269,6 +286,7 @@ resource app 'Microsoft.App/containerApps@2026-03-02-preview' = {
   }
   dependsOn: [
     storageRoles
+    dataStorageRoles
     acrPull
   ]
 }

@@ -2,10 +2,10 @@
 
 The evaluator gives the other infra tests the values a deployment would compute from a set
 of parameters: literals, parameters (given or their defaults), variables, module parameters,
-conditionals, the few functions infra uses (union, join, map over items, max, string…) and
-property reads of literal objects. Anything only Azure knows (a resource's id, a unique
-string) is an ``Unknown`` that remembers the expression, so two references to the same
-property compare equal.
+conditionals, the few functions infra uses (union, join, map and filter, contains, max,
+string, take, replace…) and property reads of literal objects. Anything only Azure knows (a
+resource's id, a unique string) is an ``Unknown`` that remembers the expression, so two
+references to the same property compare equal.
 """
 
 from __future__ import annotations
@@ -129,6 +129,25 @@ class Template:
     def resource_type(self, name: str) -> str:
         return str(self.json["resources"][name]["type"])
 
+    def deployed(self, name: str) -> Any:
+        """Whether a resource or module is deployed: its ``if`` condition, evaluated (True
+        without one; a loop's count is its array's length, see ``loop_values``)."""
+        declared = {**self.json.get("resources", {}), **self.json.get("modules", {})}[name]
+        condition = declared["config"].get("condition")
+        return True if condition is None else self.value(condition)
+
+    def loop_values(self, name: str, key: str) -> list[Any]:
+        """``key`` of the body of each copy a resource loop deploys (one copy without a loop),
+        evaluated with the loop's item: the names of a loop of containers, for example."""
+        config = self.json["resources"][name]["config"]
+        body = resource_body(self.json["resources"][name])
+        loop = config.get("loop_type")
+        if loop is None:
+            return [self.value(body[key])]
+        items = self.value(loop["detail"]["array_name"])
+        assert isinstance(items, list), f"{name}: the loop's array is not known: {items}"
+        return [self.value(body[key], {loop["detail"]["item_name"]: item}) for item in items]
+
     def module_params(self, name: str) -> dict[str, Any]:
         """The parameters a module call passes, evaluated in this file."""
         params = self.value(resource_body(self.json["modules"][name])["params"])
@@ -217,13 +236,18 @@ class Template:
     def _function(self, function: dict[str, Any], scope: Mapping[str, Any] | None) -> Any:
         kind = function["type"]
         raw = list(function.get("parameters", {}).values())
-        if kind == "map":
+        if kind in ("map", "filter"):
             items = self.value(raw[0], scope)
             if isinstance(items, Unknown):
                 return items
             detail = raw[1]["detail"]
-            return [self.value(detail["expression"], {**(scope or {}), detail["var_1"]: item})
-                    for item in items]
+            results = [self.value(detail["expression"], {**(scope or {}), detail["var_1"]: item})
+                       for item in items]
+            if kind == "map":
+                return results
+            if any(isinstance(r, Unknown) for r in results):
+                return Unknown(f"filter({items})")
+            return [item for item, keep in zip(items, results, strict=True) if keep]
         args = [self.value(a, scope) for a in raw]
         if any(isinstance(a, Unknown) for a in args) and kind not in ("union", "concat"):
             return Unknown(f"{kind}({', '.join(map(str, args))})")
@@ -242,11 +266,16 @@ class Template:
             "string": lambda: str(args[0]).lower() if isinstance(args[0], bool) else str(
                 args[0]),
             "empty": lambda: not args[0],
+            "contains": lambda: args[1] in args[0],
+            "starts_with": lambda: args[0].startswith(args[1]),
+            "take": lambda: args[0][:args[1]],
+            "to_lower": lambda: args[0].lower(),
+            "replace": lambda: args[0].replace(args[1], args[2]),
             "max": lambda: max(args),
             "min": lambda: min(args),
         }
         if kind not in table:
-            return Unknown(kind)
+            return Unknown(f"{kind}({', '.join(map(str, args))})")  # only Azure evaluates it
         return table[kind]()
 
 
@@ -266,7 +295,7 @@ def test_infra_has_the_main_template_and_its_modules() -> None:
     names = {p.relative_to(INFRA).as_posix() for p in bicep_files()}
     assert {"main.bicep", "modules/gpu-scorer.bicep", "modules/storage-roles.bicep",
             "modules/scoped-storage-roles.bicep", "modules/blob-drop-subscription.bicep",
-            "modules/acr-pull.bicep"} <= names
+            "modules/acr-pull.bicep", "modules/data-account.bicep"} <= names
 
 
 @pytest.mark.parametrize("path", bicep_files(), ids=lambda p: p.relative_to(INFRA).as_posix())
@@ -299,6 +328,19 @@ def test_the_evaluator_follows_parameters_variables_and_conditionals() -> None:
     vault = Template(MAIN, {"keyVaultName": "kv1"}).variable("functionAppSettings")
     assert vault["BATCHFX_KEY_VAULT_URL"] == Unknown(
         "https://kv1${environment().suffixes.keyvaultDns}/")
+
+
+def test_the_evaluator_computes_names_and_filters() -> None:
+    main = Template(MAIN, {"namePrefix": "my-app", "resourceToken": "abc123"})
+    assert main.symbol("storageAccountName") == "stmyappabc123"  # replace, to_lower, take
+    # The default token is a uniqueString: only Azure knows it.
+    assert isinstance(Template(MAIN).symbol("storageAccountName"), Unknown)
+    data = Template(MAIN, {"deployDataAccount": True, "dataContainerNames": ["a", "inbox"]})
+    assert data.symbol("dataAccountContainerNames") == ["outputs", "a"]  # filter, contains
+    assert data.symbol("mainJobContainerNames") == ["batchfx", "inbox"]
+    assert data.deployed("dataAccount") is True and main.deployed("dataAccount") is False
+    assert main.deployed("storage") is True
+    assert data.module("dataAccount").loop_values("containers", "name") == ["outputs", "a"]
 
 
 def test_every_checkov_skip_names_one_check_and_why() -> None:

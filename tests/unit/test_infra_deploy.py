@@ -106,6 +106,22 @@ def test_without_gpu_three_steps_and_no_registry(tmp_path: Path) -> None:
     assert provision == {"namePrefix": "batchfx", "principalId": "0000-1111"}
 
 
+def test_the_data_account_option_reaches_every_deployment(tmp_path: Path) -> None:
+    result = deploy("--dry-run", "-g", "rg1", "--data-account", *GPU_ARGS[3:], tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    deployments = [parameters(c) for c in commands(result.stdout)
+                   if kind(c) in ("provision", "event grid", "gpu app")]
+    assert len(deployments) == 3
+    assert all(d["deployDataAccount"] == "true" for d in deployments)
+    assert "deployDataAccount" in Template(MAIN).json["parameters"]
+    queried = [c[c.index("--query") + 1] for c in commands(result.stdout)
+               if kind(c) == "az deployment group show"]
+    assert "properties.outputs.dataStorageAccountName.value" in queried
+    assert "dataStorageAccountName" in Template(MAIN).json["outputs"]
+    without = deploy("--dry-run", "-g", "rg1", tmp_path=tmp_path)
+    assert "deployDataAccount" not in without.stdout
+
+
 @pytest.mark.parametrize(("args", "message"), [
     ((), "--resource-group is required"),
     (("-g",), "-g needs a value"),

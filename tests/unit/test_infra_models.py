@@ -286,6 +286,9 @@ def _mutated(resource: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     ("modules/gpu-scorer.bicep", "app", "server", "loginServer"),  # in a conditional branch
     ("modules/blob-drop-subscription.bicep", "blobCreated", "blobContainerName", "container"),
     ("modules/scoped-storage-roles.bicep", "containerRoles", "principalType", "type"),
+    ("modules/data-account.bicep", "storage", "allowBlobPublicAccess", "allowPublicAccess"),
+    ("modules/data-account.bicep", "containers", "publicAccess", "access"),
+    ("modules/data-account.bicep", "blobContributorRoles", "roleDefinitionId", "roleId"),
 ])
 def test_a_misspelt_property_is_reported(file: str, name: str, old: str, new: str) -> None:
     path = INFRA / file

@@ -1,7 +1,8 @@
 """What infra/ gives the apps: every setting their bindings name, a user-assigned identity,
 containers jobs may name, the GPU scorer's scale rule, grace period and roles, the blob drop's
-Event Grid trigger and dead letters. Read from the Bicep with test_infra_bicep's evaluator;
-the bindings come from loading the function apps themselves."""
+Event Grid trigger and dead letters (the job data account: test_infra_data_account). Read from
+the Bicep with test_infra_bicep's evaluator; the bindings come from loading the function apps
+themselves."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from functools import cache
 from typing import Any
 
 import pytest
-from test_infra_bicep import INFRA, MAIN, ROOT, Template, Unknown
+from test_infra_bicep import INFRA, MAIN, ROOT, Template, Unknown, resource_body
 
 from batchfx.access import access_problem
 from batchfx.blob_drop import EVENT_SUBJECT_SUFFIXES
@@ -20,6 +21,10 @@ from batchfx.local.app_loader import app_functions, load_app
 from batchfx.settings import Settings
 
 GPU = {"deployGpuScorer": True}
+TOKEN = {"resourceToken": "abcdefghijklm"}  # what uniqueString gives: 13 letters and digits
+DATA = {"deployDataAccount": True, **TOKEN}
+CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"
+BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 
 
 @cache
@@ -53,6 +58,53 @@ def gpu_settings(params: dict[str, Any] | None = None) -> dict[str, Any]:
     """The GPU scorer container's environment."""
     (container,) = gpu_app(params)["properties"]["template"]["containers"]
     return {e["name"]: e.get("value", e.get("secretRef")) for e in container["env"]}
+
+
+def created_containers(params: dict[str, Any] | None = None) -> dict[str, list[Any]]:
+    """The containers main.bicep creates with ``params``, per account: "main" (the app's own,
+    AzureWebJobsStorage) and "data" (the job data account, empty without one)."""
+    main = Template(MAIN, params)
+    created = {"main": _account_containers(main), "data": []}
+    if main.deployed("dataAccount"):
+        data = main.module("dataAccount")
+        assert data.resource("storage")["name"] == main.symbol("dataStorageAccountName")
+        created["data"] = _account_containers(data)
+    return created
+
+
+def _account_containers(template: Template) -> list[Any]:
+    """The names of the one container loop a template declares, under storage's blob service."""
+    resources = template.json["resources"]
+    (loop,) = [n for n, r in resources.items() if r["type"] == CONTAINER and not r["existing"]]
+    service = resource_body(resources[loop])["parent"]
+    assert resource_body(resources[service])["parent"] == "storage"
+    assert template.deployed("storage") is True
+    return template.loop_values(loop, "name")
+
+
+def gpu_storage_roles(params: dict[str, Any] | None = None) -> dict[str, dict[str, list[Any]]]:
+    """The GPU scorer's storage data roles per account ("main", "data"): the containers,
+    queues and tables each role module names. Every one is scoped-storage-roles.bicep (roles
+    on named containers, queues and tables, never the account), and the scorer's module
+    grants no role itself."""
+    main = Template(MAIN, {**GPU, **(params or {})})
+    gpu = main.module("gpuScorer")
+    accounts = {Unknown("storage.name"): "main", main.symbol("dataStorageAccountName"): "data"}
+    roles: dict[str, dict[str, list[Any]]] = {}
+    for name, module in gpu.json["modules"].items():
+        deployed = gpu.deployed(name)
+        assert deployed in (True, False), f"{name}: {deployed}"
+        if module["detail"]["path"] == "acr-pull.bicep" or not deployed:
+            continue
+        assert module["detail"]["path"] == "scoped-storage-roles.bicep", name
+        granted = gpu.module_params(name)
+        account = accounts[granted["storageAccountName"]]
+        assert account not in roles, f"two role modules on the {account} account"
+        roles[account] = {key: list(granted.get(key, [])) for key in (
+            "containerNames", "queueNames", "tableNames")}
+    assert not [n for n, r in gpu.json["resources"].items()
+                if r["type"] == "Microsoft.Authorization/roleAssignments"]
+    return roles
 
 
 def missing_settings(bindings: tuple[tuple[str, dict[str, Any]], ...],
@@ -140,13 +192,15 @@ def _batchfx_settings(settings: dict[str, Any]) -> Settings:
     return Settings.from_env({k: v for k, v in settings.items() if isinstance(v, str)})
 
 
+@pytest.mark.parametrize("data", [{}, DATA], ids=["one account", "data account"])
 @pytest.mark.parametrize("settings", [main_settings, gpu_settings], ids=["main", "gpu"])
-def test_jobs_may_name_the_data_containers_and_no_system_container(settings: Any) -> None:
-    values = settings({**GPU, "deployEventGridSubscription": True})
+def test_jobs_may_name_the_data_containers_and_no_system_container(
+        settings: Any, data: dict[str, Any]) -> None:
+    values = settings({**GPU, "deployEventGridSubscription": True, **data})
     batchfx = _batchfx_settings(values)
     assert values["BATCHFX_ALLOWED_CONTAINERS"], "empty would allow every container"
-    main = Template(MAIN)
-    created = main.symbol("containerNames")
+    main = Template(MAIN, data)
+    created = [c for names in created_containers(data).values() for c in names]
     hubs = {json.loads((ROOT / "host.json").read_text())["extensions"]["durableTask"][
         "hubName"], Template(MAIN, GPU).module("gpuScorer").symbol("durableHubName")}
     system = ["azure-webjobs-secrets", "azure-webjobs-hosts", "azure-webjobs-eventgrid",
@@ -240,22 +294,34 @@ def test_the_gpu_grace_period_covers_a_run_and_the_lease_margin(
     assert settings["FUNCTIONS_ENABLE_DRAIN_ON_APP_STOPPING"] == "true"
 
 
-def test_the_gpu_scorer_holds_roles_on_what_it_uses_only() -> None:
-    main = Template(MAIN, GPU)
-    gpu = main.module("gpuScorer")
-    assert gpu.json["modules"]["storageRoles"]["detail"]["path"] == "scoped-storage-roles.bicep"
-    roles = gpu.module_params("storageRoles")
-    batchfx = _batchfx_settings(gpu_settings())
+@pytest.mark.parametrize("params", [{}, DATA], ids=["one account", "data account"])
+def test_the_gpu_scorer_holds_roles_on_what_it_uses_only(params: dict[str, Any]) -> None:
+    main = Template(MAIN, {**GPU, **params})
+    roles = gpu_storage_roles(params)
+    batchfx = _batchfx_settings(gpu_settings(params))
     used = {batchfx.jobs_container, batchfx.inbox_container, batchfx.outputs_container,
             *batchfx.allowed_containers, "azure-webjobs-hosts"}
-    assert set(roles["containerNames"]) == used
-    assert roles["queueNames"] == [batchfx.queue_name, batchfx.poison_queue_name]
-    assert roles["tableNames"] == [batchfx.jobs_table, batchfx.minibatches_table]
-    assert set(roles["containerNames"]) <= set(main.symbol("containerNames"))
-    assert set(roles["queueNames"]) == set(main.symbol("queueNames"))
-    assert set(roles["tableNames"]) == set(main.symbol("tableNames"))
-    settings = gpu_settings()
+    assert {c for account in roles.values() for c in account["containerNames"]} == used
+    created = created_containers({**GPU, **params})
+    for account, granted in roles.items():  # and each one in the account it is created in
+        assert set(granted["containerNames"]) <= set(created[account]), account
+    assert roles["main"]["queueNames"] == [batchfx.queue_name, batchfx.poison_queue_name]
+    assert roles["main"]["tableNames"] == [batchfx.jobs_table, batchfx.minibatches_table]
+    assert set(roles["main"]["queueNames"]) == set(main.symbol("queueNames"))
+    assert set(roles["main"]["tableNames"]) == set(main.symbol("tableNames"))
+    assert set(roles) == ({"main", "data"} if params else {"main"})
+    settings = gpu_settings(params)
     assert settings["AzureWebJobsSecretStorageType"] == "containerapp"  # not the keys' blobs
+
+
+def test_the_scorers_container_roles_are_scoped_to_each_container() -> None:
+    roles = Template(INFRA / "modules" / "scoped-storage-roles.bicep")
+    body = resource_body(roles.json["resources"]["containerRoles"])
+    scope = body["scope"]["operator"]
+    assert scope["type"] == "index_accessor"  # containers[i], not the account
+    assert roles.resource_type(scope["operands"]["operand_1"]) == CONTAINER
+    assert BLOB_DATA_CONTRIBUTOR in roles.resource("containerRoles")["properties"][
+        "roleDefinitionId"].expression
 
 
 # --- Event Grid dead letters -----------------------------------------------------------------
@@ -275,3 +341,6 @@ def test_the_blob_drop_subscription_dead_letters_to_a_container() -> None:
     roles = main.module_params("deadLetterRoles")
     assert roles["principalId"] == Unknown("systemTopic.identity.principalId")
     assert roles["containerNames"] == [container]
+
+
+# --- a second storage account for job data (deployDataAccount) --------------------------------
