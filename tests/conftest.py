@@ -12,6 +12,17 @@ from batchfx.errors import AzuriteError
 from batchfx.local.azurite import Azurite
 
 
+_PARTS = ("unit", "integration", "e2e", "faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test carries its part's marker (tests/<part>/…): ``-m unit`` and so on."""
+    for item in items:
+        part = item.path.relative_to(item.config.rootpath / "tests").parts[0]
+        if part in _PARTS:
+            item.add_marker(getattr(pytest.mark, part))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _own_serve_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Tests never read or write the user's ``batchfx serve`` state (~/.local/state)."""
