@@ -43,6 +43,16 @@ def _data_connection(azurite: Azurite) -> str:
             f"BlobEndpoint=http://127.0.0.1:{azurite.blob_port}/{DATA_ACCOUNT};")
 
 
+def _run(azurite: Azurite, spec: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`batchfx run` on the app's account, with the data account beside it."""
+    env = {**os.environ, "BATCHFX_DATA_CONNECTION_STRING": _data_connection(azurite),
+           "BATCHFX_WORK_DIR": str(tmp_path / "work")}
+    return subprocess.run(
+        [sys.executable, "-m", "batchfx", "run", str(spec), "--output", str(tmp_path / "out"),
+         "--quiet", "--connection-string", azurite.connection_string],
+        env=env, capture_output=True, text=True, timeout=300)
+
+
 def test_a_job_reads_and_writes_job_data_in_the_data_account_only(
         two_accounts: Azurite, tmp_path: Path) -> None:
     data = BlobServiceClient.from_connection_string(_data_connection(two_accounts))
@@ -55,12 +65,7 @@ def test_a_job_reads_and_writes_job_data_in_the_data_account_only(
     spec.write_text("name: data-account\nentry_script: score.py\nsource_directory: data/code\n"
                     "inputs: data/inputs\noutput: data/results\nmini_batch_size: 3\n"
                     "allow_reuse: false\n")
-    env = {**os.environ, "BATCHFX_DATA_CONNECTION_STRING": _data_connection(two_accounts),
-           "BATCHFX_WORK_DIR": str(tmp_path / "work")}
-    done = subprocess.run(
-        [sys.executable, "-m", "batchfx", "run", str(spec), "--output", str(tmp_path / "out"),
-         "--quiet", "--connection-string", two_accounts.connection_string],
-        env=env, capture_output=True, text=True, timeout=300)
+    done = _run(two_accounts, spec, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = (tmp_path / "out" / "parallel_run_step.txt").read_text().splitlines()
     assert len(rows) == 7 and all(f"item-{i}.txt" in rows[i] for i in range(7)), rows
@@ -79,12 +84,7 @@ def test_a_missing_data_container_is_named_with_the_account(two_accounts: Azurit
     spec = tmp_path / "job.yml"
     spec.write_text("name: no-data\nentry_script: score.py\nsource_directory: nowhere/code\n"
                     "inputs: nowhere/inputs\noutput: nowhere/results\n")
-    env = {**os.environ, "BATCHFX_DATA_CONNECTION_STRING": _data_connection(two_accounts),
-           "BATCHFX_WORK_DIR": str(tmp_path / "work")}
-    done = subprocess.run(
-        [sys.executable, "-m", "batchfx", "run", str(spec), "--output", str(tmp_path / "out"),
-         "--quiet", "--connection-string", two_accounts.connection_string],
-        env=env, capture_output=True, text=True, timeout=300)
+    done = _run(two_accounts, spec, tmp_path)
     assert done.returncode == 2
     said = " ".join((done.stdout + done.stderr).split())
     assert ("inputs.path: container 'nowhere' does not exist in the data storage account "

@@ -6,17 +6,16 @@ the CUDA path.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import onnxruntime as ort
 import pytest
 import yaml
+from example_modules import load_example
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gpu"
 COUNT = 120
@@ -24,18 +23,10 @@ COUNT = 120
 pytestmark = pytest.mark.azurite
 
 
-def _load_prepare() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gpu_prepare", EXAMPLE / "prepare.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("gpu-example") / "generated"
-    _load_prepare().prepare(root, COUNT)
+    load_example("gpu").prepare(root, COUNT)
     return root
 
 

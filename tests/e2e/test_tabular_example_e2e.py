@@ -4,12 +4,10 @@ that one line of pandas loads; the same rows as one file or as eight."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import joblib
@@ -18,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import yaml
+from example_modules import load_example
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tabular"
 ROWS = 1_000_000
@@ -25,19 +24,11 @@ ROWS = 1_000_000
 pytestmark = pytest.mark.azurite
 
 
-def _load_prepare() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tabular_prepare", EXAMPLE / "prepare.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The example prepared once (the model, 1M rows in one file and in eight), and the
     model's predictions computed directly."""
-    prepare = _load_prepare()
+    prepare = load_example("tabular")
     root = tmp_path_factory.mktemp("tabular-example")
     generated = prepare.prepare(root / "generated", ROWS, expected=False)
     table = pd.read_parquet(generated / "inputs")

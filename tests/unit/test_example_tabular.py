@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -10,6 +9,7 @@ import joblib
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from example_modules import load_example
 
 from batchfx.spec import load_job_spec
 
@@ -17,11 +17,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tabular"
 
 
 def load_prepare() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tabular_prepare_unit", EXAMPLE / "prepare.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("tabular", name="tabular_prepare_unit")
 
 
 @pytest.fixture(scope="module")
