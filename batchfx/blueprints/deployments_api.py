@@ -15,6 +15,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from batchfx import app_context
+from batchfx.blueprints.responses import json_response, problem
 from batchfx.blueprints.starting import start_job
 from batchfx.deployments import parse_deployment
 from batchfx.errors import SpecError
@@ -56,30 +57,23 @@ class _BadRequest(Exception):
         self.response = response
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, indent=2), status_code=status,
-                             mimetype="application/json", headers=headers)
-
-
-def _problem(status: int, message: str, **extra: Any) -> func.HttpResponse:
-    return _json(status, {"error": message, **extra})
 
 
 def _body(req: func.HttpRequest, *, optional: bool = False) -> dict[str, Any]:
     raw = req.get_body()
     if len(raw) > MAX_BODY_BYTES:
-        raise _BadRequest(_problem(413, f"request body is {len(raw)} bytes; at most "
+        raise _BadRequest(problem(413, f"request body is {len(raw)} bytes; at most "
                                         f"{MAX_BODY_BYTES}"))
     if optional and not raw.strip():
         return {}
     try:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _BadRequest(_problem(400, f"request body is not valid JSON: {exc}")) from None
+        raise _BadRequest(problem(400, f"request body is not valid JSON: {exc}")) from None
     except RecursionError:
-        raise _BadRequest(_problem(400, "request body is nested too deeply to read")) from None
+        raise _BadRequest(problem(400, "request body is nested too deeply to read")) from None
     if not isinstance(body, dict):
-        raise _BadRequest(_problem(400, f"request body: got {type(body).__name__} — expected "
+        raise _BadRequest(problem(400, f"request body: got {type(body).__name__} — expected "
                                         "a JSON object"))
     return body
 
@@ -87,7 +81,7 @@ def _body(req: func.HttpRequest, *, optional: bool = False) -> dict[str, Any]:
 def _request_id(req: func.HttpRequest) -> str:
     request_id = str(req.headers.get("x-ms-client-request-id", ""))
     if len(request_id) > 200:
-        raise _BadRequest(_problem(400, "x-ms-client-request-id: at most 200 characters"))
+        raise _BadRequest(problem(400, "x-ms-client-request-id: at most 200 characters"))
     return request_id
 
 
@@ -96,7 +90,7 @@ def _version(req: func.HttpRequest) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit() or int(raw) < 1:
-        raise _BadRequest(_problem(400, f"version: got {raw!r} — expected a number ≥ 1"))
+        raise _BadRequest(problem(400, f"version: got {raw!r} — expected a number ≥ 1"))
     return int(raw)
 
 
@@ -110,7 +104,7 @@ def _accepted(req: func.HttpRequest, job: JobRecord, created: bool, **extra: Any
     status_url = _job_url(req, job.job_id)
     body = {"id": job.job_id, "state": job.state.value, "status_url": status_url,
             "output": job.output_location, "created": created, **extra}
-    return _json(202, body, {"Location": status_url})
+    return json_response(202, body, {"Location": status_url})
 
 
 @bp.route(route="deployments", methods=["POST"], auth_level=_FUNCTION)
@@ -122,14 +116,14 @@ def register_deployment_http(req: func.HttpRequest) -> func.HttpResponse:
     except _BadRequest as exc:
         return exc.response
     except SpecError as exc:
-        return _problem(400, "invalid deployment", problems=exc.problems)
-    return _json(201 if created else 200, {**stored.view(), "registered": created})
+        return problem(400, "invalid deployment", problems=exc.problems)
+    return json_response(201 if created else 200, {**stored.view(), "registered": created})
 
 
 @bp.route(route="deployments", methods=["GET"], auth_level=_FUNCTION)
 def list_deployments_http(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/deployments: the latest version of each deployment."""
-    return _json(200, {"deployments": [d.view() for d in list_deployments(
+    return json_response(200, {"deployments": [d.view() for d in list_deployments(
         app_context.storage())]})
 
 
@@ -142,8 +136,8 @@ def get_deployment_http(req: func.HttpRequest) -> func.HttpResponse:
     except _BadRequest as exc:
         return exc.response
     except NotRegisteredError as exc:
-        return _problem(404, str(exc))
-    return _json(200, found.view())
+        return problem(404, str(exc))
+    return json_response(200, found.view())
 
 
 @bp.route(route="deployments/{name}", methods=["DELETE"], auth_level=_FUNCTION)
@@ -152,8 +146,8 @@ def delete_deployment_http(req: func.HttpRequest) -> func.HttpResponse:
     try:
         found = delete_deployment(app_context.storage(), req.route_params.get("name", ""))
     except NotRegisteredError as exc:
-        return _problem(404, str(exc))
-    return _json(200, {"name": found.deployment.name, "version": found.version,
+        return problem(404, str(exc))
+    return json_response(200, {"name": found.deployment.name, "version": found.version,
                        "deleted": True})
 
 
@@ -167,7 +161,7 @@ async def invoke_deployment_http(req: func.HttpRequest, client: df.DurableOrches
         body = _body(req)
         request_id = _request_id(req)
         if "deployment" in body or "pipeline" in body:
-            return _problem(400, "request body: the deployment is named in the URL; remove "
+            return problem(400, "request body: the deployment is named in the URL; remove "
                                  "deployment/pipeline from the body")
         storage = app_context.storage()
         spec = job_spec_for(storage, {**body, "deployment": name})
@@ -176,9 +170,9 @@ async def invoke_deployment_http(req: func.HttpRequest, client: df.DurableOrches
     except _BadRequest as exc:
         return exc.response
     except SpecError as exc:
-        return _problem(400, "invalid invocation", problems=exc.problems)
+        return problem(400, "invalid invocation", problems=exc.problems)
     except NotRegisteredError as exc:
-        return _problem(404, str(exc))
+        return problem(404, str(exc))
     logger.info("job %s: accepted for deployment %s", job.job_id, name)
     return _accepted(req, job, created)
 
@@ -192,18 +186,19 @@ def publish_pipeline_http(req: func.HttpRequest) -> func.HttpResponse:
     except _BadRequest as exc:
         return exc.response
     except SpecError as exc:
-        return _problem(400, "invalid pipeline", problems=exc.problems)
+        return problem(400, "invalid pipeline", problems=exc.problems)
     except NotRegisteredError as exc:
-        return _problem(400, "invalid pipeline", problems=[f"deployment: {exc}"])
+        return problem(400, "invalid pipeline", problems=[f"deployment: {exc}"])
     endpoint = req.url.split("?")[0].rstrip("/") + f"/{stored.pipeline.name}"
-    return _json(201 if created else 200,
+    return json_response(201 if created else 200,
                  {**stored.view(), "published": created, "endpoint": endpoint})
 
 
 @bp.route(route="pipelines", methods=["GET"], auth_level=_FUNCTION)
 def list_pipelines_http(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/pipelines: the latest version of each pipeline."""
-    return _json(200, {"pipelines": [p.view() for p in list_pipelines(app_context.storage())]})
+    pipelines = list_pipelines(app_context.storage())
+    return json_response(200, {"pipelines": [p.view() for p in pipelines]})
 
 
 @bp.route(route="pipelines/{name}", methods=["GET"], auth_level=_FUNCTION)
@@ -215,8 +210,8 @@ def get_pipeline_http(req: func.HttpRequest) -> func.HttpResponse:
     except _BadRequest as exc:
         return exc.response
     except NotRegisteredError as exc:
-        return _problem(404, str(exc))
-    return _json(200, found.view())
+        return problem(404, str(exc))
+    return json_response(200, found.view())
 
 
 @bp.route(route="pipelines/{name}", methods=["DELETE"], auth_level=_FUNCTION)
@@ -225,8 +220,9 @@ def delete_pipeline_http(req: func.HttpRequest) -> func.HttpResponse:
     try:
         found = delete_pipeline(app_context.storage(), req.route_params.get("name", ""))
     except NotRegisteredError as exc:
-        return _problem(404, str(exc))
-    return _json(200, {"name": found.pipeline.name, "version": found.version, "deleted": True})
+        return problem(404, str(exc))
+    return json_response(200, {"name": found.pipeline.name, "version": found.version,
+                                "deleted": True})
 
 
 def _data_paths(given: Any, problems: list[str]) -> dict[str, str]:
@@ -293,9 +289,9 @@ async def run_pipeline_http(req: func.HttpRequest, client: df.DurableOrchestrati
     except _BadRequest as exc:
         return exc.response
     except SpecError as exc:
-        return _problem(400, "invalid pipeline run", problems=exc.problems)
+        return problem(400, "invalid pipeline run", problems=exc.problems)
     except NotRegisteredError as exc:
-        return _problem(404, str(exc))
+        return problem(404, str(exc))
     logger.info("job %s: accepted for pipeline %s (experiment %s)", job.job_id, name,
                 tags["experiment"])
     return _accepted(req, job, created, Id=job.job_id, ExperimentName=tags["experiment"])

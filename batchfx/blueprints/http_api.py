@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from batchfx import app_context
+from batchfx.blueprints.responses import json_response, problem
 from batchfx.blueprints.starting import start_job
 from batchfx.errors import JobNotFoundError, JobStateError, SpecError
 from batchfx.jobs import cancel_job, get_job, job_progress, job_view, list_jobs
@@ -20,13 +20,6 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def _json(status: int, body: Any) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, indent=2), status_code=status,
-                             mimetype="application/json")
-
-
-def _problem(status: int, message: str, **extra: Any) -> func.HttpResponse:
-    return _json(status, {"error": message, **extra})
 
 
 @bp.route(route="jobs", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -36,21 +29,21 @@ async def submit_job_http(req: func.HttpRequest, client: df.DurableOrchestration
     """POST /api/jobs: validate and record a job, start its orchestrator, answer 202."""
     body = req.get_body()
     if len(body) > MAX_BODY_BYTES:
-        return _problem(413, f"request body is {len(body)} bytes; at most {MAX_BODY_BYTES}")
+        return problem(413, f"request body is {len(body)} bytes; at most {MAX_BODY_BYTES}")
     try:
         spec = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _problem(400, f"request body is not valid JSON: {exc}")
+        return problem(400, f"request body is not valid JSON: {exc}")
     except RecursionError:
-        return _problem(400, "request body is nested too deeply to read")
+        return problem(400, "request body is nested too deeply to read")
     request_id = req.headers.get("x-ms-client-request-id", "")
     if len(request_id) > 200:
-        return _problem(400, "x-ms-client-request-id: at most 200 characters")
+        return problem(400, "x-ms-client-request-id: at most 200 characters")
     try:
         job, created = await start_job(client, app_context.storage(), spec,
                                        client_request_id=request_id)
     except SpecError as exc:
-        return _problem(400, "invalid job spec", problems=exc.problems)
+        return problem(400, "invalid job spec", problems=exc.problems)
     status_url = req.url.split("?")[0].rstrip("/") + f"/{job.job_id}"
     logger.info("job %s: accepted", job.job_id)
     return func.HttpResponse(
@@ -64,9 +57,9 @@ def list_jobs_http(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/jobs: recent jobs, newest first."""
     raw = req.params.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        return _problem(400, f"limit: got {raw!r} — expected a whole number from 1 to 1000")
+        return problem(400, f"limit: got {raw!r} — expected a whole number from 1 to 1000")
     jobs = list_jobs(app_context.storage(), limit=int(raw))
-    return _json(200, {"jobs": [job_view(j, None) for j in jobs]})
+    return json_response(200, {"jobs": [job_view(j, None) for j in jobs]})
 
 
 @bp.route(route="jobs/{job_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -77,9 +70,9 @@ def get_job_http(req: func.HttpRequest) -> func.HttpResponse:
     try:
         job = get_job(storage, job_id)
     except JobNotFoundError as exc:
-        return _problem(404, str(exc))
+        return problem(404, str(exc))
     ended = job.state.is_final and job.extra.get("final")  # its counts are kept with it
-    return _json(200, job_view(job, None if ended else job_progress(storage, job)))
+    return json_response(200, job_view(job, None if ended else job_progress(storage, job)))
 
 
 @bp.route(route="jobs/{job_id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -90,7 +83,7 @@ def cancel_job_http(req: func.HttpRequest) -> func.HttpResponse:
     try:
         job = cancel_job(storage, job_id)
     except JobNotFoundError as exc:
-        return _problem(404, str(exc))
+        return problem(404, str(exc))
     except JobStateError as exc:
-        return _problem(409, str(exc))
-    return _json(200, job_view(job, None))
+        return problem(409, str(exc))
+    return json_response(200, job_view(job, None))

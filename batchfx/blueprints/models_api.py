@@ -12,7 +12,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from batchfx import app_context
-from batchfx.blueprints.deployments_api import _BadRequest, _body, _json, _problem, _version
+from batchfx.blueprints.deployments_api import _BadRequest, _body, _version
+from batchfx.blueprints.responses import json_response, problem
 from batchfx.errors import NotRegisteredError, SpecError
 from batchfx.registry import get_model, list_models, register_model
 
@@ -35,14 +36,14 @@ def register_model_http(req: func.HttpRequest) -> func.HttpResponse:
     except _BadRequest as exc:
         return exc.response
     except SpecError as exc:
-        return _problem(400, "invalid model", problems=exc.problems)
-    return _json(201 if created else 200, {**stored.view(), "registered": created})
+        return problem(400, "invalid model", problems=exc.problems)
+    return json_response(201 if created else 200, {**stored.view(), "registered": created})
 
 
 @bp.route(route="models", methods=["GET"], auth_level=_FUNCTION)
 def list_models_http(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/models: the latest version of each model."""
-    return _json(200, {"models": [m.view() for m in list_models(app_context.storage())]})
+    return json_response(200, {"models": [m.view() for m in list_models(app_context.storage())]})
 
 
 @bp.route(route="models/{name}", methods=["GET"], auth_level=_FUNCTION)
@@ -54,5 +55,5 @@ def get_model_http(req: func.HttpRequest) -> func.HttpResponse:
     except _BadRequest as exc:
         return exc.response
     except NotRegisteredError as exc:
-        return _problem(404, str(exc))
-    return _json(200, found.view())
+        return problem(404, str(exc))
+    return json_response(200, found.view())

@@ -11,6 +11,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from batchfx import app_context
+from batchfx.blueprints.responses import json_response, problem
 from batchfx.blueprints.starting import start_job
 from batchfx.errors import JobNotFoundError
 from batchfx.jobs import get_job
@@ -38,13 +39,6 @@ MAX_BODY_BYTES = 256 * 1024
 TICK = "0 * * * * *"
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, indent=2), status_code=status,
-                             mimetype="application/json", headers=headers)
-
-
-def _problem(status: int, message: str, **extra: Any) -> func.HttpResponse:
-    return _json(status, {"error": message, **extra})
 
 
 def _now() -> datetime:
@@ -65,21 +59,21 @@ def create_schedule_http(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/schedules: validate and store a schedule, answer 201."""
     body = req.get_body()
     if len(body) > MAX_BODY_BYTES:
-        return _problem(413, f"request body is {len(body)} bytes; at most {MAX_BODY_BYTES}")
+        return problem(413, f"request body is {len(body)} bytes; at most {MAX_BODY_BYTES}")
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _problem(400, f"request body is not valid JSON: {exc}")
+        return problem(400, f"request body is not valid JSON: {exc}")
     except RecursionError:
-        return _problem(400, "request body is nested too deeply to read")
+        return problem(400, "request body is nested too deeply to read")
     try:
         record = create_schedule(app_context.storage(), data)
     except ScheduleError as exc:
-        return _problem(400, "invalid schedule", problems=exc.problems)
+        return problem(400, "invalid schedule", problems=exc.problems)
     except ScheduleExistsError as exc:
-        return _problem(409, str(exc))
+        return problem(409, str(exc))
     location = req.url.split("?")[0].rstrip("/") + f"/{record.name}"
-    return _json(201, schedule_view(record, _now()), {"Location": location})
+    return json_response(201, schedule_view(record, _now()), {"Location": location})
 
 
 @bp.route(route="schedules", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -87,7 +81,7 @@ def list_schedules_http(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/schedules: every schedule with its next due time."""
     now = _now()
     records = list_schedules(app_context.storage())
-    return _json(200, {"schedules": [schedule_view(r, now) for r in records]})
+    return json_response(200, {"schedules": [schedule_view(r, now) for r in records]})
 
 
 @bp.route(route="schedules/{name}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -97,16 +91,16 @@ def get_schedule_http(req: func.HttpRequest) -> func.HttpResponse:
     try:
         record = get_schedule(storage, req.route_params.get("name", ""))
     except ScheduleNotFoundError as exc:
-        return _problem(404, str(exc))
-    return _json(200, schedule_view(record, _now(), _last_job(storage, record)))
+        return problem(404, str(exc))
+    return json_response(200, schedule_view(record, _now(), _last_job(storage, record)))
 
 
 def _set_enabled(req: func.HttpRequest, enabled: bool) -> func.HttpResponse:
     try:
         record = set_enabled(app_context.storage(), req.route_params.get("name", ""), enabled)
     except ScheduleNotFoundError as exc:
-        return _problem(404, str(exc))
-    return _json(200, schedule_view(record, _now()))
+        return problem(404, str(exc))
+    return json_response(200, schedule_view(record, _now()))
 
 
 @bp.route(route="schedules/{name}/enable", methods=["POST"],
@@ -130,8 +124,8 @@ def delete_schedule_http(req: func.HttpRequest) -> func.HttpResponse:
     try:
         delete_schedule(app_context.storage(), name)
     except ScheduleNotFoundError as exc:
-        return _problem(404, str(exc))
-    return _json(200, {"name": name, "deleted": True})
+        return problem(404, str(exc))
+    return json_response(200, {"name": name, "deleted": True})
 
 
 @bp.timer_trigger(schedule=TICK, arg_name="timer", run_on_startup=False)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 
-__all__ = ["app_functions", "load_app"]
+__all__ = ["app_functions", "load_app", "resolve_settings"]
 
 
 def load_app() -> func.FunctionRegister:
@@ -46,3 +48,14 @@ def app_functions(app: func.FunctionRegister) -> list[Any]:
         finally:
             app.functions_bindings = saved
     return _indexed[key]
+
+
+def resolve_settings(value: str, env: Mapping[str, str], used_in: str) -> str:
+    """``value`` with each ``%NAME%`` replaced by the app setting, as the host resolves a
+    binding's queue name, blob path or timer schedule; KeyError names a missing one."""
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in env:
+            raise KeyError(f"app setting {key} is not set (used in {used_in})")
+        return env[key]
+    return re.sub(r"%([^%]+)%", replace, value)

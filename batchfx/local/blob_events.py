@@ -20,7 +20,7 @@ import azure.functions as func
 from azure.functions.blob import InputStream
 
 from batchfx.errors import StorageNotFoundError
-from batchfx.local.app_loader import app_functions
+from batchfx.local.app_loader import app_functions, resolve_settings
 from batchfx.local.http_server import call_function
 from batchfx.storage import BlobRef, Storage
 
@@ -42,14 +42,6 @@ class BlobTrigger:
     function: Callable[..., Any]
 
 
-def _resolve(value: str, env: Mapping[str, str]) -> str:
-    def repl(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in env:
-            raise KeyError(f"app setting {key} is not set (used in a blob trigger path)")
-        return env[key]
-    return re.sub(r"%([^%]+)%", repl, value)
-
 
 def _path_regex(path: str) -> tuple[re.Pattern[str], str]:
     # "{name}" matches across '/', as the host's blob path templates do; the literal text
@@ -67,7 +59,8 @@ def blob_triggers(app: func.FunctionRegister, env: Mapping[str, str]) -> list[Bl
         if trigger is None or trigger.get_binding_name() != "blobTrigger":
             continue
         info = trigger.get_dict_repr()
-        container, _, path = _resolve(info["path"], env).partition("/")
+        resolved = resolve_settings(info["path"], env, "a blob trigger path")
+        container, _, path = resolved.partition("/")
         pattern, prefix = _path_regex(path)
         client = next((b.name for b in fn.get_bindings() if b.type == "durableClient"), None)
         triggers.append(BlobTrigger(fn.get_function_name(), container, pattern, prefix,

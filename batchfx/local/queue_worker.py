@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import azure.functions as func
 from azure.functions.queue import QueueMessage
 
 from batchfx.errors import StorageNotFoundError
-from batchfx.local.app_loader import app_functions
+from batchfx.local.app_loader import app_functions, resolve_settings
 from batchfx.storage import QueueStore, ReceivedMessage
 
 __all__ = ["HostQueueOptions", "QueueTrigger", "handle", "poll_once", "queue_triggers",
@@ -88,14 +87,6 @@ class QueueTrigger:
     function: Callable[..., Any]
 
 
-def _resolve(value: str, env: Mapping[str, str]) -> str:
-    def repl(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in env:
-            raise KeyError(f"app setting {key} is not set (used in a queue name)")
-        return env[key]
-    return re.sub(r"%([^%]+)%", repl, value)
-
 
 def queue_triggers(app: func.FunctionRegister, env: Mapping[str, str]) -> list[QueueTrigger]:
     """The app's queue-triggered functions with ``%SETTING%`` queue names resolved."""
@@ -105,8 +96,9 @@ def queue_triggers(app: func.FunctionRegister, env: Mapping[str, str]) -> list[Q
         if trigger is None or trigger.get_binding_name() != "queueTrigger":
             continue
         info = trigger.get_dict_repr()
-        triggers.append(QueueTrigger(fn.get_function_name(), _resolve(info["queueName"], env),
-                                     info["name"], fn.get_user_function()))
+        queue = resolve_settings(info["queueName"], env, "a queue name")
+        triggers.append(QueueTrigger(fn.get_function_name(), queue, info["name"],
+                                     fn.get_user_function()))
     return triggers
 
 

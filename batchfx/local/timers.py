@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import azure.functions as func
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
-from batchfx.local.app_loader import app_functions
+from batchfx.local.app_loader import app_functions, resolve_settings
 from batchfx.local.http_server import call_function
 
 __all__ = ["TimerDriver", "TimerFunction", "timer_functions"]
@@ -50,13 +49,6 @@ class TimerFunction:
         return found
 
 
-def _resolve(value: str, env: Mapping[str, str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        if match.group(1) not in env:
-            raise KeyError(f"app setting {match.group(1)} is not set (used in a timer schedule)")
-        return env[match.group(1)]
-    return re.sub(r"%([^%]+)%", replace, value)
-
 
 def timer_functions(app: func.FunctionRegister, env: Mapping[str, str] | None = None
                     ) -> list[TimerFunction]:
@@ -67,7 +59,8 @@ def timer_functions(app: func.FunctionRegister, env: Mapping[str, str] | None = 
         if trigger is None or trigger.get_binding_name() != "timerTrigger":
             continue
         info = trigger.get_dict_repr()
-        schedule = _resolve(str(info["schedule"]), os.environ if env is None else env)
+        schedule = resolve_settings(str(info["schedule"]), os.environ if env is None else env,
+                                    "a timer schedule")
         if len(schedule.split()) != 6 or not croniter.is_valid(schedule,
                                                                second_at_beginning=True):
             raise ValueError(f"timer function {fn.get_function_name()}: schedule {schedule!r}"
