@@ -11,7 +11,6 @@ import pytest
 from batchfx.errors import AzuriteError
 from batchfx.local.azurite import Azurite
 
-
 _PARTS = ("unit", "integration", "e2e", "faults")
 
 
