@@ -134,6 +134,7 @@ class Action(StrEnum):
     FINALIZE = "finalize"
     ABORT = "abort"
     FAIL = "fail"
+    END = "end"  # the job has ended already (canceled): write its outputs as it stands
 
 
 @dataclass(frozen=True)

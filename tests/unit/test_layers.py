@@ -20,7 +20,8 @@ PURE = {
     "batchfx.partition", "batchfx.pipelines", "batchfx.progress", "batchfx.progress_tally",
     "batchfx.records", "batchfx.reports", "batchfx.schedule_parsing", "batchfx.schedules",
     "batchfx.settings", "batchfx.sizes", "batchfx.spec", "batchfx.spec_fields",
-    "batchfx.spec_io", "batchfx.spec_items", "batchfx.work_cache", "batchfx.scoring.contract",
+    "batchfx.spec_io", "batchfx.spec_items", "batchfx.watch_steps", "batchfx.work_cache",
+    "batchfx.scoring.contract",
     "batchfx.scoring.shaping", "batchfx.local.durable_history",
     *(f"batchfx.tabular.{p.stem}" for p in (PACKAGE / "tabular").glob("*.py")
       if p.stem != "__init__"),

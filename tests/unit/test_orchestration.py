@@ -19,6 +19,7 @@ from batchfx.local.durable import LocalDurableRuntime
 from batchfx.local.durable_store import MemoryInstanceStore
 from batchfx.partitioner import PartitionResult
 from batchfx.settings import Settings
+from batchfx.watch_steps import QUEUE_WINDOW
 
 _CONN = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
 TOTAL = 12  # mini-batches the stand-in job has
@@ -96,7 +97,7 @@ def test_the_window_partition_inputs_returns_gates_partitioning(
     assert all(backlog < WINDOW for backlog in JOB.backlog_at_partition)
     assert len(JOB.backlog_at_partition) == TOTAL // WINDOW
     assert JOB.checks >= TOTAL
-    assert WINDOW < orchestration.QUEUE_WINDOW == Settings().queue_window == 2000
+    assert WINDOW < QUEUE_WINDOW == Settings().queue_window == 2000
 
 
 def test_partition_inputs_queues_up_to_the_setting_and_returns_it(
