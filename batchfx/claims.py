@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from batchfx.errors import ConflictError, StorageError
@@ -26,8 +27,8 @@ from batchfx.scoring.contract import TryError, TryOutcome
 from batchfx.spec import JobSpec
 from batchfx.storage import Storage
 
-__all__ = ["claim", "finish", "new_record", "note_dead_try", "release_claim", "renew",
-           "set_error", "worker_name"]
+__all__ = ["Attempt", "claim", "finish", "new_record", "note_dead_try", "release_claim",
+           "renew", "set_error", "worker_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,3 +164,32 @@ def finish(storage: Storage, record: MiniBatchRecord, etag: str | None,
     return record.status
 
 
+
+
+@dataclass
+class Attempt:
+    """A mini-batch in this worker's hands: its row as last written (``etag``: the ETag of
+    that write, None before the row exists), and the message that brought it. Every write
+    is conditional on that ETag (see the module's docstring)."""
+
+    storage: Storage
+    spec: JobSpec
+    message_id: str
+    record: MiniBatchRecord
+    etag: str | None = None
+
+    def claim(self) -> None:
+        """Count and stamp the next try before any work."""
+        self.etag = claim(self.storage, self.record, self.etag, self.message_id, self.spec)
+
+    def renew(self) -> None:
+        """Stamp this worker and a fresh lease (an isolation run, a try's reason)."""
+        self.etag = renew(self.storage, self.record, self.etag, self.message_id, self.spec)
+
+    def finish(self, outcome: TryOutcome | None) -> MiniBatchStatus:
+        """Write the outcome (None: failed with the recorded error) and end the attempt."""
+        return finish(self.storage, self.record, self.etag, outcome, self.spec)
+
+    def release(self) -> None:
+        """Give the try under way back (storage, not the script, stopped it)."""
+        release_claim(self.storage, self.record)

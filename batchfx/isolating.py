@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from batchfx.claims import Attempt
 from batchfx.errors import OutputError
 from batchfx.isolation import Isolation, ItemFailure, Span, combine, isolate
 from batchfx.partition import ManifestLine, item_name
@@ -25,7 +26,6 @@ from batchfx.scoring.contract import (
     TryOutcome,
     TryPhase,
 )
-from batchfx.spec import JobSpec
 from batchfx.storage import Storage
 from batchfx.tabular.batch import TabularBatch
 
@@ -57,34 +57,30 @@ def _subset(inputs: list[str] | TabularBatch, span: Span) -> list[str] | Tabular
     return inputs[span.start:span.stop]
 
 
-def isolate_mini_batch(
-    storage: Storage, run_try: RunTry, record: MiniBatchRecord, etag: str,
-    error: TryError, inputs: list[str] | TabularBatch, total: int, line: ManifestLine,
-    context: MiniBatchContext, spec: JobSpec,
-    *, renew: Callable[[MiniBatchRecord, str], str], stop: Callable[[], str],
-) -> tuple[TryOutcome, str]:
-    """Run the spans of a mini-batch that used up its tries; the combined outcome, new ETag.
+def isolate_mini_batch(attempt: Attempt, run_try: RunTry, error: TryError,
+                       inputs: list[str] | TabularBatch, total: int, line: ManifestLine,
+                       context: MiniBatchContext, stop: Callable[[], str]) -> TryOutcome:
+    """Run the spans of a mini-batch that used up its tries; their combined outcome (the
+    attempt's row is renewed before each run, so its ETag follows).
 
     ``total`` is the mini-batch's items (for tabular inputs the rows read, or planned).
-
     ``stop()`` says why not to start another run ("" to go on).
     ``run_try(inputs, context)`` runs one try of the script on a subset of the inputs.
-    ``renew(record, etag)`` writes the row (stamping the run and the lease) and returns its
-    new ETag, raising ConflictError when another worker took the mini-batch.
+    A renewal raises ConflictError when another worker took the mini-batch.
     """
+    storage, record, spec = attempt.storage, attempt.record, attempt.spec
     record.isolations += 1
     # The last try's error (the loop stops before recording it): a successor that resumes
     # isolating after this worker died compares the halves' errors with it.
     record.error_phase, record.error_type = error.phase.value, error.type
     record.error_message, record.error_traceback = error.message, error.traceback
     record.error_try = record.tries
-    etag = renew(record, etag)
+    attempt.renew()
     started = time.monotonic()
-    state = {"etag": etag}
 
     def run(span: Span) -> TryOutcome:
         record.isolation_runs += 1
-        state["etag"] = renew(record, state["etag"])
+        attempt.renew()
         span_context = dataclasses.replace(context, try_number=record.tries + span.depth)
         outcome = run_try(_subset(inputs, span), span_context)
         logger.info("job %s: mini-batch %d: isolation run %d on items %d-%s: %s",
@@ -115,7 +111,7 @@ def isolate_mini_batch(
     logger.warning("job %s: mini-batch %d isolated in %d runs: %d items scored, %d failed%s",
                    record.job_id, record.index, found.runs, outcome.succeeded,
                    outcome.failed, f" ({found.gave_up})" if found.gave_up else "")
-    return outcome, state["etag"]
+    return outcome
 
 
 # Isolation stops starting runs that could end after this long (the Functions host cuts an

@@ -21,12 +21,9 @@ import time
 from enum import StrEnum
 
 from batchfx.claims import (
-    claim,
-    finish,
+    Attempt,
     new_record,
     note_dead_try,
-    release_claim,
-    renew,
     set_error,
     worker_name,
 )
@@ -161,122 +158,133 @@ def _defer(storage: Storage, record: MiniBatchRecord, ref: ManifestRef, wait: fl
 def _score(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec,
            line: ManifestLine, ref: ManifestRef, *, message_id: str,
            dequeue_count: int) -> ScoreResult:
-    job_id, index = job.job_id, line.index
-    record: MiniBatchRecord | None = None
-    etag: str | None = None
-    claimed = False  # whether this delivery already counted its first try
-    if dequeue_count <= 1:
-        # A first delivery mostly finds no row: claim by inserting it (a row already there,
-        # from a duplicate message, fails the insert and is looked at below).
-        record = new_record(job_id, index, ref, line)
-        try:
-            etag, claimed = claim(storage, record, None, message_id, spec), True
-        except ConflictError:
-            record = None
-        except StorageError:
-            release_claim(storage, record)
-            raise
-    if record is None:
-        found = storage.tables.get(storage.settings.minibatches_table, job_id,
-                                   mini_batch_key(index))
-        if found is not None:
-            record = MiniBatchRecord.from_entity(found.values)
-            etag = found.etag
-            if record.status.is_final:
-                logger.info("job %s: mini-batch %d already %s (redelivery %d)", job_id, index,
-                            record.status.value, dequeue_count)
-                return ScoreResult.DUPLICATE
-            wait = record.lease_until - time.time()
-            if record.message_id != message_id and wait > 0:
-                _defer(storage, record, ref, wait)  # another worker holds a live claim
-                return ScoreResult.DEFERRED
-            if not record.isolations:  # while isolating, the row keeps the mini-batch's error
-                note_dead_try(record)
-        else:
-            record = new_record(job_id, index, ref, line)
+    """One mini-batch of a message: take it in hand (``_take``), run its tries and
+    isolation (``_run``), and say what became of it."""
+    taken = _take(storage, spec, job.job_id, line, ref, message_id, dequeue_count)
+    if isinstance(taken, ScoreResult):
+        return taken
+    attempt, claimed = taken
+    record = attempt.record
     # Tries used up (or isolation begun): finished, unless the worker isolating its bad
     # items died (go on).
     resume = not claimed and (record.tries >= spec.run_max_try or record.isolations > 0)
     if resume and not 0 < record.isolations < MAX_ISOLATIONS:
         if record.isolations:
             note_dead_isolation(record)
-        return _result(finish(storage, record, etag, None, spec))
+        return _result(attempt.finish(None))
     # Its own folder per delivery: two deliveries of one message (a lease that ran out) may
     # stage the same mini-batch at once on this instance, and each removes its folder.
     work_dir = os.path.join(storage.settings.work_dir, "minibatches",
-                            f"{job_id}-{index}-{secrets.token_hex(4)}")
+                            f"{job.job_id}-{line.index}-{secrets.token_hex(4)}")
     trying = not resume  # whether a try this invocation counted is under way
     try:
         if not resume and not claimed:
-            etag = claim(storage, record, etag, message_id, spec)
-        assert etag is not None
-        try:
-            config, context_inputs = prepare_script(storage, job, spec)
-            inputs = stage_inputs(storage, line, work_dir)
-        except InputError as exc:  # changed since submit or partitioning: no try can succeed
-            error = TryError(TryPhase.INPUT, "InputError", str(exc), str(exc))
-            failed = TryOutcome.failure(error, record.items, 0.0, worker_name())
-            return _result(finish(storage, record, etag, failed, spec))
-        except EnvironmentBuildError as exc:  # pip's error: the job fails with it, at once
-            error = TryError(TryPhase.LOAD, "EnvironmentBuildError", str(exc), str(exc))
-            failed = TryOutcome.failure(error, record.items, 0.0, worker_name())
-            return _result(finish(storage, record, etag, failed, spec))
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            return _disk_full(storage, record, etag, spec, exc, message_id)
-        run_try = try_runner(storage, pool, job, spec, config, line)
-        context = MiniBatchContext(job_id, mini_batch_key(index), index, record.tries,
-                                   partition_key_value=dict(line.partition_key_value),
-                                   side_inputs=context_inputs)
-        outcome: TryOutcome | None = None
-        while not resume:
-            context = dataclasses.replace(context, try_number=record.tries)
-            outcome = run_try(inputs, context)
-            if (outcome.ok or record.tries >= spec.run_max_try or _not_retried(outcome.error)
-                    or _job_ended(storage, job_id)):
-                break
-            set_error(record, outcome.error, record.tries)
-            logger.warning("job %s: mini-batch %d try %d failed: %s", job_id, index,
-                           record.tries, outcome.error)
-            etag = claim(storage, record, etag, message_id, spec)
-        failure = outcome.error if outcome is not None else recorded_error(record)
-        # The rows the last try read (counted before run(), so a hang or crash has them
-        # too); when resuming, the plan's (estimated) count, corrected by the runs.
-        total = outcome.items if outcome is not None else _planned(inputs)
-        if (failure is not None and (record.tries >= spec.run_max_try
-                                     or _not_retried(failure))
-                and may_isolate(failure, total) and not _job_ended(storage, job_id)):
-            trying = False  # the tries are spent; a successor resumes isolating
-            outcome, etag = isolate_mini_batch(
-                storage, run_try, record, etag, failure, inputs, total, line, context, spec,
-                renew=lambda r, e: renew(storage, r, e, message_id, spec),
-                stop=isolation_stop(lambda: _job_ended(storage, job_id),
-                                    spec.run_invocation_timeout))
-        return _result(finish(storage, record, etag, outcome, spec))
+            attempt.claim()
+        return _run(storage, pool, job, spec, line, attempt, work_dir, resume)
     except ConflictError:
-        logger.warning("job %s: mini-batch %d was taken over by another worker", job_id, index)
+        logger.warning("job %s: mini-batch %d was taken over by another worker", job.job_id,
+                       line.index)
         return ScoreResult.SUPERSEDED
-    except PoolDraining:
-        # The instance is stopping before this try started: it is given back, not spent.
-        if trying:
-            release_claim(storage, record)
-        raise
-    except StorageError:
-        # Storage failed us, the script did not: give the try back before the queue
-        # redelivers, so the next delivery does not count it as a dead worker's.
-        if trying:
-            release_claim(storage, record)
+    except (PoolDraining, StorageError):
+        # Storage failed us, or the instance is stopping, before the script did: the try is
+        # given back, so the next delivery does not count it as a dead worker's. (While
+        # isolating the tries are spent and the row says how far it got.)
+        if trying and not record.isolations:
+            attempt.release()
         raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _disk_full(storage: Storage, record: MiniBatchRecord, etag: str, spec: JobSpec,
-               exc: OSError, message_id: str) -> ScoreResult:
+def _take(storage: Storage, spec: JobSpec, job_id: str, line: ManifestLine, ref: ManifestRef,
+          message_id: str, dequeue_count: int) -> tuple[Attempt, bool] | ScoreResult:
+    """The mini-batch in this worker's hands, claimed (``True``) when this is its first
+    delivery, else its row as found: DUPLICATE when it is finished, DEFERRED while another
+    worker's claim lives."""
+    if dequeue_count <= 1:
+        # A first delivery mostly finds no row: claim by inserting it (a row already there,
+        # from a duplicate message, fails the insert and is looked at below).
+        attempt = Attempt(storage, spec, message_id, new_record(job_id, line.index, ref, line))
+        try:
+            attempt.claim()
+            return attempt, True
+        except ConflictError:
+            pass
+        except StorageError:
+            attempt.release()
+            raise
+    found = storage.tables.get(storage.settings.minibatches_table, job_id,
+                               mini_batch_key(line.index))
+    if found is None:
+        return Attempt(storage, spec, message_id,
+                       new_record(job_id, line.index, ref, line)), False
+    record = MiniBatchRecord.from_entity(found.values)
+    if record.status.is_final:
+        logger.info("job %s: mini-batch %d already %s (redelivery %d)", job_id, line.index,
+                    record.status.value, dequeue_count)
+        return ScoreResult.DUPLICATE
+    wait = record.lease_until - time.time()
+    if record.message_id != message_id and wait > 0:
+        _defer(storage, record, ref, wait)  # another worker holds a live claim
+        return ScoreResult.DEFERRED
+    if not record.isolations:  # while isolating, the row keeps the mini-batch's error
+        note_dead_try(record)
+    return Attempt(storage, spec, message_id, record, found.etag), False
+
+
+def _run(storage: Storage, pool: ScriptPool, job: JobRecord, spec: JobSpec,
+         line: ManifestLine, attempt: Attempt, work_dir: str, resume: bool) -> ScoreResult:
+    """Stage the inputs, run the tries left (or resume isolating), isolate the bad items
+    of a mini-batch that used its tries up, and write the outcome."""
+    record = attempt.record
+    try:
+        config, context_inputs = prepare_script(storage, job, spec)
+        inputs = stage_inputs(storage, line, work_dir)
+    except InputError as exc:  # changed since submit or partitioning: no try can succeed
+        error = TryError(TryPhase.INPUT, "InputError", str(exc), str(exc))
+        return _result(attempt.finish(TryOutcome.failure(error, record.items, 0.0,
+                                                         worker_name())))
+    except EnvironmentBuildError as exc:  # pip's error: the job fails with it, at once
+        error = TryError(TryPhase.LOAD, "EnvironmentBuildError", str(exc), str(exc))
+        return _result(attempt.finish(TryOutcome.failure(error, record.items, 0.0,
+                                                         worker_name())))
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        return _disk_full(attempt, exc)
+    run_try = try_runner(storage, pool, job, spec, config, line)
+    context = MiniBatchContext(job.job_id, mini_batch_key(line.index), line.index,
+                               record.tries, partition_key_value=dict(line.partition_key_value),
+                               side_inputs=context_inputs)
+    outcome: TryOutcome | None = None
+    while not resume:
+        context = dataclasses.replace(context, try_number=record.tries)
+        outcome = run_try(inputs, context)
+        if (outcome.ok or record.tries >= spec.run_max_try or _not_retried(outcome.error)
+                or _job_ended(storage, job.job_id)):
+            break
+        set_error(record, outcome.error, record.tries)
+        logger.warning("job %s: mini-batch %d try %d failed: %s", job.job_id, line.index,
+                       record.tries, outcome.error)
+        attempt.claim()
+    failure = outcome.error if outcome is not None else recorded_error(record)
+    # The rows the last try read (counted before run(), so a hang or crash has them too);
+    # when resuming, the plan's (estimated) count, corrected by the runs.
+    total = outcome.items if outcome is not None else _planned(inputs)
+    if (failure is not None and (record.tries >= spec.run_max_try or _not_retried(failure))
+            and may_isolate(failure, total) and not _job_ended(storage, job.job_id)):
+        # The tries are spent: a successor resumes isolating from the row.
+        outcome = isolate_mini_batch(
+            attempt, run_try, failure, inputs, total, line, context,
+            isolation_stop(lambda: _job_ended(storage, job.job_id),
+                           spec.run_invocation_timeout))
+    return _result(attempt.finish(outcome))
+
+
+def _disk_full(attempt: Attempt, exc: OSError) -> ScoreResult:
     """Staging filled this worker's disk: the try fails saying so (never "worker lost").
     With tries left the message comes back, perhaps to a machine with room."""
-    folder = storage.settings.work_dir
+    record, folder = attempt.record, attempt.storage.settings.work_dir
     try:
         free = f"{shutil.disk_usage(folder).free / 2**20:.0f} MB free"
     except OSError:
@@ -285,11 +293,11 @@ def _disk_full(storage: Storage, record: MiniBatchRecord, etag: str, spec: JobSp
                f"mini-batch ({exc.filename or folder}: {exc.strerror}; {folder} has {free}); "
                "free space there or point BATCHFX_WORK_DIR at a larger disk")
     error = TryError(TryPhase.INPUT, "NoSpaceLeft", message, message)
-    if record.tries >= spec.run_max_try:
-        failed = TryOutcome.failure(error, record.items, 0.0, worker_name())
-        return _result(finish(storage, record, etag, failed, spec))
+    if record.tries >= attempt.spec.run_max_try:
+        return _result(attempt.finish(TryOutcome.failure(error, record.items, 0.0,
+                                                         worker_name())))
     set_error(record, error, record.tries)
-    renew(storage, record, etag, message_id, spec)  # the reason stays with the try it ended
+    attempt.renew()  # the reason stays with the try it ended
     logger.error("job %s: mini-batch %d: %s", record.job_id, record.index, message)
     raise DiskFullError(message)
 
