@@ -1,8 +1,9 @@
 """Errors raised by batchfx.
 
     BatchfxError                  base of everything batchfx raises on purpose
-    ├── SpecError                 a job spec was refused; ``problems`` lists one message per problem
-    ├── ScheduleError             a schedule was refused; ``problems`` as for SpecError
+    ├── ProblemsError             something submitted was refused; ``problems``: one per problem
+    │   ├── SpecError             a job spec (or deployment, pipeline, model) was refused
+    │   └── ScheduleError         a schedule was refused
     ├── JobNotFoundError          no job has the given id
     ├── JobStateError             the job is in a state that does not allow the operation
     ├── NotRegisteredError        no deployment or pipeline of that name (or version), or deleted
@@ -31,6 +32,7 @@ __all__ = [
     "JobStateError",
     "NotRegisteredError",
     "OutputError",
+    "ProblemsError",
     "ScheduleError",
     "ScheduleExistsError",
     "ScheduleNotFoundError",
@@ -45,20 +47,28 @@ class BatchfxError(Exception):
     """Base of every error batchfx raises on purpose."""
 
 
-class SpecError(BatchfxError):
+class ProblemsError(BatchfxError):
+    """Something submitted was refused; one message per problem, each naming field, value
+    and fix. A subclass says what was refused (``refused``)."""
+
+    refused = "input"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(f"invalid {self.refused}:\n"
+                         + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class SpecError(ProblemsError):
     """A job spec was refused; one message per problem, each naming field, value and fix."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("invalid job spec:\n" + "\n".join(f"  - {p}" for p in self.problems))
+    refused = "job spec"
 
 
-class ScheduleError(BatchfxError):
+class ScheduleError(ProblemsError):
     """A schedule was refused; one message per problem, each naming field, value and fix."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("invalid schedule:\n" + "\n".join(f"  - {p}" for p in self.problems))
+    refused = "schedule"
 
 
 class NotRegisteredError(BatchfxError):

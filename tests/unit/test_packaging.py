@@ -22,7 +22,8 @@ def test_error_tree_is_the_documented_one() -> None:
         "AzuriteError", "BatchfxError", "ConflictError", "InputError", "JobNotFoundError",
         "JobStateError",
         "OutputError", "ScriptError", "SpecError", "StorageError", "StorageNotFoundError",
-        "NotRegisteredError", "ScheduleError", "ScheduleExistsError", "ScheduleNotFoundError"}
+        "NotRegisteredError", "ProblemsError", "ScheduleError", "ScheduleExistsError",
+        "ScheduleNotFoundError"}
     for name in batchfx.errors.__all__:
         assert issubclass(getattr(batchfx.errors, name), batchfx.errors.BatchfxError)
         assert name in (batchfx.errors.__doc__ or "")
