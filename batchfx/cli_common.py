@@ -147,8 +147,7 @@ def say(text: str) -> None:
 
 
 def post(api: ApiClient, path: str, body: Any, request_id: str | None = None) -> Any:
-    headers = {"x-ms-client-request-id": request_id} if request_id else None
-    return api._call("POST", path, body, headers)
+    return api.post(path, body, request_id=request_id)
 
 
 def uploader(connection_string: str | None, base: Path) -> Callable[[Any, str], Any]:

@@ -95,7 +95,7 @@ def create_deployment(file: Path, url: str | None, key: str | None,
 @key_option
 def list_deployments(url: str | None, key: str | None) -> None:
     """List deployments (latest versions)."""
-    for item in api_for(url, key)._call("GET", "deployments")["deployments"]:
+    for item in api_for(url, key).listed("deployments"):
         click.echo(f"{item['name']}\t{item['version']}\t{item['created']}\t"
                    f"{item['description']}")
 
@@ -108,7 +108,7 @@ def list_deployments(url: str | None, key: str | None) -> None:
 def show_deployment(name: str, version: int | None, url: str | None, key: str | None) -> None:
     """Show a deployment as JSON."""
     query = f"?version={version}" if version else ""
-    click.echo(json.dumps(api_for(url, key)._call("GET", f"deployments/{name}{query}"), indent=2))
+    click.echo(json.dumps(api_for(url, key).show("deployments", name, query), indent=2))
 
 
 @deployment.command(name="delete")
@@ -117,7 +117,7 @@ def show_deployment(name: str, version: int | None, url: str | None, key: str | 
 @key_option
 def delete_deployment(name: str, url: str | None, key: str | None) -> None:
     """Delete a deployment; jobs already started keep running."""
-    done = api_for(url, key)._call("DELETE", f"deployments/{name}")
+    done = api_for(url, key).delete("deployments", name)
     click.echo(f"{done['name']} deleted (latest version {done['version']})")
 
 
@@ -182,7 +182,7 @@ def publish_pipeline(file: Path, url: str | None, key: str | None,
 @key_option
 def list_pipelines(url: str | None, key: str | None) -> None:
     """List pipelines (latest versions)."""
-    for item in api_for(url, key)._call("GET", "pipelines")["pipelines"]:
+    for item in api_for(url, key).listed("pipelines"):
         names = ", ".join(item["parameters"])
         click.echo(f"{item['name']}\t{item['version']}\t{item['created']}\t{names}")
 
@@ -195,7 +195,7 @@ def list_pipelines(url: str | None, key: str | None) -> None:
 def show_pipeline(name: str, version: int | None, url: str | None, key: str | None) -> None:
     """Show a pipeline as JSON."""
     query = f"?version={version}" if version else ""
-    click.echo(json.dumps(api_for(url, key)._call("GET", f"pipelines/{name}{query}"), indent=2))
+    click.echo(json.dumps(api_for(url, key).show("pipelines", name, query), indent=2))
 
 
 @pipeline.command(name="delete")
@@ -204,7 +204,7 @@ def show_pipeline(name: str, version: int | None, url: str | None, key: str | No
 @key_option
 def delete_pipeline(name: str, url: str | None, key: str | None) -> None:
     """Delete a pipeline; jobs already started keep running."""
-    done = api_for(url, key)._call("DELETE", f"pipelines/{name}")
+    done = api_for(url, key).delete("pipelines", name)
     click.echo(f"{done['name']} deleted (latest version {done['version']})")
 
 

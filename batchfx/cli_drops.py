@@ -18,7 +18,7 @@ __all__ = ["drops"]
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 def drops(url: str | None, key: str | None, limit: int, as_json: bool) -> None:
     """List recent blob drops: the job each submitted, or why it was rejected."""
-    records = api_for(url, key)._call("GET", f"drops?limit={limit}")["drops"]
+    records = api_for(url, key).listed("drops", f"?limit={limit}")
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return

@@ -55,7 +55,7 @@ def create_model(name: str, path: str, description: str, url: str | None, key: s
 @key_option
 def list_models(url: str | None, key: str | None) -> None:
     """List models (latest versions): name, version, created, description."""
-    for item in api_for(url, key)._call("GET", "models")["models"]:
+    for item in api_for(url, key).listed("models"):
         click.echo(f"{item['name']}\t{item['version']}\t{item['created']}\t"
                    f"{item['description']}")
 
@@ -68,4 +68,4 @@ def list_models(url: str | None, key: str | None) -> None:
 def show_model(name: str, version: int | None, url: str | None, key: str | None) -> None:
     """Show a model version as JSON."""
     query = f"?version={version}" if version else ""
-    click.echo(json.dumps(api_for(url, key)._call("GET", f"models/{name}{query}"), indent=2))
+    click.echo(json.dumps(api_for(url, key).show("models", name, query), indent=2))

@@ -11,17 +11,10 @@ import click
 import yaml
 
 from batchfx.cli_common import api_for, key_option, url_option
-from batchfx.errors import ScheduleError, SpecError
 
 __all__ = ["schedule"]
 
 
-
-def _call(url: str | None, key: str | None, method: str, path: str, body: Any = None) -> Any:
-    try:
-        return api_for(url, key)._call(method, path, body)
-    except SpecError as exc:  # the client reads any 400 with problems as a job spec's
-        raise ScheduleError(exc.problems) from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -75,7 +68,7 @@ def schedule() -> None:
 @key_option
 def create(file: Path, url: str | None, key: str | None) -> None:
     """Create a schedule from a YAML or JSON FILE."""
-    view = _call(url, key, "POST", "schedules", _read(file))
+    view = api_for(url, key).post("schedules", _read(file))
     click.echo(f"{view['name']}: {_when(view)}, next due {view.get('next_due') or '-'}")
 
 
@@ -85,7 +78,7 @@ def create(file: Path, url: str | None, key: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON.")
 def list_(url: str | None, key: str | None, as_json: bool) -> None:
     """List schedules with their next due time and last job."""
-    views = _call(url, key, "GET", "schedules")["schedules"]
+    views = api_for(url, key).listed("schedules")
     if as_json:
         click.echo(json.dumps(views, indent=2))
         return
@@ -99,7 +92,7 @@ def list_(url: str | None, key: str | None, as_json: bool) -> None:
 @key_option
 def show(name: str, url: str | None, key: str | None) -> None:
     """Show a schedule, its next due time and its last job as JSON."""
-    click.echo(json.dumps(_call(url, key, "GET", f"schedules/{name}"), indent=2))
+    click.echo(json.dumps(api_for(url, key).show("schedules", name), indent=2))
 
 
 @schedule.command()
@@ -108,7 +101,7 @@ def show(name: str, url: str | None, key: str | None) -> None:
 @key_option
 def enable(name: str, url: str | None, key: str | None) -> None:
     """Fire the schedule again from its next due time on (missed ones are not made up)."""
-    view = _call(url, key, "POST", f"schedules/{name}/enable")
+    view = api_for(url, key).post(f"schedules/{name}/enable")
     click.echo(f"{name} enabled, next due {view.get('next_due') or '-'}")
 
 
@@ -118,7 +111,7 @@ def enable(name: str, url: str | None, key: str | None) -> None:
 @key_option
 def disable(name: str, url: str | None, key: str | None) -> None:
     """Stop firing the schedule (jobs it started go on)."""
-    _call(url, key, "POST", f"schedules/{name}/disable")
+    api_for(url, key).post(f"schedules/{name}/disable")
     click.echo(f"{name} disabled")
 
 
@@ -128,5 +121,5 @@ def disable(name: str, url: str | None, key: str | None) -> None:
 @key_option
 def delete(name: str, url: str | None, key: str | None) -> None:
     """Delete the schedule (jobs it started stay)."""
-    _call(url, key, "DELETE", f"schedules/{name}")
+    api_for(url, key).delete("schedules", name)
     click.echo(f"{name} deleted")

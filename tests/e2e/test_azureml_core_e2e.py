@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import App, lines
 
-from batchfx.errors import JobNotFoundError, SpecError
+from batchfx.errors import NotRegisteredError, SpecError
 
 
 def _register(app: App, name: str, files: dict[str, str], folder: str = "model"
@@ -22,7 +22,7 @@ def _register(app: App, name: str, files: dict[str, str], folder: str = "model"
     assert app.api is not None
     body = {"name": name, "description": "test",
             "path": f"{container}/registered/{name}/{folder}"}
-    registered: dict[str, Any] = app.api._call("POST", "models", body)
+    registered: dict[str, Any] = app.api.call("POST", "models", body)
     return registered
 
 
@@ -143,21 +143,21 @@ def test_the_v1_script_runs_unchanged_as_a_deployment_and_a_published_pipeline(
                                                           "scoring_script": "score.py"},
                   # Azure ML's inline model: the folder, named for Model.get_model_path
                   "model": {"name": "digits-clf", "path": f"{container}/weights/model"}}
-    registered = app.api._call("POST", "deployments", deployment)
+    registered = app.api.call("POST", "deployments", deployment)
     assert registered["version"] == 1
     inputs = app.upload_inputs({"a.txt": "1", "b.txt": "2", "c.txt": "3"})
-    invoked = app.api._call("POST", "deployments/digits-v1/jobs", {
+    invoked = app.api.call("POST", "deployments/digits-v1/jobs", {
         "inputs": inputs, "output": f"{container}-out/dep"})
     view = app.wait(invoked["id"])
     assert view["state"] == "completed", view
     assert list(view["ignored_settings"]) == ["compute_target"]
     expected = [f"{n}.txt weights=w9 key_ok=True model=model datasets=[]" for n in "abc"]
     assert lines(app.outputs(view)["predictions.txt"]) == expected
-    app.api._call("POST", "pipelines", {
+    app.api.call("POST", "pipelines", {
         "name": "digits-nightly", "deployment": "digits-v1",
         "parameters": {"folder": {"type": "string"}},
         "inputs": "${{parameters.folder}}", "output": f"{container}-out/pipe"})
-    run = app.api._call("POST", "pipelines/digits-nightly", {
+    run = app.api.call("POST", "pipelines/digits-nightly", {
         "ExperimentName": "nightly", "ParentRunId": "adf-run-7",
         "ParameterAssignments": {"folder": inputs}})
     view = app.wait(run["Id"])
@@ -171,17 +171,17 @@ def test_the_models_api_answers_400_for_a_bad_model_and_404_for_an_unknown_one(
         app: App) -> None:
     assert app.api is not None
     with pytest.raises(SpecError) as info:
-        app.api._call("POST", "models", {"name": "clf", "path": "nowhere/x", "size": 3})
+        app.api.call("POST", "models", {"name": "clf", "path": "nowhere/x", "size": 3})
     assert info.value.problems == [
         "size: unknown field — allowed fields are: name, path, description"]
     with pytest.raises(SpecError) as info:
-        app.api._call("POST", "models", {"name": "clf", "path": "nowhere/x"})
+        app.api.call("POST", "models", {"name": "clf", "path": "nowhere/x"})
     assert info.value.problems[0].startswith("path: container 'nowhere' does not exist")
     registered = _register(app, "clf", {"weights.txt": "w"})
-    assert app.api._call("GET", "models/clf?version=1")["path"] == registered["path"]
-    assert [m["name"] for m in app.api._call("GET", "models")["models"]] == ["clf"]
-    with pytest.raises(JobNotFoundError, match="no model named 'other'"):
-        app.api._call("GET", "models/other")
+    assert app.api.call("GET", "models/clf?version=1")["path"] == registered["path"]
+    assert [m["name"] for m in app.api.call("GET", "models")["models"]] == ["clf"]
+    with pytest.raises(NotRegisteredError, match="no model named 'other'"):
+        app.api.call("GET", "models/other")
 
 
 def test_the_v2_script_runs_unchanged_as_a_deployment_and_a_published_pipeline(
@@ -190,19 +190,19 @@ def test_the_v2_script_runs_unchanged_as_a_deployment_and_a_published_pipeline(
     container = app.settings.jobs_container
     code = app.upload_script("v2_model_dir.py", folder="v2code")
     registered = _register(app, "heart-clf", {"weights.txt": "h1"})
-    app.api._call("POST", "deployments", {
+    app.api.call("POST", "deployments", {
         **V1_DEPLOYMENT, "name": "heart-v2",
         "code_configuration": {"code": code, "scoring_script": "score.py"},
         "model": f"azureml:{registered['name']}@latest"})
     inputs = app.upload_inputs({"p1.txt": "1", "p2.txt": "2"})
-    app.api._call("POST", "pipelines", {
+    app.api.call("POST", "pipelines", {
         "name": "heart-nightly", "deployment": "heart-v2",
         "parameters": {"folder": {"type": "string"}},
         "inputs": "${{parameters.folder}}", "output": f"{container}-out/heart"})
     for job_id in (
-            app.api._call("POST", "deployments/heart-v2/jobs", {
+            app.api.call("POST", "deployments/heart-v2/jobs", {
                 "inputs": inputs, "output": f"{container}-out/dep2"})["id"],
-            app.api._call("POST", "pipelines/heart-nightly", {
+            app.api.call("POST", "pipelines/heart-nightly", {
                 "ParameterAssignments": {"folder": inputs}})["Id"]):
         view = app.wait(job_id)
         assert view["state"] == "completed", view

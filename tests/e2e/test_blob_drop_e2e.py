@@ -62,7 +62,7 @@ def drop_folder(app: App, deployment: str, count: int = 3) -> None:
 
 def drop_views(app: App) -> list[dict[str, Any]]:
     assert app.api is not None
-    result: list[dict[str, Any]] = app.api._call("GET", "drops")["drops"]
+    result: list[dict[str, Any]] = app.api.call("GET", "drops")["drops"]
     return result
 
 

@@ -89,7 +89,7 @@ def test_a_deployment_with_a_conda_file_runs_when_invoked_and_from_a_blob_drop(
     root = _folder(tmp_path / "dpl")
     name = _deployment(app, root)
     inputs = upload_folder(app.storage, root / "inputs", "inputs")
-    invoked: dict[str, Any] = app.api._call("POST", f"deployments/{name}/jobs",
+    invoked: dict[str, Any] = app.api.call("POST", f"deployments/{name}/jobs",
                                             {"inputs": inputs})
     assert _rows(app, invoked["id"]) == EXPECTED
     inbox = app.settings.inbox_container

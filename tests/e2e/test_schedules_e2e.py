@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import App, lines
 
 from batchfx.cli_schedules import schedule as schedule_cli
-from batchfx.errors import JobNotFoundError
+from batchfx.errors import ScheduleNotFoundError
 from batchfx.pipelines import parse_pipeline
 from batchfx.registry import delete_pipeline, publish_pipeline
 
@@ -38,7 +38,7 @@ def fire(app: App, *, past_due: bool = False) -> None:
 
 def call(app: App, method: str, path: str, body: Any = None) -> Any:
     assert app.api is not None
-    return app.api._call(method, path, body)
+    return app.api.call(method, path, body)
 
 
 def http(app: App, method: str, path: str, body: Any = None
@@ -198,7 +198,7 @@ def test_delete_removes_the_schedule(sched: App) -> None:
     create(sched, nightly(sched))
     assert http(sched, "DELETE", "schedules/nightly")[0] == 200
     assert call(sched, "GET", "schedules") == {"schedules": []}
-    with pytest.raises(JobNotFoundError, match="no schedule named 'nightly'"):
+    with pytest.raises(ScheduleNotFoundError, match="no schedule named 'nightly'"):
         call(sched, "GET", "schedules/nightly")
 
 
