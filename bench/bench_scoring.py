@@ -286,10 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="batchfx-bench-") as temp:
         work = args.work or Path(temp)
         data = work / "data"
-        if not (data / "model").is_dir():
+        parquet = any("parquet" in c for c in cases)
+        # A --work folder kept from a run of other cases may lack the Parquet input.
+        if not (data / "model").is_dir() or (parquet and not (data / "parquet").is_dir()):
             import subprocess
 
-            rows = str(args.parquet_rows if any("parquet" in c for c in cases) else 0)
+            rows = str(args.parquet_rows if parquet else 0)
             subprocess.run([PYTHON, WORKLOAD, "prepare", str(data), "--files", str(args.files),
                             "--parquet-rows", rows], check=True)
         _compile_batchfx()
