@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import SCRIPTS, App, lines
+from e2e_app import SCRIPTS, App, lines
 
 
 def test_script_sees_argv_model_dir_env_and_output_path(app: App) -> None:

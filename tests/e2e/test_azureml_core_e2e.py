@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import App, lines
+from e2e_app import App, lines
 
 from batchfx.errors import NotRegisteredError, SpecError
 

@@ -15,7 +15,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from conftest import App
+from e2e_app import App
 
 Case = tuple[str, Any, int, str]  # id, body (dict → JSON, bytes → raw), status, text in reply
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import App, lines
+from e2e_app import App, lines
 
 from batchfx.cli_drops import drops
 from batchfx.deployments import parse_deployment

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SCRIPTS, lines
+from e2e_app import SCRIPTS, lines
 
 BATCHFX = [sys.executable, "-m", "batchfx"]
 

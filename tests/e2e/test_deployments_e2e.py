@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import SCRIPTS, App, lines
+from e2e_app import SCRIPTS, App, lines
 
 from batchfx.cli_deployments import deployment, pipeline
 from batchfx.jobs import get_job

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import SCRIPTS, App, lines
+from e2e_app import SCRIPTS, App, lines
 
 from batchfx.deployments import load_document, parse_deployment
 from batchfx.registry import register_deployment

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import App
+from e2e_app import App
 
 from batchfx.client import ApiClient
 from batchfx.errors import JobNotFoundError, JobStateError, SpecError

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from conftest import App, lines
+from e2e_app import App, lines
 
 
 def _errors(out: dict[str, str]) -> list[dict[str, str]]:

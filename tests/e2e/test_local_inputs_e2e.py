@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SCRIPTS, App, lines
+from e2e_app import SCRIPTS, App, lines
 
 from batchfx.errors import SpecError
 

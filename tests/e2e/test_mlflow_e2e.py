@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from conftest import App
+from e2e_app import App
 
 from batchfx.upload import upload_folder
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from conftest import App, lines
+from e2e_app import App, lines
 
 from batchfx.upload import download_outputs
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
-from conftest import App, lines
+from e2e_app import App, lines
 
 
 def _files(n: int) -> dict[str, str]:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import App, lines
+from e2e_app import App, lines
 from report_checks import check_reports
 
 SEEDS = range(int(os.environ.get("BATCHFX_REPORT_SEEDS", "4")))

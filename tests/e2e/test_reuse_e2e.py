@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import App, lines
+from e2e_app import App, lines
 
 
 def _spec(app: App, counter: Path, **extra: Any) -> dict[str, Any]:

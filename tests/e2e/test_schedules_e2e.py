@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import App, lines
+from e2e_app import App, lines
 
 from batchfx.cli_schedules import schedule as schedule_cli
 from batchfx.errors import ScheduleNotFoundError

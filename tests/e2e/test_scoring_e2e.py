@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from conftest import App, lines
+from e2e_app import App, lines
 
 
 def _files(n: int, bad: set[int] | None = None) -> dict[str, str]:

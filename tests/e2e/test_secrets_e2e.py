@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import App
+from e2e_app import App
 
 from batchfx.local.azurite import ACCOUNT_KEY
 from batchfx.settings import Settings

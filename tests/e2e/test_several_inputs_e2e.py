@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
-from conftest import App, lines
+from e2e_app import App, lines
 
 
 def test_two_file_inputs_are_scored_in_order_and_failures_named_by_input(app: App) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from conftest import App
+from e2e_app import App
 
 
 def _upload(app: App, name: str, body: bytes) -> str:

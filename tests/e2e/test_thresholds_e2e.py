@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import App
+from e2e_app import App
 
 
 def _files(n: int, bad: set[int]) -> dict[str, str]:
