@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from batchfx.storage import Storage
 
 __all__ = ["FINAL", "STATE_FILE", "api_for", "connection_for", "connection_option",
-           "console", "forget_user_state", "key_option", "post", "reads_in_place", "report",
+           "console", "forget_user_state", "key_option", "reads_in_place", "report",
            "say", "serve_state", "storage_for", "uploader", "url_option", "user_state_file",
            "watch", "write_state"]
 
@@ -144,10 +144,6 @@ connection_option = click.option("--connection-string",
 def say(text: str) -> None:
     """A message for the user (stderr: stdout carries what scripts read)."""
     console.print(text)
-
-
-def post(api: ApiClient, path: str, body: Any, request_id: str | None = None) -> Any:
-    return api.post(path, body, request_id=request_id)
 
 
 def uploader(connection_string: str | None, base: Path) -> Callable[[Any, str], Any]:

@@ -13,7 +13,6 @@ from batchfx.cli_common import (
     api_for,
     connection_option,
     key_option,
-    post,
     report,
     say,
     uploader,
@@ -83,7 +82,7 @@ def create_deployment(file: Path, url: str | None, key: str | None,
 
     record = parse_deployment(load_document(file)).to_record()
     _upload_code(record, file.resolve().parent, connection_string)
-    stored = post(api_for(url, key), "deployments", record)
+    stored = api_for(url, key).post("deployments", record)
     what = "registered" if stored["registered"] else "unchanged:"
     say(f"{what} deployment [bold]{stored['name']}[/] version {stored['version']} "
          f"(code {stored['source_directory']})")
@@ -148,7 +147,7 @@ def invoke_deployment(name: str, input_path: str, output: str | None, params: tu
     if version:
         body["version"] = version
     api = api_for(url, key)
-    _finish(api, post(api, f"deployments/{name}/jobs", body)["id"], wait)
+    _finish(api, api.post(f"deployments/{name}/jobs", body)["id"], wait)
 
 
 @click.group()
@@ -170,7 +169,7 @@ def publish_pipeline(file: Path, url: str | None, key: str | None,
     record = parse_pipeline(load_document(file, "pipeline")).to_record()
     if isinstance(record.get("job"), dict):
         _upload_code(record["job"], file.resolve().parent, connection_string)
-    stored = post(api_for(url, key), "pipelines", record)
+    stored = api_for(url, key).post("pipelines", record)
     what = "published" if stored["published"] else "unchanged:"
     say(f"{what} pipeline [bold]{stored['name']}[/] version {stored['version']} "
          f"at {stored['endpoint']}")
@@ -223,4 +222,4 @@ def run_pipeline(name: str, params: tuple[str, ...], experiment: str | None, wai
     if experiment:
         body["ExperimentName"] = experiment
     api = api_for(url, key)
-    _finish(api, post(api, f"pipelines/{name}", body)["Id"], wait)
+    _finish(api, api.post(f"pipelines/{name}", body)["Id"], wait)

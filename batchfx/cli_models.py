@@ -12,7 +12,6 @@ from batchfx.cli_common import (
     api_for,
     connection_option,
     key_option,
-    post,
     say,
     uploader,
     url_option,
@@ -41,7 +40,7 @@ def create_model(name: str, path: str, description: str, url: str | None, key: s
     if not local.exists() and (path.startswith(".") or os.path.isabs(path)):
         raise click.BadParameter(f"{path!r} does not exist (looked for {local})",
                                  param_hint="--path")
-    stored = post(api_for(url, key), "models", {
+    stored = api_for(url, key).post("models", {
         "name": name, "description": description,
         "path": uploader(connection_string, Path.cwd())(path, "model")})
     what = "registered" if stored["registered"] else "unchanged:"

@@ -93,8 +93,7 @@ class ApiClient:
     def submit(self, spec: dict[str, Any], *, client_request_id: str | None = None
                ) -> dict[str, Any]:
         """POST a job spec; returns ``{id, state, status_url, output}``."""
-        headers = {"x-ms-client-request-id": client_request_id} if client_request_id else None
-        result: dict[str, Any] = self.call("POST", "jobs", spec, headers)
+        result: dict[str, Any] = self.post("jobs", spec, request_id=client_request_id)
         return result
 
     def get(self, job_id: str) -> dict[str, Any]:
