@@ -3,21 +3,21 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from batchfx.blueprints import (
+from batchfx.api import (
     blob_drop,
-    deployments_api,
-    http_api,
-    models_api,
+    deployments,
+    jobs,
+    models,
     orchestration,
-    schedules_api,
+    schedules,
     scoring,
 )
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-app.register_functions(http_api.bp)
+app.register_functions(jobs.bp)
 app.register_functions(scoring.bp)
 app.register_functions(orchestration.bp)
-app.register_functions(deployments_api.bp)
-app.register_functions(models_api.bp)
-app.register_functions(schedules_api.bp)
+app.register_functions(deployments.bp)
+app.register_functions(models.bp)
+app.register_functions(schedules.bp)
 app.register_functions(blob_drop.bp)

@@ -1,5 +1,5 @@
 """``python -m batchfx``: the same as the ``batchfx`` command."""
 
-from batchfx.cli import entry
+from batchfx.cli.main import entry
 
 entry()

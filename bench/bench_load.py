@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from batchfx.client import ApiClient, ApiError  # noqa: E402
-from batchfx.jobs import list_jobs  # noqa: E402
+from batchfx.cli.client import ApiClient, ApiError  # noqa: E402
 from batchfx.local.azurite import Azurite  # noqa: E402
+from batchfx.services.jobs import list_jobs  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_stack import (  # noqa: E402

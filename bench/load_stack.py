@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from batchfx.client import ApiClient  # noqa: E402
-from batchfx.jobs import get_job, job_progress, job_view  # noqa: E402
+from batchfx.cli.client import ApiClient  # noqa: E402
+from batchfx.core.records import JobRecord  # noqa: E402
+from batchfx.core.settings import Settings  # noqa: E402
 from batchfx.local.azurite import Azurite  # noqa: E402
 from batchfx.local.runner import LocalRunner  # noqa: E402
-from batchfx.records import JobRecord  # noqa: E402
-from batchfx.settings import Settings  # noqa: E402
+from batchfx.services.jobs import get_job, job_progress, job_view  # noqa: E402
 from batchfx.storage import Storage  # noqa: E402
 from tests.faults.proxy import FaultProxy  # noqa: E402
 

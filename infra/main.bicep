@@ -59,7 +59,7 @@ param principalId string = ''
 ])
 param principalType string = 'User'
 
-// batchfx app settings (batchfx/settings.py). The queue-trigger bindings read
+// batchfx app settings (batchfx/core/settings.py). The queue-trigger bindings read
 // %BATCHFX_QUEUE_NAME% and %BATCHFX_QUEUE_NAME%-poison, so the setting is always written.
 
 @description('BATCHFX_QUEUE_NAME: the mini-batch queue (its poison queue is <name>-poison).')
@@ -213,7 +213,7 @@ var jobContainerNames = union([
   outputsContainerName
 ], dataContainerNames)
 // The app's own containers, which stay in the app's account whatever BATCHFX_DATA_ACCOUNT says
-// (batchfx.settings.Settings.is_app_container): batchfx's, the inbox (Event Grid watches this
+// (batchfx.core.settings.Settings.is_app_container): batchfx's, the inbox (Event Grid watches this
 // account) and the host's azure-webjobs-*.
 var appContainerNames = [
   jobsContainerName

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from batchfx.errors import AzuriteError
+from batchfx.core.errors import AzuriteError
 from batchfx.local.azurite import Azurite
 
 _PARTS = ("unit", "integration", "e2e", "faults")

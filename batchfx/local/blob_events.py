@@ -19,8 +19,8 @@ from typing import Any
 import azure.functions as func
 from azure.functions.blob import InputStream
 
-from batchfx.errors import StorageNotFoundError
-from batchfx.local.app_loader import app_functions, resolve_settings
+from batchfx.core.errors import StorageNotFoundError
+from batchfx.local.bindings import resolve_settings, triggered
 from batchfx.local.http_server import call_function
 from batchfx.storage import BlobRef, Storage
 
@@ -54,17 +54,12 @@ def _path_regex(path: str) -> tuple[re.Pattern[str], str]:
 def blob_triggers(app: func.FunctionRegister, env: Mapping[str, str]) -> list[BlobTrigger]:
     """The app's blob-triggered functions with ``%SETTING%`` paths resolved."""
     triggers = []
-    for fn in app_functions(app):
-        trigger = fn.get_trigger()
-        if trigger is None or trigger.get_binding_name() != "blobTrigger":
-            continue
-        info = trigger.get_dict_repr()
-        resolved = resolve_settings(info["path"], env, "a blob trigger path")
+    for fn in triggered(app, "blobTrigger"):
+        resolved = resolve_settings(fn.trigger["path"], env, "a blob trigger path")
         container, _, path = resolved.partition("/")
         pattern, prefix = _path_regex(path)
-        client = next((b.name for b in fn.get_bindings() if b.type == "durableClient"), None)
-        triggers.append(BlobTrigger(fn.get_function_name(), container, pattern, prefix,
-                                    info["name"], client, fn.get_user_function()))
+        triggers.append(BlobTrigger(fn.name, container, pattern, prefix, fn.trigger["name"],
+                                    fn.durable_client, fn.user_function))
     return triggers
 
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
-from batchfx.local.app_loader import app_functions
+from batchfx.local.bindings import triggered
 
 __all__ = ["FunctionsHttpServer", "HttpRoute", "call_function", "http_routes", "shared_loop"]
 
@@ -54,19 +54,14 @@ def _route_regex(route: str) -> re.Pattern[str]:
 def http_routes(app: func.FunctionRegister) -> list[HttpRoute]:
     """The app's HTTP functions, from the same metadata the host indexes."""
     routes = []
-    for fn in app_functions(app):
-        trigger = fn.get_trigger()
-        if trigger is None or trigger.get_binding_name() != "httpTrigger":
-            continue
-        info = trigger.get_dict_repr()
-        client = next((b.name for b in fn.get_bindings() if b.type == "durableClient"), None)
+    for fn in triggered(app, "httpTrigger"):
+        info = fn.trigger
         methods = frozenset(str(getattr(m, "value", m)).upper() for m in info.get("methods") or
                             ["GET", "POST", "PUT", "DELETE", "PATCH"])
         level = str(getattr(info.get("authLevel"), "value", info.get("authLevel")))
-        routes.append(HttpRoute(fn.get_function_name(),
-                                _route_regex(info.get("route") or fn.get_function_name()),
-                                methods, level == "anonymous", fn.get_user_function(),
-                                info["name"], client))
+        routes.append(HttpRoute(fn.name, _route_regex(info.get("route") or fn.name),
+                                methods, level == "anonymous", fn.user_function,
+                                info["name"], fn.durable_client))
     return routes
 
 

@@ -3,7 +3,7 @@
 Each queue on its own backoff (a busy queue back to back, an idle one, such as a poison
 queue, ever less often up to ``maxPollingInterval``), messages taken in batches and run
 at once up to the host's concurrency (``batchSize`` + ``newBatchThreshold``), each through
-:func:`batchfx.local.queue_worker.handle`. A worker runs in a process of its own
+:func:`batchfx.local.queue_bindings.handle`. A worker runs in a process of its own
 (``worker_main``) or, for a one-instance runner, in the runner's process
 (``serve_queues``).
 """
@@ -18,15 +18,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from batchfx.errors import StorageError
-from batchfx.local.queue_worker import (
+from batchfx.core.errors import StorageError
+from batchfx.core.settings import Settings
+from batchfx.local.queue_bindings import (
     HostQueueOptions,
     QueueTrigger,
     handle,
     queue_triggers,
     receive_batch,
 )
-from batchfx.settings import Settings
 from batchfx.storage import QueueStore, ReceivedMessage
 
 __all__ = ["Dispatch", "PollBackoff", "QueuePoller", "serve_queues", "watch_parent",
@@ -193,8 +193,8 @@ def serve_queues(settings: Settings, env: dict[str, str], options: HostQueueOpti
                  stop: threading.Event) -> None:
     """Pull the app's queues with ``settings`` until ``stop`` is set, then finish the
     messages under way and shut the script processes down."""
-    from batchfx import app_context
-    from batchfx.local.app_loader import load_app
+    from batchfx.api import context as app_context
+    from batchfx.local.bindings import load_app
 
     app_context.use_settings(settings)
     triggers = queue_triggers(load_app(), env)

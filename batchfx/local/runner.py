@@ -19,17 +19,17 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import TracebackType
 
-from batchfx import app_context
-from batchfx.blob_drop import EVENT_SUBJECT_SUFFIXES
-from batchfx.local.app_loader import load_app
+from batchfx.api import context as app_context
+from batchfx.core.settings import Settings
+from batchfx.local.bindings import load_app
 from batchfx.local.blob_events import BlobEventEmulator
-from batchfx.local.durable import LocalDurableRuntime
-from batchfx.local.durable_store import BlobInstanceStore
+from batchfx.local.durable.runtime import LocalDurableRuntime
+from batchfx.local.durable.store import BlobInstanceStore
 from batchfx.local.http_server import FunctionsHttpServer
+from batchfx.local.queue_bindings import HostQueueOptions
 from batchfx.local.queue_poller import serve_queues, worker_main
-from batchfx.local.queue_worker import HostQueueOptions
 from batchfx.local.timers import TimerDriver
-from batchfx.settings import Settings
+from batchfx.services.blob_drops import EVENT_SUBJECT_SUFFIXES
 
 __all__ = ["LocalRunner"]
 

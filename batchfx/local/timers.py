@@ -19,7 +19,7 @@ import azure.functions as func
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
-from batchfx.local.app_loader import app_functions, resolve_settings
+from batchfx.local.bindings import resolve_settings, triggered
 from batchfx.local.http_server import call_function
 
 __all__ = ["TimerDriver", "TimerFunction", "timer_functions"]
@@ -54,22 +54,17 @@ def timer_functions(app: func.FunctionRegister, env: Mapping[str, str] | None = 
                     ) -> list[TimerFunction]:
     """The app's timer-triggered functions with ``%SETTING%`` schedules resolved."""
     found = []
-    for fn in app_functions(app):
-        trigger = fn.get_trigger()
-        if trigger is None or trigger.get_binding_name() != "timerTrigger":
-            continue
-        info = trigger.get_dict_repr()
+    for fn in triggered(app, "timerTrigger"):
+        info = fn.trigger
         schedule = resolve_settings(str(info["schedule"]), os.environ if env is None else env,
                                     "a timer schedule")
         if len(schedule.split()) != 6 or not croniter.is_valid(schedule,
                                                                second_at_beginning=True):
-            raise ValueError(f"timer function {fn.get_function_name()}: schedule {schedule!r}"
+            raise ValueError(f"timer function {fn.name}: schedule {schedule!r}"
                              " — expected NCRONTAB with seconds: 6 fields, e.g. '0 * * * * *'"
                              " for every minute (TimeSpan schedules are not supported locally)")
-        client = next((b.name for b in fn.get_bindings() if b.type == "durableClient"), None)
-        found.append(TimerFunction(fn.get_function_name(), schedule,
-                                   bool(info.get("runOnStartup")), info["name"], client,
-                                   fn.get_user_function()))
+        found.append(TimerFunction(fn.name, schedule, bool(info.get("runOnStartup")),
+                                   info["name"], fn.durable_client, fn.user_function))
     return found
 
 

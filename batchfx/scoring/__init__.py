@@ -1,12 +1,14 @@
 """Running a user's Azure-ML-style scoring script (``init()``, ``run(mini_batch)``).
 
-``contract`` holds the pure value types and the return-value rules, ``worker`` the
-parent side (``ScriptWorker``), ``host`` the child process the script runs in.
+``batchfx.core.script_contract`` holds the pure value types and the return-value rules,
+``process`` the parent side (``ScriptProcess``), ``host`` the child process the script runs
+in, ``pool`` the processes an instance shares, ``mlflow`` the script batchfx runs for an
+MLflow model, ``aml_run`` and ``compat`` the ``azureml.core`` shim a script imports.
 """
 
 from __future__ import annotations
 
-from batchfx.scoring.contract import (
+from batchfx.core.script_contract import (
     MiniBatchContext,
     ResultCounts,
     RunInfo,
@@ -16,14 +18,14 @@ from batchfx.scoring.contract import (
     TryPhase,
     evaluate_result,
 )
-from batchfx.scoring.worker import ScriptWorker
+from batchfx.scoring.process import ScriptProcess
 
 __all__ = [
     "MiniBatchContext",
     "ResultCounts",
     "RunInfo",
     "ScriptConfig",
-    "ScriptWorker",
+    "ScriptProcess",
     "TryError",
     "TryOutcome",
     "TryPhase",

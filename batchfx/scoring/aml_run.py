@@ -5,7 +5,7 @@
 job's facts (``RunInfo``, the models' paths) and, only where the real ``azureml.core`` is not
 installed, puts the shim on ``sys.path``. ``Run.log``/``tag`` calls are appended as JSON lines
 to ``<worker log>.metrics.jsonl``, which is uploaded with the log and merged by finalize
-(``batchfx.run_metrics``). Secrets are read by the worker and passed over the script's pipe
+(``batchfx.services.run_metrics``). Secrets are read by the worker and passed over the script's pipe
 (``batchfx.scoring.secrets``): the script process holds no credential.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from batchfx.scoring.contract import RunInfo, ScriptConfig
+from batchfx.core.script_contract import RunInfo, ScriptConfig
 from batchfx.scoring.secrets import read_secret
 
 __all__ = ["COMPAT_DIR", "CompatError", "current", "get_secret", "install", "logged",

@@ -1,6 +1,6 @@
 """The child process that runs a user's scoring script: ``python -m batchfx.scoring.host``.
 
-Started by ``ScriptWorker`` with two pipe descriptors (``--fd-in``, ``--fd-out``) so that
+Started by ``ScriptProcess`` with two pipe descriptors (``--fd-in``, ``--fd-out``) so that
 whatever the script prints to stdout/stderr (the worker log) cannot corrupt the protocol.
 Frames are length-prefixed pickles (``multiprocessing.connection.Connection``).
 
@@ -42,9 +42,8 @@ from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import Any, cast
 
-from batchfx.output_format import Rows, format_rows, format_segments
-from batchfx.scoring import aml_run
-from batchfx.scoring.contract import (
+from batchfx.core.row_format import Rows, format_rows, format_segments
+from batchfx.core.script_contract import (
     MiniBatchContext,
     ScriptConfig,
     Segment,
@@ -53,6 +52,7 @@ from batchfx.scoring.contract import (
     evaluate_result,
     is_dataframe,
 )
+from batchfx.scoring import aml_run
 from batchfx.scoring.secrets import ask_parent
 from batchfx.scoring.shaping import (
     ShapeError,

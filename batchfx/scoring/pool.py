@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 
-from batchfx.scoring.contract import MiniBatchContext, ScriptConfig, TryOutcome
-from batchfx.scoring.worker import ScriptWorker
+from batchfx.core.script_contract import MiniBatchContext, ScriptConfig, TryOutcome
+from batchfx.scoring.process import ScriptProcess
 from batchfx.tabular.batch import TabularBatch
 
 __all__ = ["PoolDraining", "PoolRun", "ScriptPool", "slot_config"]
@@ -61,7 +61,7 @@ class PoolRun:
 @dataclass
 class _Slot:
     number: int
-    worker: ScriptWorker
+    worker: ScriptProcess
     key: str | None = None  # the (pool-level) config key its process serves
     busy: bool = False
     used: float = 0.0  # time.monotonic() when it was last given back
@@ -171,7 +171,7 @@ class ScriptPool:
         if stale:  # its worker stops the old script before starting this one
             return stale[0]
         if len(self._slots) < max(processes, self.max_processes):
-            slot = _Slot(len(self._slots), ScriptWorker(init_timeout=self.init_timeout,
+            slot = _Slot(len(self._slots), ScriptProcess(init_timeout=self.init_timeout,
                                                         shutdown_timeout=self.shutdown_timeout))
             self._slots.append(slot)
             return slot

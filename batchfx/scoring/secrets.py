@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from batchfx.scoring.contract import RunInfo
+from batchfx.core.script_contract import RunInfo
 
 __all__ = ["SECRET_ENV_PREFIX", "answer_secret", "ask_parent", "raise_secret_error", "read_secret",
            "script_environment"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from batchfx.scoring.contract import is_dataframe
+from batchfx.core.script_contract import is_dataframe
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from batchfx.settings import Settings
+from batchfx.core.settings import Settings
 from batchfx.storage.blobs import BlobRef, BlobStore, BlockWriter
 from batchfx.storage.local_files import LOCAL, FileStore, LocalFiles, is_local_path
 from batchfx.storage.queues import QueueStore, ReceivedMessage

@@ -18,9 +18,9 @@ from azure.storage.blob import (
     ExponentialRetry,
 )
 
-from batchfx.errors import StorageNotFoundError
-from batchfx.file_refs import BlobRef
-from batchfx.settings import Settings
+from batchfx.core.errors import StorageNotFoundError
+from batchfx.core.file_refs import BlobRef
+from batchfx.core.settings import Settings
 from batchfx.storage.clients import (
     BackoffRetry,
     client_transport,

@@ -30,8 +30,8 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline.transport import RequestsTransport
 
-from batchfx.errors import ConflictError, StorageError, StorageNotFoundError
-from batchfx.settings import Settings
+from batchfx.core.errors import ConflictError, StorageError, StorageNotFoundError
+from batchfx.core.settings import Settings
 
 __all__ = [
     "RETRY_AFTER_MAX_S",

@@ -22,8 +22,8 @@ import stat
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from batchfx.errors import ConflictError, InputError, StorageNotFoundError
-from batchfx.file_refs import (
+from batchfx.core.errors import ConflictError, InputError, StorageNotFoundError
+from batchfx.core.file_refs import (
     LOCAL,
     BlobRef,
     FileStore,

@@ -18,7 +18,7 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
-from batchfx.settings import Settings
+from batchfx.core.settings import Settings
 from batchfx.storage.clients import (
     BackoffRetry,
     client_transport,

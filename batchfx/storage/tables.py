@@ -12,7 +12,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from batchfx.settings import Settings
+from batchfx.core.settings import Settings
 from batchfx.storage.clients import (
     client_transport,
     credential_for,
@@ -70,7 +70,7 @@ class TableStore:
 
     def get(self, table: str, partition: str, row: str) -> Entity | None:
         """One row, or None when it does not exist."""
-        from batchfx.errors import StorageNotFoundError
+        from batchfx.core.errors import StorageNotFoundError
 
         try:
             with sdk_errors(f"reading {table}/{partition}/{row}"):

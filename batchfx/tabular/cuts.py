@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from batchfx.errors import InputError
-from batchfx.file_refs import BlobRef, display_name
-from batchfx.sizes import MiniBatchSize
+from batchfx.core.errors import InputError
+from batchfx.core.file_refs import BlobRef, display_name
+from batchfx.core.sizes import MiniBatchSize
 from batchfx.tabular.grouping import Group
 from batchfx.tabular.remote import RangeRead
 from batchfx.tabular.slices import Slice, Where

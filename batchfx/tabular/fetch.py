@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
-from batchfx.errors import ConflictError
-from batchfx.file_refs import LOCAL, FileStore, file_version
-from batchfx.partition import TabularLine
+from batchfx.core.errors import ConflictError
+from batchfx.core.file_refs import LOCAL, FileStore, file_version
+from batchfx.core.packing import TabularLine
 from batchfx.tabular.batch import ReadSlice, TabularBatch
 from batchfx.tabular.copies import SparseCopies, union_ranges
 from batchfx.tabular.remote import changed_input, read_range, reads

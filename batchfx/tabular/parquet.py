@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from batchfx.sizes import MiniBatchSize
+from batchfx.core.sizes import MiniBatchSize
 
 __all__ = ["RowGroup", "RowRange", "footer_offset", "row_groups", "split_row_group"]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from batchfx.errors import InputError
-from batchfx.file_refs import display_name
+from batchfx.core.errors import InputError
+from batchfx.core.file_refs import display_name
 from batchfx.tabular.cuts import FileCut, Piece
 from batchfx.tabular.grouping import chunk_rows, group_rows, text_columns
 from batchfx.tabular.parquet import RowGroup, footer_offset, row_groups, split_row_group

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from batchfx.errors import InputError
-from batchfx.file_refs import display_name
+from batchfx.core.errors import InputError
+from batchfx.core.file_refs import display_name
 from batchfx.tabular.cuts import FileCut, Piece
 from batchfx.tabular.grouping import chunk_rows, group_rows, text_columns
 from batchfx.tabular.lines import LineScanner, Sample, line_start_after, sample_lines

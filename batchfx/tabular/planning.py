@@ -16,10 +16,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from batchfx.errors import InputError
-from batchfx.file_refs import BlobRef, FileStore, display_name
-from batchfx.partition import PER_PAGE, Packer, folder_values, select_files
-from batchfx.sizes import MiniBatchSize
+from batchfx.core.errors import InputError
+from batchfx.core.file_refs import BlobRef, FileStore, display_name
+from batchfx.core.packing import PER_PAGE, Packer, folder_values, select_files
+from batchfx.core.sizes import MiniBatchSize
 from batchfx.tabular.grouping import Group
 from batchfx.tabular.pieces import FileCut, Piece, file_pieces
 from batchfx.tabular.remote import RangeRead, blob_ranges, reads

@@ -16,8 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
 
-from batchfx.errors import ConflictError, InputError
-from batchfx.file_refs import FileStore, display_name
+from batchfx.core.errors import ConflictError, InputError
+from batchfx.core.file_refs import FileStore, display_name
 
 __all__ = ["BlobReader", "RangeRead", "blob_ranges", "changed_input", "read_range", "reads",
            "stream_chunks"]

@@ -34,8 +34,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from batchfx.mlflow_scoring import FILE_NAME_COLUMN, ROW_COLUMN, SCORE_SCRIPT
-from batchfx.output_format import format_rows
+from batchfx.core.row_format import format_rows
+from batchfx.scoring.mlflow import FILE_NAME_COLUMN, ROW_COLUMN, SCORE_SCRIPT
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "generated"

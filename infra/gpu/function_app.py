@@ -9,7 +9,7 @@ KEDA scales it on the queue's length.
 
 import azure.functions as func
 
-from batchfx.blueprints import scoring
+from batchfx.api import scoring
 
 app = func.FunctionApp()
 app.register_functions(scoring.bp)

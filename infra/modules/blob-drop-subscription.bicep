@@ -59,7 +59,7 @@ resource blobCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-0
         'Microsoft.Storage.BlobCreated'
       ]
       subjectBeginsWith: '/blobServices/default/containers/${containerName}/'
-      // Only markers and job files start a job (batchfx.blob_drop.EVENT_SUBJECT_SUFFIXES);
+      // Only markers and job files start a job (batchfx.services.blob_drops.EVENT_SUBJECT_SUFFIXES);
       // without this the host would download every data file only to ignore it.
       advancedFilters: [
         {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from e2e_app import App
 
-from batchfx.settings import Settings
+from batchfx.core.settings import Settings
 from batchfx.storage import Storage
 
 

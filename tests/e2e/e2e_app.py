@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchfx.client import ApiClient
+from batchfx.cli.client import ApiClient
+from batchfx.core.settings import Settings
 from batchfx.local.runner import LocalRunner
-from batchfx.settings import Settings
+from batchfx.services.upload import download_outputs
 from batchfx.storage import Storage
-from batchfx.upload import download_outputs
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 FINAL = {"completed", "failed", "aborted", "canceled"}

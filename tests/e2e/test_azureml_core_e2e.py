@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from e2e_app import App, lines
 
-from batchfx.errors import NotRegisteredError, SpecError
+from batchfx.core.errors import NotRegisteredError, SpecError
 
 
 def _register(app: App, name: str, files: dict[str, str], folder: str = "model"

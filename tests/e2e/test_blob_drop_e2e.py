@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 from e2e_app import App, lines
 
-from batchfx.cli_drops import drops
-from batchfx.deployments import parse_deployment
-from batchfx.local.app_loader import load_app
+from batchfx.cli.drops import drops
+from batchfx.core.deployments import parse_deployment
+from batchfx.core.settings import Settings
+from batchfx.local.bindings import load_app
 from batchfx.local.blob_events import BlobEventEmulator
-from batchfx.registry import register_deployment
-from batchfx.settings import Settings
+from batchfx.services.registry import register_deployment
 from batchfx.storage import Storage
 
 DAY = "2026-11-22"

@@ -14,9 +14,9 @@ import yaml
 from click.testing import CliRunner
 from e2e_app import SCRIPTS, App, lines
 
-from batchfx.cli_deployments import deployment, pipeline
-from batchfx.jobs import get_job
-from batchfx.upload import upload_folder
+from batchfx.cli.deployments import deployment, pipeline
+from batchfx.services.jobs import get_job
+from batchfx.services.upload import upload_folder
 
 AZUREML_YAML = """
 $schema: https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json

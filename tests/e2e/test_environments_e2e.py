@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 from e2e_app import SCRIPTS, App, lines
 
-from batchfx.deployments import load_document, parse_deployment
-from batchfx.registry import register_deployment
-from batchfx.upload import upload_folder
+from batchfx.core.deployments import load_document, parse_deployment
+from batchfx.services.registry import register_deployment
+from batchfx.services.upload import upload_folder
 
 BATCHFX = [sys.executable, "-m", "batchfx"]
 CONDA = {"name": "tabulate-env", "channels": ["conda-forge"],

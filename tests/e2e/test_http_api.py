@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 from e2e_app import App
 
-from batchfx.client import ApiClient
-from batchfx.errors import JobNotFoundError, JobStateError, SpecError
+from batchfx.cli.client import ApiClient
+from batchfx.core.errors import JobNotFoundError, JobStateError, SpecError
 
 
 def _post(url: str, body: bytes, key: str | None) -> tuple[int, dict]:  # type: ignore[type-arg]

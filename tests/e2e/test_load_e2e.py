@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from batchfx.core.packing import message_groups
 from batchfx.local.azurite import Azurite
-from batchfx.partition import message_groups
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from e2e_app import SCRIPTS, App, lines
 
-from batchfx.errors import SpecError
+from batchfx.core.errors import SpecError
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from e2e_app import App
 
-from batchfx.upload import upload_folder
+from batchfx.services.upload import upload_folder
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mlflow"
 

@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from e2e_app import App, lines
 
-from batchfx.upload import download_outputs
+from batchfx.services.upload import download_outputs
 
 
 def _upload(app: App, name: str, body: bytes) -> str:

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 from e2e_app import App, lines
 
-from batchfx.cli_schedules import schedule as schedule_cli
-from batchfx.errors import ScheduleNotFoundError
-from batchfx.pipelines import parse_pipeline
-from batchfx.registry import delete_pipeline, publish_pipeline
+from batchfx.cli.schedules import schedule as schedule_cli
+from batchfx.core.errors import ScheduleNotFoundError
+from batchfx.core.pipelines import parse_pipeline
+from batchfx.services.registry import delete_pipeline, publish_pipeline
 
 pytestmark = pytest.mark.azurite
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from e2e_app import App
 
+from batchfx.core.settings import Settings
 from batchfx.local.azurite import ACCOUNT_KEY
-from batchfx.settings import Settings
 
 
 def test_settings_repr_hides_the_connection_string(connection_string: str) -> None:

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from batchfx.client import ApiClient, ApiError
-from batchfx.jobs import get_job, job_progress, job_view
+from batchfx.cli.client import ApiClient, ApiError
+from batchfx.core.records import JobRecord
+from batchfx.core.settings import Settings
 from batchfx.local.runner import LocalRunner
-from batchfx.records import JobRecord
-from batchfx.settings import Settings
+from batchfx.services.jobs import get_job, job_progress, job_view
 from batchfx.storage import Storage
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"

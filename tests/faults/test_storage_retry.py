@@ -13,8 +13,8 @@ import uuid
 import pytest
 from proxy import FaultProxy
 
-from batchfx.errors import StorageError
-from batchfx.settings import Settings
+from batchfx.core.errors import StorageError
+from batchfx.core.settings import Settings
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

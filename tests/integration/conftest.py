@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batchfx.settings import Settings
+from batchfx.core.settings import Settings
 from batchfx.storage import Storage
 
 

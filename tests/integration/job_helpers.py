@@ -5,10 +5,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from batchfx.partition import parse_manifest_line
-from batchfx.records import JobRecord, ManifestRef, decode_body
+from batchfx.core.packing import parse_manifest_line
+from batchfx.core.records import JobRecord, ManifestRef, decode_body
+from batchfx.services.scorer_cache import manifest_lines
 from batchfx.storage import Storage
-from batchfx.worker_cache import manifest_lines
 
 __all__ = ["drain_messages", "job_rows", "manifest_items", "spec_for", "upload_inputs"]
 

@@ -14,7 +14,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient
 
-from batchfx.errors import AzuriteError
+from batchfx.core.errors import AzuriteError
 from batchfx.local.azurite import Azurite, find_azurite
 
 

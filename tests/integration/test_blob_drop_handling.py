@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from batchfx.blob_drop import DropRecord, DropState, handle_drop, list_drops
-from batchfx.deployments import parse_deployment
-from batchfx.jobs import get_job, list_jobs, submit_job_once
-from batchfx.records import JobRecord
-from batchfx.registry import delete_deployment, register_deployment
-from batchfx.settings import Settings
+from batchfx.core.deployments import parse_deployment
+from batchfx.core.records import JobRecord
+from batchfx.core.settings import Settings
+from batchfx.services.blob_drops import DropRecord, DropState, handle_drop, list_drops
+from batchfx.services.jobs import get_job, list_jobs, submit_job_once
+from batchfx.services.registry import delete_deployment, register_deployment
+from batchfx.services.upload import upload_folder
 from batchfx.storage import Storage
-from batchfx.upload import upload_folder
 
 pytestmark = pytest.mark.azurite
 
@@ -119,7 +119,7 @@ def test_a_missing_etag_is_read_from_storage(storage: Storage, inbox: str) -> No
 def test_an_unknown_deployment_is_rejected_with_the_reason_and_no_job(
         storage: Storage, inbox: str, caplog: pytest.LogCaptureFixture) -> None:
     marker = f"{inbox}/nosuch/2026-11-22/_SUCCESS"
-    with caplog.at_level(logging.ERROR, logger="batchfx.blob_drop"):
+    with caplog.at_level(logging.ERROR, logger="batchfx.services.blob_drops"):
         record = handle(storage, marker, drop(storage, marker))
     assert record is not None and record.state is DropState.REJECTED
     assert "no deployment named 'nosuch'; registered deployments: digits" in record.reason

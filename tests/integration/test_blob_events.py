@@ -12,9 +12,9 @@ import azure.functions as func
 import pytest
 from azure.functions.blob import InputStream
 
+from batchfx.core.settings import Settings
 from batchfx.local.blob_events import BlobEventEmulator
 from batchfx.local.http_server import shared_loop
-from batchfx.settings import Settings
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

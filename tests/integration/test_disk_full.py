@@ -11,13 +11,13 @@ from collections.abc import Iterator
 import pytest
 from job_helpers import spec_for, upload_inputs
 
-from batchfx import scorer, worker_cache
-from batchfx.errors import DiskFullError
-from batchfx.jobs import submit_job
-from batchfx.partitioner import partition_job
-from batchfx.records import MiniBatchRecord, MiniBatchStatus, mini_batch_key
-from batchfx.scorer import ScoreResult, score_message
+from batchfx.core.errors import DiskFullError
+from batchfx.core.records import MiniBatchRecord, MiniBatchStatus, mini_batch_key
 from batchfx.scoring.pool import ScriptPool
+from batchfx.services import scorer, scorer_cache
+from batchfx.services.jobs import submit_job
+from batchfx.services.partitioner import partition_job
+from batchfx.services.scorer import ScoreResult, score_message
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite
@@ -36,7 +36,7 @@ def _full(*args: object, **kwargs: object) -> object:
 def test_a_full_disk_fails_the_try_saying_so_and_the_message_comes_back(
         storage: Storage, data: str, pool: ScriptPool,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    worker_cache.clear()
+    scorer_cache.clear()
     upload_inputs(storage, data, [1])
     job = submit_job(storage, spec_for(data, mini_batch_size=1, run_max_try=2))
     assert partition_job(storage, job.job_id).done

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from batchfx.errors import OutputError
+from batchfx.core.errors import OutputError
+from batchfx.services.upload import DOWNLOAD_MANIFEST, download_outputs, download_problem
 from batchfx.storage import Storage
-from batchfx.upload import DOWNLOAD_MANIFEST, download_outputs, download_problem
 
 
 def _job_output(storage: Storage, job: str, files: dict[str, str]) -> str:

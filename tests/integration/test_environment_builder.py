@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from batchfx import environment_builder
-from batchfx.environment_builder import (
+from batchfx.core.environments import Environment
+from batchfx.services import environment_builder
+from batchfx.services.environment_builder import (
     PARTITION,
     EnvironmentBuildError,
     environment_dir,
 )
-from batchfx.environments import Environment
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

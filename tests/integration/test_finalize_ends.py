@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from job_helpers import spec_for, upload_inputs
 
-from batchfx import finalize
-from batchfx.finalize import finalize_job
-from batchfx.jobs import get_job, submit_job
-from batchfx.partitioner import partition_job
-from batchfx.records import JobState
+from batchfx.core.records import JobState
+from batchfx.services import finalize
+from batchfx.services.finalize import finalize_job
+from batchfx.services.jobs import get_job, submit_job
+from batchfx.services.partitioner import partition_job
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

@@ -10,12 +10,8 @@ from contextlib import contextmanager
 import pytest
 from job_helpers import spec_for, upload_inputs
 
-from batchfx import worker_cache
-from batchfx.jobs import submit_job
-from batchfx.partition import PER_MESSAGE_SPREAD
-from batchfx.partitioner import partition_job
-from batchfx.poison import record_poison_message
-from batchfx.records import (
+from batchfx.core.packing import PER_MESSAGE_SPREAD
+from batchfx.core.records import (
     ManifestRef,
     MiniBatchRecord,
     MiniBatchStatus,
@@ -23,8 +19,12 @@ from batchfx.records import (
     encode_message,
     mini_batch_key,
 )
-from batchfx.scorer import ScoreResult, score_message
 from batchfx.scoring.pool import ScriptPool
+from batchfx.services import scorer_cache
+from batchfx.services.jobs import submit_job
+from batchfx.services.partitioner import partition_job
+from batchfx.services.poison import record_poison_message
+from batchfx.services.scorer import ScoreResult, score_message
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite
@@ -41,7 +41,7 @@ def pool() -> Iterator[ScriptPool]:
 @pytest.fixture
 def job_messages(storage: Storage, data: str) -> list[str]:
     """A job of N one-file mini-batches, partitioned: its messages' texts, in order."""
-    worker_cache.clear()
+    scorer_cache.clear()
     upload_inputs(storage, data, [1] * N)
     # eight instances: enough places for the page to go out in 64 messages
     job = submit_job(storage, spec_for(data, mini_batch_size=1, node_count=8))
@@ -97,7 +97,7 @@ def test_a_message_running_long_hands_the_rest_on(storage: Storage, pool: Script
     (handed,) = list(storage.queues.receive(storage.settings.queue_name, visibility_timeout=30))
     rest = decode_body(handed.content)
     assert (rest.job_id, rest.index, rest.count) == (body.job_id, 3, 3)
-    assert [line.index for line, _ in worker_cache.manifest_lines(storage, rest.ref)] \
+    assert [line.index for line, _ in scorer_cache.manifest_lines(storage, rest.ref)] \
         == [3, 4, 5]
     assert _row(storage, body.job_id, 3) is None  # not started: no try counted
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from job_helpers import drain_messages, manifest_items, spec_for, upload_inputs
 
-from batchfx.jobs import cancel_job, get_job, submit_job
-from batchfx.partition import parse_manifest_line
-from batchfx.partitioner import partition_job
-from batchfx.records import JobState
+from batchfx.core.packing import parse_manifest_line
+from batchfx.core.records import JobState
+from batchfx.services.jobs import cancel_job, get_job, submit_job
+from batchfx.services.partitioner import partition_job
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

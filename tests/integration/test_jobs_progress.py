@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from job_helpers import spec_for, upload_inputs
 
-from batchfx.jobs import job_progress, list_jobs, submit_job
-from batchfx.partitioner import partition_job
-from batchfx.records import JobRecord, JobState, MiniBatchRecord, MiniBatchStatus
-from batchfx.settings import Settings
+from batchfx.core.records import JobRecord, JobState, MiniBatchRecord, MiniBatchStatus
+from batchfx.core.settings import Settings
+from batchfx.services.jobs import job_progress, list_jobs, submit_job
+from batchfx.services.partitioner import partition_job
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite
@@ -94,9 +94,9 @@ def test_poison_function_records_the_mini_batch_as_failed(connection_string: str
                                                           tmp_path: Path) -> None:
     from azure.functions.queue import QueueMessage
 
-    from batchfx import app_context
-    from batchfx.blueprints.scoring import record_poison_mini_batch
-    from batchfx.records import MiniBatchRecord, mini_batch_key
+    from batchfx.api import context as app_context
+    from batchfx.api.scoring import record_poison_mini_batch
+    from batchfx.core.records import MiniBatchRecord, mini_batch_key
 
     settings = Settings(connection_string=connection_string, jobs_container=unique_name,
                         queue_name=unique_name, jobs_table=f"{unique_name}jobs",

@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from job_helpers import spec_for, upload_inputs
 
-from batchfx.errors import JobNotFoundError, JobStateError
-from batchfx.jobs import cancel_job, get_job, submit_job, transition_job
-from batchfx.records import JobState
+from batchfx.core.errors import JobNotFoundError, JobStateError
+from batchfx.core.records import JobState
+from batchfx.services.jobs import cancel_job, get_job, submit_job, transition_job
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from job_helpers import job_rows, spec_for, upload_inputs
 
-from batchfx.errors import SpecError
-from batchfx.jobs import get_job, new_job_id, submit_job
-from batchfx.records import JobState
+from batchfx.core.errors import SpecError
+from batchfx.core.records import JobState
+from batchfx.services.jobs import get_job, new_job_id, submit_job
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

@@ -9,9 +9,9 @@ import azure.durable_functions as df
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from batchfx.local.durable import LocalDurableRuntime
-from batchfx.local.durable_store import BlobInstanceStore
-from batchfx.settings import Settings
+from batchfx.core.settings import Settings
+from batchfx.local.durable.runtime import LocalDurableRuntime
+from batchfx.local.durable.store import BlobInstanceStore
 from batchfx.storage.blobs import BlobStore
 
 pytestmark = pytest.mark.azurite

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from batchfx.deployments import parse_deployment
-from batchfx.errors import NotRegisteredError, SpecError
-from batchfx.jobs import prepare_job
-from batchfx.models import job_models
-from batchfx.records import JobRecord, JobState
-from batchfx.registry import get_model, list_models, register_deployment, register_model
-from batchfx.run_metrics import write_metrics
+from batchfx.core.deployments import parse_deployment
+from batchfx.core.errors import NotRegisteredError, SpecError
+from batchfx.core.models import job_models
+from batchfx.core.records import JobRecord, JobState
+from batchfx.services.jobs import prepare_job
+from batchfx.services.registry import get_model, list_models, register_deployment, register_model
+from batchfx.services.run_metrics import write_metrics
+from batchfx.services.upload import upload_folder
 from batchfx.storage import Storage
-from batchfx.upload import upload_folder
 
 pytestmark = pytest.mark.azurite
 

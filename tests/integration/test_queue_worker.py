@@ -11,14 +11,14 @@ from typing import Any, cast
 import azure.functions as func
 import pytest
 
-from batchfx.local.queue_poller import QueuePoller
-from batchfx.local.queue_worker import (
+from batchfx.core.settings import Settings
+from batchfx.local.queue_bindings import (
     HostQueueOptions,
     QueueTrigger,
     handle,
     poll_once,
 )
-from batchfx.settings import Settings
+from batchfx.local.queue_poller import QueuePoller
 from batchfx.storage import QueueStore, ReceivedMessage
 
 OPTIONS = HostQueueOptions(max_dequeue_count=3, retry_delay_s=0, message_lease_s=2)

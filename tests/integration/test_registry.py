@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from batchfx.deployments import Deployment, parse_deployment
-from batchfx.errors import SpecError
-from batchfx.invocations import job_spec_for
-from batchfx.jobs import prepare_job
-from batchfx.pipelines import parse_pipeline
-from batchfx.registry import (
+from batchfx.core.deployments import Deployment, parse_deployment
+from batchfx.core.errors import SpecError
+from batchfx.core.pipelines import parse_pipeline
+from batchfx.core.settings import Settings
+from batchfx.services.invocations import job_spec_for
+from batchfx.services.jobs import prepare_job
+from batchfx.services.registry import (
     NotRegisteredError,
     delete_deployment,
     delete_pipeline,
@@ -23,9 +24,8 @@ from batchfx.registry import (
     publish_pipeline,
     register_deployment,
 )
-from batchfx.settings import Settings
+from batchfx.services.upload import upload_folder
 from batchfx.storage import Storage
-from batchfx.upload import upload_folder
 
 pytestmark = pytest.mark.azurite
 

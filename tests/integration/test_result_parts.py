@@ -3,8 +3,8 @@ finalize's reader streaming the inline ones in mini-batch order."""
 
 from __future__ import annotations
 
-from batchfx.records import PART_PROPERTIES, MiniBatchRecord, MiniBatchStatus
-from batchfx.result_parts import INLINE_PART_MAX, PartReader, has_part, store_part
+from batchfx.core.records import PART_PROPERTIES, MiniBatchRecord, MiniBatchStatus
+from batchfx.services.result_parts import INLINE_PART_MAX, PartReader, has_part, store_part
 from batchfx.storage import Storage
 
 JOB = "job-parts-1"

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
-from batchfx.errors import ConflictError
-from batchfx.jobs import get_job, list_jobs, submit_job_once
-from batchfx.pipelines import parse_pipeline
-from batchfx.records import JobRecord
-from batchfx.registry import delete_pipeline, publish_pipeline
-from batchfx.schedule_store import (
+from batchfx.core.errors import ConflictError
+from batchfx.core.pipelines import parse_pipeline
+from batchfx.core.records import JobRecord
+from batchfx.core.recurrence import ScheduleError
+from batchfx.core.settings import Settings
+from batchfx.services.jobs import get_job, list_jobs, submit_job_once
+from batchfx.services.registry import delete_pipeline, publish_pipeline
+from batchfx.services.schedules import (
     ScheduleExistsError,
     ScheduleNotFoundError,
     create_schedule,
@@ -27,8 +29,6 @@ from batchfx.schedule_store import (
     schedule_view,
     set_enabled,
 )
-from batchfx.schedules import ScheduleError
-from batchfx.settings import Settings
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

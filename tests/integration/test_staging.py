@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from batchfx.errors import InputError
-from batchfx.staging import folder_version, stage_folder
+from batchfx.core.errors import InputError
+from batchfx.services.staging import folder_version, stage_folder
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobClient
 
-from batchfx.errors import ConflictError, StorageNotFoundError
-from batchfx.settings import Settings
+from batchfx.core.errors import ConflictError, StorageNotFoundError
+from batchfx.core.settings import Settings
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

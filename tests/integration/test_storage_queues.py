@@ -7,8 +7,8 @@ import base64
 import pytest
 from azure.storage.queue import QueueClient
 
-from batchfx.errors import StorageError, StorageNotFoundError
-from batchfx.settings import Settings
+from batchfx.core.errors import StorageError, StorageNotFoundError
+from batchfx.core.settings import Settings
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from batchfx.errors import StorageError
-from batchfx.settings import Settings
+from batchfx.core.errors import StorageError
+from batchfx.core.settings import Settings
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite

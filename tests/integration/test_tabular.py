@@ -14,12 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 from job_helpers import expand
 
-from batchfx.errors import InputError
-from batchfx.jobs import get_job, job_progress, submit_job, transition_job
-from batchfx.partition import ManifestLine, parse_manifest_line
-from batchfx.partitioner import partition_job
-from batchfx.records import JobRecord, ManifestRef
-from batchfx.settings import Settings
+from batchfx.core.errors import InputError
+from batchfx.core.packing import ManifestLine, parse_manifest_line
+from batchfx.core.records import JobRecord, ManifestRef
+from batchfx.core.settings import Settings
+from batchfx.services.jobs import get_job, job_progress, submit_job, transition_job
+from batchfx.services.partitioner import partition_job
 from batchfx.storage import Storage
 from batchfx.tabular.fetch import fetch_batch
 from batchfx.tabular.reading import read_batch

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from batchfx.errors import SpecError
+from batchfx.core.errors import SpecError
+from batchfx.services.upload import upload_local_paths
 from batchfx.storage import Storage
-from batchfx.upload import upload_local_paths
 
 
 def _record() -> dict[str, object]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from job_helpers import spec_for, upload_inputs
 
-from batchfx.jobs import cancel_job, submit_job
+from batchfx.services.jobs import cancel_job, submit_job
+from batchfx.services.work_folders import ended_jobs_of, job_folders, sweep_ended_jobs
 from batchfx.storage import Storage
-from batchfx.work_folders import ended_jobs_of, job_folders, sweep_ended_jobs
 
 pytestmark = pytest.mark.azurite
 

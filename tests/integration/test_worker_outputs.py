@@ -7,10 +7,10 @@ import os
 import threading
 from pathlib import Path
 
-from batchfx.records import JobRecord, JobState
-from batchfx.scoring.contract import ScriptConfig
+from batchfx.core.records import JobRecord, JobState
+from batchfx.core.script_contract import ScriptConfig
+from batchfx.services.script_outputs import _claim, custom_output_problems, sync_worker_outputs
 from batchfx.storage import Storage
-from batchfx.worker_outputs import _claim, custom_output_problems, sync_worker_outputs
 
 
 def _job(storage: Storage) -> JobRecord:

@@ -12,7 +12,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from batchfx.local.durable import LocalDurableRuntime
+from batchfx.local.durable.runtime import LocalDurableRuntime
 
 __all__ = ["CALLS", "app", "run_until_done"]
 

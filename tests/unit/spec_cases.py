@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from batchfx.errors import SpecError
-from batchfx.spec import parse_job_spec
+from batchfx.core.errors import SpecError
+from batchfx.core.spec import parse_job_spec
 
 BASE: dict[str, Any] = {
     "name": "digits-nightly",

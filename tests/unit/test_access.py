@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from batchfx.access import access_problem
-from batchfx.settings import Settings
+from batchfx.core.access import access_problem
+from batchfx.core.settings import Settings
 
 APP = Settings(jobs_container="batchfx")
 LOCKED = Settings(jobs_container="batchfx", allowed_containers=("data", "results"))

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from batchfx.core.script_contract import RunInfo, ScriptConfig
 from batchfx.scoring import aml_run
-from batchfx.scoring.contract import RunInfo, ScriptConfig
 from batchfx.scoring.secrets import SECRET_ENV_PREFIX
 
 MODELS = (("clf", 1, "/m/clf/1/clf"), ("clf", 3, "/m/clf/3/clf"),

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from batchfx.core.script_contract import RunInfo, ScriptConfig
 from batchfx.scoring import aml_run
-from batchfx.scoring.contract import RunInfo, ScriptConfig
 
 SHIM_MODULES = ("azureml", "azureml.core", "azureml.core.run", "azureml.core.model")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from batchfx.blob_drop import (
+from batchfx.core.errors import SpecError
+from batchfx.services.blob_drops import (
     EVENT_SUBJECT_SUFFIXES,
     DropKind,
     DropRecord,
@@ -14,7 +15,6 @@ from batchfx.blob_drop import (
     etag_from_properties,
     parse_job_file,
 )
-from batchfx.errors import SpecError
 
 
 @pytest.mark.parametrize(("blob", "inputs"), [

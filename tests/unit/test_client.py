@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from batchfx.client import ApiClient, ApiError
-from batchfx.errors import (
+from batchfx.cli.client import ApiClient, ApiError
+from batchfx.core.errors import (
     BatchfxError,
     JobNotFoundError,
     JobStateError,

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import batchfx.scoring
-from batchfx.scoring.contract import (
+from batchfx.core.script_contract import (
     MiniBatchContext,
     ResultCounts,
     ScriptConfig,
@@ -37,7 +37,7 @@ def test_public_surface_is_listed_in_all() -> None:
         "ResultCounts",
         "RunInfo",
         "ScriptConfig",
-        "ScriptWorker",
+        "ScriptProcess",
         "TryError",
         "TryOutcome",
         "TryPhase",

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from batchfx.deployments import Deployment, load_document, normalise_settings, parse_deployment
-from batchfx.errors import SpecError
+from batchfx.core.deployments import Deployment, load_document, normalise_settings, parse_deployment
+from batchfx.core.errors import SpecError
 
 # The Azure ML docs' MNIST batch deployment, without environment and compute (refused).
 MNIST = """

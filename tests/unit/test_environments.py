@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from batchfx.environments import Environment, parse_environment, read_environment_files
-from batchfx.errors import SpecError
-from batchfx.spec import load_job_spec, parse_job_spec
+from batchfx.core.environments import Environment, parse_environment, read_environment_files
+from batchfx.core.errors import SpecError
+from batchfx.core.spec import load_job_spec, parse_job_spec
 
 RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"
 CONDA = {"name": "sklearn-env", "channels": ["conda-forge"],
@@ -99,7 +99,7 @@ def test_a_missing_environment_file_is_named_with_where_it_was_looked_for(
 
 
 def test_the_pip_settings() -> None:
-    from batchfx.settings import Settings
+    from batchfx.core.settings import Settings
 
     settings = Settings.from_env({"BATCHFX_PIP_INDEX_URL": " https://pkgs.example/simple ",
                                   "BATCHFX_PIP_FIND_LINKS": "/opt/wheels, https://x/w ,"})

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from example_modules import load_example
 
-from batchfx.spec import load_job_spec
+from batchfx.core.spec import load_job_spec
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tabular"
 

@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from report_checks import check_reports
 
-from batchfx.final_tally import final_reason, final_tally
-from batchfx.jobs import job_view
-from batchfx.progress import Thresholds
-from batchfx.records import JobRecord, JobState, MiniBatchRecord, MiniBatchStatus
-from batchfx.reports import errors_csv, job_result_text, processed_mini_batches_csv
+from batchfx.core.final_tally import final_reason, final_tally
+from batchfx.core.progress import Thresholds
+from batchfx.core.records import JobRecord, JobState, MiniBatchRecord, MiniBatchStatus
+from batchfx.core.reports import errors_csv, job_result_text, processed_mini_batches_csv
+from batchfx.services.jobs import job_view
 
 KINDS = ["never_run", "running", "succeeded", "partial", "failed", "isolated"]
 

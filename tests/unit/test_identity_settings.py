@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from batchfx.errors import StorageError
-from batchfx.settings import Settings
+from batchfx.core.errors import StorageError
+from batchfx.core.settings import Settings
 from batchfx.storage import Storage
 
 

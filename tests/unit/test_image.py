@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from batchfx.cli import main
-from batchfx.environments import Environment
-from batchfx.image import ImageError, image_python, scorer_requirements
+from batchfx.cli.main import main
+from batchfx.core.environments import Environment
+from batchfx.core.image import ImageError, image_python, scorer_requirements
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -21,7 +21,7 @@ from test_infra_settings import (
     main_settings,
 )
 
-from batchfx.settings import Settings
+from batchfx.core.settings import Settings
 
 
 @pytest.mark.parametrize("shared_key", [True, False])

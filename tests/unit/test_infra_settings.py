@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from test_infra_bicep import INFRA, MAIN, ROOT, Template, Unknown, resource_body
 
-from batchfx.access import access_problem
-from batchfx.blob_drop import EVENT_SUBJECT_SUFFIXES
-from batchfx.local.app_loader import app_functions, load_app
-from batchfx.settings import Settings
+from batchfx.core.access import access_problem
+from batchfx.core.settings import Settings
+from batchfx.local.bindings import app_functions, load_app
+from batchfx.services.blob_drops import EVENT_SUBJECT_SUFFIXES
 
 GPU = {"deployGpuScorer": True}
 TOKEN = {"resourceToken": "abcdefghijklm"}  # what uniqueString gives: 13 letters and digits

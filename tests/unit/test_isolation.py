@@ -8,10 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchfx.errors import OutputError
-from batchfx.isolation import Isolation, Span, combine, isolate, may_isolate
-from batchfx.output_format import format_rows
-from batchfx.scoring.contract import TryError, TryOutcome, TryPhase
+from batchfx.core.errors import OutputError
+from batchfx.core.isolation import Isolation, Span, combine, isolate, may_isolate
+from batchfx.core.row_format import format_rows
+from batchfx.core.script_contract import TryError, TryOutcome, TryPhase
 
 BAD = TryError(TryPhase.RUN, "ValueError", "corrupt input", "Traceback ...")
 

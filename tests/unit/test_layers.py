@@ -1,6 +1,6 @@
-"""batchfx's layers, read from its source: no import cycle (imports inside functions
-included), pure modules that reach no storage and no Azure SDK, and every Azure Storage SDK
-call in batchfx/storage/."""
+"""batchfx's layers, read from its source: each package imports only its own layer and the
+layers below it, no import cycle (imports inside functions included), pure modules that reach
+no storage and no Azure SDK, and every Azure Storage SDK call in batchfx/storage/."""
 
 from __future__ import annotations
 
@@ -10,27 +10,41 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "batchfx"
 
-# The pure core: rules, models, formats and plans. They may import each other and the
-# standard library, pydantic, yaml, pandas/pyarrow; never batchfx.storage, a service over
-# it, or an Azure SDK.
-PURE = {
-    "batchfx", "batchfx.access", "batchfx.deployments", "batchfx.environments",
-    "batchfx.errors", "batchfx.file_refs", "batchfx.final_tally", "batchfx.image",
-    "batchfx.isolation", "batchfx.models", "batchfx.output_format", "batchfx.output_layout",
-    "batchfx.partition", "batchfx.pipelines", "batchfx.progress", "batchfx.progress_tally",
-    "batchfx.records", "batchfx.reports", "batchfx.schedule_parsing", "batchfx.schedules",
-    "batchfx.settings", "batchfx.sizes", "batchfx.spec", "batchfx.spec_fields",
-    "batchfx.spec_io", "batchfx.spec_items", "batchfx.watch_steps", "batchfx.work_cache",
-    "batchfx.scoring.contract",
-    "batchfx.scoring.shaping", "batchfx.local.durable_history",
-    *(f"batchfx.tabular.{p.stem}" for p in (PACKAGE / "tabular").glob("*.py")
-      if p.stem != "__init__"),
-    "batchfx.tabular",
+# The layers, lowest first (README "How it is built"). A module may import its own layer
+# and any lower one, never a higher one.
+LAYERS = {
+    "core": 0,      # pure rules, models, formats and plans
+    "tabular": 0,   # pure: cutting and reading tabular inputs
+    "storage": 1,   # every Azure Storage SDK call
+    "scoring": 2,   # the scoring-script process (parent side and child)
+    "services": 3,  # jobs, partitioning, scoring, finalize, registry … over Storage
+    "api": 4,       # the Functions app's triggers (blueprints) and what they share
+    "local": 5,     # the local runner: the app's own functions against Azurite
+    "cli": 6,       # the batchfx command
 }
+# The package's entry points, above every layer.
+ENTRY = {"batchfx.__main__": 7}
+
+# The pure modules: they may import each other and the standard library, pydantic, yaml,
+# pandas/pyarrow; never batchfx.storage, a service over it, or an Azure SDK.
+PURE_PACKAGES = ("batchfx.core", "batchfx.tabular")
+PURE_ELSEWHERE = {"batchfx", "batchfx.scoring.shaping", "batchfx.local.durable.history"}
 SDKS = {"azure", "requests", "urllib3"}
 # The Azure Storage SDKs (blobs, queues, tables, azure-core's errors): batchfx/storage/ only
 # (the local Durable store included: it goes through BlobStore).
 STORAGE_SDK = ("azure.storage", "azure.data.tables", "azure.core")
+
+
+def _pure() -> set[str]:
+    return {m for m in _modules()
+            if m.startswith(PURE_PACKAGES) or m in PURE_ELSEWHERE}
+
+
+def _rank(module: str) -> int:
+    if module in ENTRY:
+        return ENTRY[module]
+    parts = module.split(".")
+    return LAYERS[parts[1]] if len(parts) > 1 else 0
 
 
 def _modules() -> dict[str, Path]:
@@ -112,12 +126,26 @@ def test_no_module_imports_itself_back_through_others() -> None:
     assert _cycles(inner) == []
 
 
+def test_every_module_is_in_a_layer() -> None:
+    unplaced = [m for m in _modules() if m.count(".") >= 1 and m not in ENTRY
+                and m.split(".")[1] not in LAYERS]
+    assert unplaced == []
+
+
+def test_no_layer_imports_a_higher_one() -> None:
+    inner, _ = _imports()
+    upward = [f"{module} imports {target}" for module in sorted(inner)
+              for target in sorted(inner[module]) if _rank(target) > _rank(module)]
+    assert upward == []
+
+
 def test_pure_modules_reach_no_storage_service_or_azure_sdk() -> None:
     inner, outer = _imports()
-    assert set(_modules()) >= PURE, PURE - set(_modules())  # the list names real modules
+    pure = _pure()
+    assert set(_modules()) >= PURE_ELSEWHERE  # the list names real modules
     problems = []
-    for module in sorted(PURE):
-        for target in sorted(inner[module] - PURE):
+    for module in sorted(pure):
+        for target in sorted(inner[module] - pure):
             problems.append(f"{module} imports {target}, which is not pure")
         sdks = sorted(n for n in outer[module] if n.split(".")[0] in SDKS)
         problems += [f"{module} imports {n}" for n in sdks]
@@ -137,4 +165,6 @@ def test_the_storage_sdks_are_called_from_batchfx_storage_only() -> None:
 def test_the_checks_see_a_cycle_and_an_impure_import() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     inner, _ = _imports()
-    assert "batchfx.storage" in inner["batchfx.jobs"]  # a service: what PURE must not reach
+    # a service: what a pure module must not reach
+    assert "batchfx.storage" in inner["batchfx.services.jobs"]
+    assert _rank("batchfx.cli.main") > _rank("batchfx.services.jobs") > _rank("batchfx.core.spec")

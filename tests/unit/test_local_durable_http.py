@@ -16,8 +16,8 @@ import azure.functions as func
 import pytest
 from durable_sample_app import CALLS, app, run_until_done
 
-from batchfx.local.durable import LocalDurableRuntime
-from batchfx.local.durable_store import MemoryInstanceStore
+from batchfx.local.durable.runtime import LocalDurableRuntime
+from batchfx.local.durable.store import MemoryInstanceStore
 from batchfx.local.http_server import shared_loop
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from durable_sample_app import CALLS, app, run_until_done
 
-from batchfx.local import durable_history as h
-from batchfx.local.durable import LocalDurableRuntime
-from batchfx.local.durable_store import MemoryInstanceStore
+from batchfx.local.durable import history as h
+from batchfx.local.durable.runtime import LocalDurableRuntime
+from batchfx.local.durable.store import MemoryInstanceStore
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batchfx.errors import ConflictError, InputError, StorageNotFoundError
+from batchfx.core.errors import ConflictError, InputError, StorageNotFoundError
 from batchfx.storage.local_files import LOCAL, LocalFiles, file_version
 
 

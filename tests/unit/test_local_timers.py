@@ -13,7 +13,7 @@ import azure.durable_functions as df
 import azure.functions as func
 import pytest
 
-from batchfx.local.durable_history import client_binding
+from batchfx.local.durable.history import client_binding
 from batchfx.local.http_server import shared_loop
 from batchfx.local.timers import TimerDriver, timer_functions
 

@@ -17,7 +17,7 @@ import pytest
 from mlflow.models import infer_signature
 from sklearn.linear_model import LogisticRegression
 
-from batchfx.mlflow_scoring import (
+from batchfx.scoring.mlflow import (
     FILE_NAME_COLUMN,
     OUTPUT_COLUMNS,
     ROW_COLUMN,
@@ -306,9 +306,9 @@ def test_mlmodel_is_found_in_a_blob_listing() -> None:
 
 
 def test_public_surface() -> None:
-    import batchfx.mlflow_scoring
+    import batchfx.scoring.mlflow
 
-    assert set(batchfx.mlflow_scoring.__all__) == {
+    assert set(batchfx.scoring.mlflow.__all__) == {
         "FILE_NAME_COLUMN", "MLMODEL", "OUTPUT_COLUMNS", "ROW_COLUMN", "SCORE_SCRIPT",
         "find_mlmodel", "find_mlmodel_in", "is_mlflow_model",
     }  # fmt: skip

@@ -1,4 +1,4 @@
-"""A job's models: how a spec names them and how they are laid out on disk (batchfx.models)."""
+"""A job's models: how a spec names them and how they are laid out on disk (batchfx.core.models)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from batchfx.errors import SpecError
-from batchfx.models import (
+from batchfx.core.errors import SpecError
+from batchfx.core.models import (
     JobModel,
     ModelReference,
     build_layout,

@@ -13,13 +13,13 @@ import azure.functions as func
 import pytest
 from durable_sample_app import run_until_done
 
-from batchfx import app_context
-from batchfx.blueprints import orchestration
-from batchfx.local.durable import LocalDurableRuntime
-from batchfx.local.durable_store import MemoryInstanceStore
-from batchfx.partitioner import PartitionResult
-from batchfx.settings import Settings
-from batchfx.watch_steps import QUEUE_WINDOW
+from batchfx.api import context as app_context
+from batchfx.api import orchestration
+from batchfx.core.settings import Settings
+from batchfx.core.watch_steps import QUEUE_WINDOW
+from batchfx.local.durable.runtime import LocalDurableRuntime
+from batchfx.local.durable.store import MemoryInstanceStore
+from batchfx.services.partitioner import PartitionResult
 
 _CONN = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
 TOTAL = 12  # mini-batches the stand-in job has

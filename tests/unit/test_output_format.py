@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from batchfx.errors import OutputError
-from batchfx.output_format import (
+from batchfx.core.errors import OutputError
+from batchfx.core.row_format import (
     common_header,
     format_rows,
     format_segments,

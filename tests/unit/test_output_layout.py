@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from batchfx.errors import OutputError
-from batchfx.output_layout import (
+from batchfx.core.errors import OutputError
+from batchfx.core.output_layout import (
     OutputFile,
     Piece,
     combine_segments,
@@ -16,7 +16,7 @@ from batchfx.output_layout import (
     plan_per_input_file,
     segments_blob_name,
 )
-from batchfx.scoring.contract import TryOutcome
+from batchfx.core.script_contract import TryOutcome
 
 
 def outcome(*segments: tuple[int, int, int]) -> TryOutcome:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-import batchfx.errors
+import batchfx.core.errors
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,19 +18,19 @@ def test_requirements_txt_matches_pyproject_dependencies() -> None:
 
 
 def test_error_tree_is_the_documented_one() -> None:
-    assert set(batchfx.errors.__all__) == {
+    assert set(batchfx.core.errors.__all__) == {
         "AzuriteError", "BatchfxError", "ConflictError", "InputError", "JobNotFoundError",
         "JobStateError",
         "OutputError", "ScriptError", "SpecError", "StorageError", "StorageNotFoundError",
         "NotRegisteredError", "ProblemsError", "ScheduleError", "ScheduleExistsError",
         "ScheduleNotFoundError"}
-    for name in batchfx.errors.__all__:
-        assert issubclass(getattr(batchfx.errors, name), batchfx.errors.BatchfxError)
-        assert name in (batchfx.errors.__doc__ or "")
+    for name in batchfx.core.errors.__all__:
+        assert issubclass(getattr(batchfx.core.errors, name), batchfx.core.errors.BatchfxError)
+        assert name in (batchfx.core.errors.__doc__ or "")
 
 
 def test_function_app_registers_the_documented_functions() -> None:
-    from batchfx.local.app_loader import app_functions, load_app
+    from batchfx.local.bindings import app_functions, load_app
 
     names = {fn.get_function_name() for fn in app_functions(load_app())}
     assert names == {
@@ -56,7 +56,7 @@ def test_the_gpu_image_runs_the_queue_scorer_alone() -> None:
     """No HTTP, no timer, no Durable function in the GPU scorer's app (issue 14)."""
     import importlib.util
 
-    from batchfx.local.app_loader import app_functions
+    from batchfx.local.bindings import app_functions
 
     path = ROOT / "infra" / "gpu" / "function_app.py"
     spec = importlib.util.spec_from_file_location("gpu_function_app", path)

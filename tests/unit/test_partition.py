@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from batchfx.partition import (
+from batchfx.core.packing import (
     ManifestEntry,
     ManifestLine,
     build_manifest_page,
@@ -17,7 +17,7 @@ from batchfx.partition import (
     parse_manifest_line,
     select_files,
 )
-from batchfx.sizes import MiniBatchSize
+from batchfx.core.sizes import MiniBatchSize
 from batchfx.storage.blobs import BlobRef
 
 

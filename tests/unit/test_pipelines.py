@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from batchfx.errors import SpecError
-from batchfx.pipelines import (
+from batchfx.core.errors import SpecError
+from batchfx.core.pipelines import (
     Parameter,
     Pipeline,
     parse_pipeline,

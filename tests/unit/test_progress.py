@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from batchfx.progress import Action, Progress, Thresholds, decide
-from batchfx.progress_tally import summarize
+from batchfx.core.progress import Action, Progress, Thresholds, decide
+from batchfx.core.progress_tally import summarize
 
 
 def row(status: str, succeeded: int = 0, failed: int = 0, rows: int = 0, **extra: Any) -> dict[
@@ -279,7 +279,7 @@ def _row(status: str, items: int, planned: int, succeeded: int) -> dict[str, obj
 
 
 def test_an_estimated_total_is_corrected_by_the_rows_read_and_exact_when_all_are_done() -> None:
-    from batchfx.progress_tally import summarize
+    from batchfx.core.progress_tally import summarize
 
     rows = [_row("succeeded", 120, 100, 120), _row("running", 0, 100, 0)]
     running = summarize(rows, items_total=200, mini_batches_total=2, partitioned=True,
@@ -293,7 +293,7 @@ def test_an_estimated_total_is_corrected_by_the_rows_read_and_exact_when_all_are
 
 
 def test_a_known_total_is_never_corrected() -> None:
-    from batchfx.progress_tally import summarize
+    from batchfx.core.progress_tally import summarize
 
     rows = [_row("succeeded", 7, 0, 7)]  # rows written before items_planned existed
     progress = summarize(rows, items_total=7, mini_batches_total=1, partitioned=True,
@@ -304,7 +304,7 @@ def test_a_known_total_is_never_corrected() -> None:
 
 
 def test_a_job_is_checked_sooner_once_every_mini_batch_left_is_under_way() -> None:
-    from batchfx.progress import MIN_CHECK_S, next_check_s
+    from batchfx.core.progress import MIN_CHECK_S, next_check_s
 
     busy = progress(total=10, succeeded=4, running=2, items_succeeded=40, elapsed_s=4.0)
     assert next_check_s(busy, 5.0) == 5.0  # mini-batches still queued

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batchfx.progress_tally import MARGIN, Tally, summarize
+from batchfx.core.progress_tally import MARGIN, Tally, summarize
 
 T0 = datetime(2026, 12, 6, 12, 0, 0, tzinfo=UTC)
 

@@ -13,8 +13,8 @@ from typing import Any, cast
 import azure.functions as func
 import pytest
 
+from batchfx.local.queue_bindings import HostQueueOptions, QueueTrigger
 from batchfx.local.queue_poller import PollBackoff, QueuePoller, watch_parent
-from batchfx.local.queue_worker import HostQueueOptions, QueueTrigger
 from batchfx.storage import QueueStore, ReceivedMessage
 
 

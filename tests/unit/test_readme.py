@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
-from batchfx.deployments import parse_deployment
-from batchfx.pipelines import parse_pipeline
-from batchfx.schedules import parse_schedule
-from batchfx.spec import parse_job_spec
+from batchfx.core.deployments import parse_deployment
+from batchfx.core.pipelines import parse_pipeline
+from batchfx.core.recurrence import parse_schedule
+from batchfx.core.spec import parse_job_spec
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from batchfx.records import (
+from batchfx.core.records import (
     JobRecord,
     JobState,
     ManifestRef,

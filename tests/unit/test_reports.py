@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import io
 
-from batchfx.final_tally import FinalTally
-from batchfx.progress import Progress, Thresholds
-from batchfx.records import JobRecord, JobState, MiniBatchRecord, MiniBatchStatus
-from batchfx.reports import (
+from batchfx.core.final_tally import FinalTally
+from batchfx.core.progress import Progress, Thresholds
+from batchfx.core.records import JobRecord, JobState, MiniBatchRecord, MiniBatchStatus
+from batchfx.core.reports import (
     ERROR_COLUMNS,
     REPORT_COLUMNS,
     error_details,

@@ -1,12 +1,12 @@
 """What scripts logged with Run.log/tag, merged from every worker's metrics file and
-summarized for the job's view (batchfx.run_metrics; write_metrics is covered with storage)."""
+summarized for the job's view (services.run_metrics; write_metrics is covered with storage)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from batchfx.run_metrics import merge_metrics, metrics_summary
+from batchfx.services.run_metrics import merge_metrics, metrics_summary
 
 
 def _line(name: str, value: Any, at: float, *, run: str = "step", kind: str = "log") -> str:

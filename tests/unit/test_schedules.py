@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from batchfx.schedules import (
+from batchfx.core.recurrence import (
     Cron,
     Frequency,
     Recurrence,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_script_worker import config, context
 
-from batchfx.scoring.contract import MiniBatchContext, ScriptConfig
+from batchfx.core.script_contract import MiniBatchContext, ScriptConfig
 from batchfx.scoring.pool import PoolDraining, PoolRun, ScriptPool, slot_config
 
 pytestmark = pytest.mark.timeout(90)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from batchfx.scoring.contract import RunInfo
+from batchfx.core.script_contract import RunInfo
 from batchfx.scoring.secrets import answer_secret, raise_secret_error, script_environment
 
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchfx.scoring import MiniBatchContext, ScriptConfig, ScriptWorker, TryOutcome, TryPhase
+from batchfx.scoring import MiniBatchContext, ScriptConfig, ScriptProcess, TryOutcome, TryPhase
 from batchfx.scoring.shaping import file_runs, join_input, one_row_per_item, snapshot
 from batchfx.tabular.batch import ReadSlice, TabularBatch
 
@@ -22,8 +22,8 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 @pytest.fixture(scope="module")
-def worker() -> Iterator[ScriptWorker]:
-    with ScriptWorker(init_timeout=30, shutdown_timeout=2) as w:
+def worker() -> Iterator[ScriptProcess]:
+    with ScriptProcess(init_timeout=30, shutdown_timeout=2) as w:
         yield w
 
 
@@ -34,7 +34,7 @@ def config(tmp_path: Path, script: str, **changes: object) -> ScriptConfig:
     return ScriptConfig(**values)  # type: ignore[arg-type]
 
 
-def score(worker: ScriptWorker, cfg: ScriptConfig, batch: list[str] | TabularBatch
+def score(worker: ScriptProcess, cfg: ScriptConfig, batch: list[str] | TabularBatch
           ) -> TryOutcome:
     context = MiniBatchContext("job-1", "mb-0", 0, 1)
     return worker.run_mini_batch(cfg, batch, context, 30)
@@ -54,7 +54,7 @@ def frame(outcome: TryOutcome) -> pd.DataFrame:
 
 
 def test_join_input_puts_the_input_columns_first_and_renames_a_clash(
-        worker: ScriptWorker, tmp_path: Path) -> None:
+        worker: ScriptProcess, tmp_path: Path) -> None:
     cfg = config(tmp_path, "tabular_predict.py", join_input=True)
     outcome = score(worker, cfg, csv_batch(tmp_path, {"a.csv": [3, 4, 5]}))
     assert outcome.ok, outcome.error
@@ -67,7 +67,7 @@ def test_join_input_puts_the_input_columns_first_and_renames_a_clash(
 
 
 def test_join_input_of_a_list_result_is_a_prediction_column(
-        worker: ScriptWorker, tmp_path: Path) -> None:
+        worker: ScriptProcess, tmp_path: Path) -> None:
     cfg = config(tmp_path, "tabular_predict.py", join_input=True, arguments=("--list",))
     outcome = score(worker, cfg, csv_batch(tmp_path, {"a.csv": [1, 2]}))
     assert frame(outcome).to_dict(orient="list") == {
@@ -75,7 +75,7 @@ def test_join_input_of_a_list_result_is_a_prediction_column(
 
 
 def test_join_input_fails_the_try_without_one_row_per_input_row(
-        worker: ScriptWorker, tmp_path: Path) -> None:
+        worker: ScriptProcess, tmp_path: Path) -> None:
     cfg = config(tmp_path, "tabular_predict.py", join_input=True, arguments=("--drop", "1"))
     outcome = score(worker, cfg, csv_batch(tmp_path, {"a.csv": [1, 2, 3]}))
     assert outcome.error is not None and outcome.error.phase is TryPhase.RETURN
@@ -86,7 +86,7 @@ def test_join_input_fails_the_try_without_one_row_per_input_row(
 
 
 def test_per_input_file_attributes_each_file_its_row(
-        worker: ScriptWorker, tmp_path: Path) -> None:
+        worker: ScriptProcess, tmp_path: Path) -> None:
     paths = []
     for name, text in (("a.txt", "alpha"), ("bb.txt", "beta")):
         (tmp_path / name).write_text(text)
@@ -98,7 +98,7 @@ def test_per_input_file_attributes_each_file_its_row(
 
 
 def test_per_input_file_fails_the_try_when_files_return_no_row(
-        worker: ScriptWorker, tmp_path: Path) -> None:
+        worker: ScriptProcess, tmp_path: Path) -> None:
     (tmp_path / "ok.txt").write_text("fine")
     (tmp_path / "bad.txt").write_text("bad")
     cfg = config(tmp_path, "fail_some.py", output_format="text", per_input_file=True)
@@ -109,7 +109,7 @@ def test_per_input_file_fails_the_try_when_files_return_no_row(
 
 
 def test_per_input_file_gives_each_slice_its_rows_and_bytes(
-        worker: ScriptWorker, tmp_path: Path) -> None:
+        worker: ScriptProcess, tmp_path: Path) -> None:
     cfg = config(tmp_path, "tabular_predict.py", join_input=True, per_input_file=True)
     outcome = score(worker, cfg, csv_batch(tmp_path, {"a.csv": [1, 2], "b.csv": [30]}))
     assert outcome.ok, outcome.error
@@ -119,7 +119,7 @@ def test_per_input_file_gives_each_slice_its_rows_and_bytes(
 
 
 def test_per_input_file_of_parquet_counts_rows_only(
-        worker: ScriptWorker, tmp_path: Path) -> None:
+        worker: ScriptProcess, tmp_path: Path) -> None:
     path = tmp_path / "x.parquet"
     pq.write_table(pa.table({"id": list(range(6))}), path, row_group_size=3)
     batch = TabularBatch("parquet", (ReadSlice(str(path), (0,), name="in/x.parquet"),
@@ -131,7 +131,7 @@ def test_per_input_file_of_parquet_counts_rows_only(
 
 
 def test_a_window_of_a_tabular_batch_keeps_its_slice_positions(
-        worker: ScriptWorker, tmp_path: Path) -> None:
+        worker: ScriptProcess, tmp_path: Path) -> None:
     batch = csv_batch(tmp_path, {"a.csv": [1, 2], "b.csv": [3, 4]})
     windowed = TabularBatch(batch.format, batch.slices, 2, window=(1, 3))
     cfg = config(tmp_path, "tabular_predict.py", per_input_file=True)

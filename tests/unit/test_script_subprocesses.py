@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from batchfx.scoring import MiniBatchContext, ScriptConfig, ScriptWorker
+from batchfx.scoring import MiniBatchContext, ScriptConfig, ScriptProcess
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -24,7 +24,7 @@ def test_the_scripts_own_subprocesses_stop_with_it(tmp_path: Path) -> None:
     cfg = ScriptConfig(code_dir=str(SCRIPTS), entry_script="starts_a_helper.py",
                        model_dir=None, output_dir=str(tmp_path / "output"),
                        environment_variables=(("HELPER_PID_FILE", str(pid_file)),))
-    with ScriptWorker(init_timeout=30, shutdown_timeout=2) as worker:
+    with ScriptProcess(init_timeout=30, shutdown_timeout=2) as worker:
         outcome = worker.run_mini_batch(cfg, [str(tmp_path / "a.txt")],
                                         MiniBatchContext("job-1", "mb-0", 0, 1), 20)
         assert outcome.ok, outcome.error

@@ -1,4 +1,4 @@
-"""ScriptWorker against real child processes running the fixture scripts in tests/scripts."""
+"""ScriptProcess against real child processes running the fixture scripts in tests/scripts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from batchfx.scoring import MiniBatchContext, ScriptConfig, ScriptWorker, TryOutcome, TryPhase
+from batchfx.scoring import MiniBatchContext, ScriptConfig, ScriptProcess, TryOutcome, TryPhase
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,8 +20,8 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 @pytest.fixture
-def worker() -> Iterator[ScriptWorker]:
-    with ScriptWorker(init_timeout=30, shutdown_timeout=2) as w:
+def worker() -> Iterator[ScriptProcess]:
+    with ScriptProcess(init_timeout=30, shutdown_timeout=2) as w:
         yield w
 
 
@@ -61,7 +61,7 @@ def context(index: int = 0) -> MiniBatchContext:
 
 
 def run(
-    worker: ScriptWorker, cfg: ScriptConfig, paths: list[str], timeout: float = 20
+    worker: ScriptProcess, cfg: ScriptConfig, paths: list[str], timeout: float = 20
 ) -> TryOutcome:
     return worker.run_mini_batch(cfg, paths, context(), timeout)
 
@@ -75,7 +75,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def test_echo_returns_one_row_per_item(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     outcome = run(worker, config(tmp_path, "echo.py"), [files["a.txt"], files["b.txt"]])
     assert outcome.ok, outcome.error
@@ -86,7 +86,7 @@ def test_echo_returns_one_row_per_item(
 
 
 def test_script_prints_go_to_the_worker_log(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     outcome = run(worker, config(tmp_path, "echo.py"), [files["a.txt"]])
     assert outcome.part == b"a.txt alpha\n"
@@ -94,7 +94,7 @@ def test_script_prints_go_to_the_worker_log(
 
 
 def test_init_is_called_once_across_mini_batches(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     count_file = tmp_path / "inits.txt"
     cfg = config(
@@ -109,7 +109,7 @@ def test_init_is_called_once_across_mini_batches(
 
 
 def test_changed_config_shuts_old_child_down_and_inits_again(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     count_file = tmp_path / "inits.txt"
     env = (("INIT_COUNT_FILE", str(count_file)),)
@@ -131,7 +131,7 @@ def test_changed_config_shuts_old_child_down_and_inits_again(
 def test_close_calls_shutdown_and_is_idempotent(files: dict[str, str], tmp_path: Path) -> None:
     count_file = tmp_path / "inits.txt"
     env = (("INIT_COUNT_FILE", str(count_file)),)
-    worker = ScriptWorker(shutdown_timeout=2)
+    worker = ScriptProcess(shutdown_timeout=2)
     run(worker, config(tmp_path, "init_counter.py", environment_variables=env), [files["a.txt"]])
     pid = worker.child_pid
     assert pid is not None
@@ -142,7 +142,7 @@ def test_close_calls_shutdown_and_is_idempotent(files: dict[str, str], tmp_path:
 
 
 def test_items_missing_from_the_result_count_as_failed(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     paths = [files["a.txt"], files["bad.txt"], files["b.txt"]]
     outcome = run(worker, config(tmp_path, "fail_some.py"), paths)
@@ -152,7 +152,7 @@ def test_items_missing_from_the_result_count_as_failed(
 
 
 def test_more_rows_than_items_are_all_written(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     outcome = run(worker, config(tmp_path, "returns_more.py"), [files["a.txt"], files["b.txt"]])
     assert (outcome.succeeded, outcome.failed, outcome.rows) == (2, 0, 4)
@@ -168,7 +168,7 @@ def test_more_rows_than_items_are_all_written(
     ],
 )
 def test_dataframe_result_is_formatted(
-    worker: ScriptWorker,
+    worker: ScriptProcess,
     files: dict[str, str],
     tmp_path: Path,
     output_format: str,
@@ -189,7 +189,7 @@ def test_dataframe_result_is_formatted(
     [("returns_none.py", "NoneType"), ("returns_generator.py", "generator")],
 )
 def test_wrong_return_type_is_a_return_error_and_keeps_the_child(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path, entry_script: str, type_name: str
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path, entry_script: str, type_name: str
 ) -> None:
     cfg = config(tmp_path, entry_script)
     outcome = run(worker, cfg, [files["a.txt"], files["b.txt"]])
@@ -203,7 +203,7 @@ def test_wrong_return_type_is_a_return_error_and_keeps_the_child(
 
 
 def test_script_without_run_is_a_load_error(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     outcome = run(worker, config(tmp_path, "no_run.py"), [files["a.txt"]])
     assert outcome.error is not None
@@ -214,7 +214,7 @@ def test_script_without_run_is_a_load_error(
 
 
 def test_syntax_error_is_a_load_error_with_traceback(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     outcome = run(worker, config(tmp_path, "syntax_error.py"), [files["a.txt"]])
     assert outcome.error is not None
@@ -225,7 +225,7 @@ def test_syntax_error_is_a_load_error_with_traceback(
 
 
 def test_missing_entry_script_is_a_load_error(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     outcome = run(worker, config(tmp_path, "missing.py"), [files["a.txt"]])
     assert outcome.error is not None
@@ -234,7 +234,7 @@ def test_missing_entry_script_is_a_load_error(
 
 
 def test_init_error_carries_the_script_traceback_and_is_retried(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     cfg = config(tmp_path, "init_raises.py")
     outcome = run(worker, cfg, [files["a.txt"], files["b.txt"]])
@@ -255,7 +255,7 @@ def test_init_error_carries_the_script_traceback_and_is_retried(
 
 
 def test_init_timeout_kills_the_child(files: dict[str, str], tmp_path: Path) -> None:
-    with ScriptWorker(init_timeout=1) as worker:
+    with ScriptProcess(init_timeout=1) as worker:
         outcome = run(worker, config(tmp_path, "init_hangs.py"), [files["a.txt"]])
         assert outcome.error is not None
         assert outcome.error.phase is TryPhase.TIMEOUT
@@ -264,7 +264,7 @@ def test_init_timeout_kills_the_child(files: dict[str, str], tmp_path: Path) -> 
 
 
 def test_run_exception_is_a_run_error_and_the_retry_reuses_the_child(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     cfg = config(tmp_path, "raises_once.py")
     outcome = run(worker, cfg, [files["a.txt"], files["flaky.txt"]])
@@ -280,7 +280,7 @@ def test_run_exception_is_a_run_error_and_the_retry_reuses_the_child(
 
 
 def test_timeout_kills_a_hung_run_and_the_next_call_starts_fresh(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     cfg = config(tmp_path, "hangs.py")
     assert run(worker, cfg, [files["a.txt"]]).ok
@@ -300,7 +300,7 @@ def test_timeout_kills_a_hung_run_and_the_next_call_starts_fresh(
 
 
 def test_crash_reports_the_exit_code_and_the_next_call_starts_fresh(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     cfg = config(tmp_path, "crash.py")
     outcome = run(worker, cfg, [files["a.txt"], files["crash.txt"]])
@@ -315,7 +315,7 @@ def test_crash_reports_the_exit_code_and_the_next_call_starts_fresh(
 
 
 def test_system_exit_is_a_run_error_with_its_code(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     outcome = run(worker, config(tmp_path, "system_exit.py"), [files["a.txt"]])
     error = outcome.error
@@ -328,7 +328,7 @@ def test_system_exit_is_a_run_error_with_its_code(
 
 
 def test_script_sees_argv_environment_model_and_output_folders(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     model = tmp_path / "model"
     model.mkdir()
@@ -348,7 +348,7 @@ def test_script_sees_argv_environment_model_and_output_folders(
 
 
 def test_run_with_context_receives_the_mini_batch_context(
-    worker: ScriptWorker, files: dict[str, str], tmp_path: Path
+    worker: ScriptProcess, files: dict[str, str], tmp_path: Path
 ) -> None:
     outcome = worker.run_mini_batch(
         config(tmp_path, "context_run.py"), [files["a.txt"]], context(index=7), timeout=20
@@ -361,8 +361,8 @@ def test_child_dies_when_the_parent_is_killed(files: dict[str, str], tmp_path: P
     cfg = config(tmp_path, "hangs.py", environment_variables=(("HANGS_PID_FILE", str(pid_file)),))
     parent_code = textwrap.dedent(
         f"""
-        from batchfx.scoring import MiniBatchContext, RunInfo, ScriptConfig, ScriptWorker
-        ScriptWorker().run_mini_batch(
+        from batchfx.scoring import MiniBatchContext, RunInfo, ScriptConfig, ScriptProcess
+        ScriptProcess().run_mini_batch(
             {cfg!r}, [{files["hang.txt"]!r}], MiniBatchContext("job-1", "mb-0", 0, 1), 600
         )
         """

@@ -1,4 +1,4 @@
-"""ScriptWorker with tabular mini-batches against a real child process: what the parent
+"""ScriptProcess with tabular mini-batches against a real child process: what the parent
 learns about the rows even when run() never returns."""
 
 from __future__ import annotations
@@ -9,20 +9,20 @@ from pathlib import Path
 import pytest
 from test_script_worker import config, context
 
-from batchfx.scoring import ScriptWorker, TryPhase
+from batchfx.scoring import ScriptProcess, TryPhase
 from batchfx.tabular.batch import ReadSlice, TabularBatch
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def worker() -> Iterator[ScriptWorker]:
-    with ScriptWorker(init_timeout=30, shutdown_timeout=2) as w:
+def worker() -> Iterator[ScriptProcess]:
+    with ScriptProcess(init_timeout=30, shutdown_timeout=2) as w:
         yield w
 
 
 def test_a_tabular_run_that_hangs_still_counts_the_rows_it_read(
-    worker: ScriptWorker, tmp_path: Path
+    worker: ScriptProcess, tmp_path: Path
 ) -> None:
     """The plan estimated 10 rows (text cut by bytes); the child read 25 before run()."""
     data = tmp_path / "rows.csv"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from batchfx.settings import Settings
+from batchfx.core.settings import Settings
 
 _CONN = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchfx.sizes import (
+from batchfx.core.sizes import (
     DEFAULT_FILE_COUNT,
     DEFAULT_TABULAR_BYTES,
     MiniBatchSize,

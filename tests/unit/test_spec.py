@@ -13,9 +13,9 @@ import pydantic
 import pytest
 from spec_cases import BASE, the_problem
 
-from batchfx.errors import SpecError
-from batchfx.sizes import MiniBatchSize
-from batchfx.spec import InputSpec, JobSpec, parse_job_spec
+from batchfx.core.errors import SpecError
+from batchfx.core.sizes import MiniBatchSize
+from batchfx.core.spec import InputSpec, JobSpec, parse_job_spec
 
 
 @pytest.mark.parametrize(
@@ -287,7 +287,7 @@ def test_names_that_would_break_finalize_are_refused(changes: dict[str, object],
 
 
 def test_a_local_path_with_a_nul_is_refused() -> None:
-    from batchfx.spec_io import split_source_path
+    from batchfx.core.spec_io import split_source_path
 
     with pytest.raises(SpecError, match="control characters"):
         split_source_path("inputs.path", "/data/a\x00b")

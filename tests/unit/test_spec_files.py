@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from spec_cases import BASE, TABULAR, problems_of, the_problem
 
-from batchfx.errors import SpecError
-from batchfx.sizes import MiniBatchSize
-from batchfx.spec import JobSpec, load_job_spec, parse_job_spec, split_storage_path
+from batchfx.core.errors import SpecError
+from batchfx.core.sizes import MiniBatchSize
+from batchfx.core.spec import JobSpec, load_job_spec, parse_job_spec, split_storage_path
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from batchfx.errors import SpecError
-from batchfx.partition import build_manifest_page, item_name, parse_manifest_line
-from batchfx.spec import InputSpec, parse_job_spec
+from batchfx.core.errors import SpecError
+from batchfx.core.packing import build_manifest_page, item_name, parse_manifest_line
+from batchfx.core.spec import InputSpec, parse_job_spec
 from batchfx.storage import BlobRef
 
 SPEC: dict[str, Any] = {"name": "two-inputs", "entry_script": "score.py",

@@ -1,5 +1,5 @@
 """The spec's ``model`` and ``models`` fields: folders and registered models
-(batchfx.spec.parse_job_spec, references checked by batchfx.models)."""
+(batchfx.core.spec.parse_job_spec, references checked by batchfx.core.models)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from batchfx.errors import SpecError
-from batchfx.spec import parse_job_spec
-from batchfx.spec_fields import SCRIPT_REQUIRED
+from batchfx.core.errors import SpecError
+from batchfx.core.spec import parse_job_spec
+from batchfx.core.spec_fields import SCRIPT_REQUIRED
 
 SPEC: dict[str, Any] = {
     "name": "job-one",

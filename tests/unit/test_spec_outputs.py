@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from spec_cases import BASE, TABULAR, problems_of, the_problem
 
-from batchfx.spec import JobSpec, parse_job_spec
+from batchfx.core.spec import JobSpec, parse_job_spec
 
 KEYED: dict[str, Any] = {**BASE, "inputs": TABULAR, "partition_keys": ["store"]}
 

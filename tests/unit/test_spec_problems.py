@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from spec_cases import BASE, problems_of, the_problem, the_problem_of
 
-from batchfx.spec import parse_job_spec
+from batchfx.core.spec import parse_job_spec
 
 LONG = "x" * 200
 

@@ -15,7 +15,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from batchfx.settings import Settings
+from batchfx.core.settings import Settings
 from batchfx.storage import Storage
 from batchfx.storage.blobs import BlobRetry
 from batchfx.storage.clients import retry_after_s, retry_wait_s, table_retry_options

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
-from batchfx.errors import InputError
-from batchfx.sizes import MiniBatchSize
+from batchfx.core.errors import InputError
+from batchfx.core.sizes import MiniBatchSize
 from batchfx.storage.blobs import BlobRef
 from batchfx.tabular import pieces_text
 from batchfx.tabular.pieces import FileCut, Piece, file_pieces

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from batchfx.errors import InputError
-from batchfx.partition import (
+from batchfx.core.errors import InputError
+from batchfx.core.packing import (
     Packer,
     folder_values,
     key_group,
     layout_manifest_page,
     parse_manifest_line,
 )
-from batchfx.sizes import MiniBatchSize
+from batchfx.core.sizes import MiniBatchSize
 from batchfx.tabular.lines import LineScanner, line_start_after, sample_lines
 from batchfx.tabular.planning import PlannedBatch, TabularInputs, line_body
 from batchfx.tabular.slices import InputFile, Slice, merge_slices, slice_from_wire, slice_to_wire

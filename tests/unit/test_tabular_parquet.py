@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchfx.errors import InputError
-from batchfx.sizes import MiniBatchSize
+from batchfx.core.errors import InputError
+from batchfx.core.sizes import MiniBatchSize
 from batchfx.storage.blobs import BlobRef
 from batchfx.tabular.batch import ReadSlice, TabularBatch
 from batchfx.tabular.grouping import chunk_rows, group_rows

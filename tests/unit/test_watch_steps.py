@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from batchfx.progress import Action
-from batchfx.watch_steps import (
+from batchfx.core.progress import Action
+from batchfx.core.watch_steps import (
     QUEUE_WINDOW,
     CheckResult,
     PartitionStep,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from batchfx.settings import Settings
-from batchfx.work_cache import evict, note_use, read_entries
-from batchfx.work_folders import sweep_ended_jobs
+from batchfx.core.settings import Settings
+from batchfx.core.work_cache import evict, note_use, read_entries
+from batchfx.services.work_folders import sweep_ended_jobs
 
 MB = 2**20
 

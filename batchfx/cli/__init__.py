@@ -1,0 +1,1 @@
+"""The ``batchfx`` command and its client for the HTTP API."""

@@ -1,0 +1,1 @@
+"""The local Durable Task runtime: history, instance store and the runtime itself."""

@@ -1,0 +1,1 @@
+"""Services over ``Storage``: jobs, partitioning, scoring, finalize, registry, schedules, drops."""
