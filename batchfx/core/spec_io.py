@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from batchfx.core.errors import SpecError
+from batchfx.core.spec_fields import short
 
 __all__ = ["load_yaml", "read_spec_document", "split_source_path", "split_storage_path",
            "storage_path_problem"]
@@ -22,11 +23,6 @@ MAX_YAML_VALUES = 100_000
 
 _CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -123,7 +119,7 @@ def split_storage_path(field: str, path: str) -> tuple[str, str]:
     """Split ``container/prefix`` into ``(container, prefix)``; SpecError names ``field``."""
     problem = storage_path_problem(path)
     if problem is not None:
-        raise SpecError([f"{field}: got {_short(path)} — {problem}"])
+        raise SpecError([f"{field}: got {short(path)} — {problem}"])
     container, _, prefix = path.rstrip("/").partition("/")
     return container, prefix
 
@@ -134,11 +130,11 @@ def split_source_path(field: str, path: str) -> tuple[str, str]:
     app allows it (``("", path)``: the local "container")."""
     if path.startswith("/"):
         if _CONTROL_RE.search(path):
-            raise SpecError([f"{field}: got {_short(path)} — control characters (such as NUL "
+            raise SpecError([f"{field}: got {short(path)} — control characters (such as NUL "
                              "or a line break) are not allowed in a path"])
         parts = [p for p in path.split("/") if p]
         if {".", ".."} & set(parts):
-            raise SpecError([f"{field}: got {_short(path)} — '.' and '..' are not allowed in a "
+            raise SpecError([f"{field}: got {short(path)} — '.' and '..' are not allowed in a "
                              "local path; give the folder's absolute path"])
         return "", "/" + "/".join(parts)
     return split_storage_path(field, path)

@@ -7,26 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from app_settings import app_settings
 from e2e_app import App
 
-from batchfx.core.settings import Settings
 from batchfx.storage import Storage
 
 
 @pytest.fixture
 def app(connection_string: str, unique_name: str, tmp_path: Path) -> Iterator[App]:
     """An isolated app with a started runner (2 worker processes)."""
-    settings = Settings(
-        connection_string=connection_string,
-        jobs_container=unique_name,
-        queue_name=unique_name,
-        jobs_table=f"{unique_name}jobs",
-        minibatches_table=f"{unique_name}mb",
-        inbox_container=f"{unique_name}-inbox",
-        poll_interval_s=0.3,
-        lease_margin_s=2.0,
-        work_dir=str(tmp_path / "work"),
-    )
+    settings = app_settings(connection_string, unique_name, tmp_path / "work",
+                            inbox_container=f"{unique_name}-inbox", poll_interval_s=0.3,
+                            lease_margin_s=2.0)
     storage = Storage.from_settings(settings)
     instance = App(settings, storage, tmp_path)
     instance.start()

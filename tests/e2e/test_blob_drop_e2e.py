@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from app_settings import app_settings
 from click.testing import CliRunner
 from e2e_app import App, lines
 
 from batchfx.cli.drops import drops
 from batchfx.core.deployments import parse_deployment
-from batchfx.core.settings import Settings
 from batchfx.local.bindings import load_app
 from batchfx.local.blob_events import BlobEventEmulator
 from batchfx.services.registry import register_deployment
@@ -24,13 +24,11 @@ DAY = "2026-11-22"
 
 @pytest.fixture
 def app(connection_string: str, unique_name: str, tmp_path: Path) -> Iterator[App]:
-    """conftest's app, with an inbox of its own (the default inbox is shared by the session)."""
-    settings = Settings(
-        connection_string=connection_string, jobs_container=unique_name,
-        queue_name=unique_name, jobs_table=f"{unique_name}jobs",
-        minibatches_table=f"{unique_name}mb", inbox_container=f"{unique_name}-inbox",
-        outputs_container=f"{unique_name}-outputs", poll_interval_s=0.3, lease_margin_s=2.0,
-        work_dir=str(tmp_path / "work"))
+    """conftest's app, with an outputs container of its own as well (default outputs go there)."""
+    settings = app_settings(connection_string, unique_name, tmp_path / "work",
+                            inbox_container=f"{unique_name}-inbox",
+                            outputs_container=f"{unique_name}-outputs", poll_interval_s=0.3,
+                            lease_margin_s=2.0)
     instance = App(settings, Storage.from_settings(settings), tmp_path)
     instance.start()
     try:

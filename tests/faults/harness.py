@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from app_settings import app_settings
+
 from batchfx.cli.client import ApiClient, ApiError
 from batchfx.core.records import JobRecord
 from batchfx.core.settings import Settings
@@ -43,18 +45,9 @@ FAST_RETRY_BACKOFF_MAX_S = 1.0
 def settings_for(connection_string: str, name: str, work_dir: Path, *,
                  poll_s: float = 1.0) -> Settings:
     """Settings of an app with its own container, queue and tables, and fast retries."""
-    return Settings(
-        connection_string=connection_string,
-        jobs_container=name,
-        queue_name=name,
-        jobs_table=f"{name}jobs",
-        minibatches_table=f"{name}mb",
-        poll_interval_s=poll_s,
-        lease_margin_s=2.0,
-        work_dir=str(work_dir),
-        storage_retry_backoff_s=FAST_RETRY_BACKOFF_S,
-        storage_retry_backoff_max_s=FAST_RETRY_BACKOFF_MAX_S,
-    )
+    return app_settings(connection_string, name, work_dir, poll_interval_s=poll_s,
+                        lease_margin_s=2.0, storage_retry_backoff_s=FAST_RETRY_BACKOFF_S,
+                        storage_retry_backoff_max_s=FAST_RETRY_BACKOFF_MAX_S)
 
 
 @dataclass

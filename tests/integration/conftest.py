@@ -1,4 +1,4 @@
-"""Fixtures shared by integration tests: an app's settings and storage on the session
+"""Fixtures shared by integration tests: an app's settings and storage on the module's
 Azurite (names unique to the test), and a data container holding a job's code.
 
 A module that defines a fixture of the same name uses its own."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from app_settings import app_settings
 
 from batchfx.core.settings import Settings
 from batchfx.storage import Storage
@@ -16,14 +17,7 @@ from batchfx.storage import Storage
 @pytest.fixture
 def settings(connection_string: str, unique_name: str, tmp_path: Path) -> Settings:
     """An app with its own container, queue and tables on the module's Azurite."""
-    return Settings(
-        connection_string=connection_string,
-        jobs_container=unique_name,
-        queue_name=unique_name,
-        jobs_table=unique_name + "jobs",
-        minibatches_table=unique_name + "mb",
-        work_dir=str(tmp_path),
-    )
+    return app_settings(connection_string, unique_name, tmp_path)
 
 
 @pytest.fixture

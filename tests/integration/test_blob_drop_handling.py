@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from app_settings import app_settings
 
 from batchfx.core.deployments import parse_deployment
 from batchfx.core.records import JobRecord
-from batchfx.core.settings import Settings
 from batchfx.services.blob_drops import DropRecord, DropState, handle_drop, list_drops
 from batchfx.services.jobs import get_job, list_jobs, submit_job_once
 from batchfx.services.registry import delete_deployment, register_deployment
@@ -23,11 +23,9 @@ pytestmark = pytest.mark.azurite
 
 @pytest.fixture
 def storage(connection_string: str, unique_name: str, tmp_path: Path) -> Storage:
-    store = Storage.from_settings(Settings(
-        connection_string=connection_string, jobs_container=unique_name,
-        queue_name=unique_name, jobs_table=unique_name + "jobs",
-        minibatches_table=unique_name + "mb", inbox_container=unique_name + "-inbox",
-        work_dir=str(tmp_path / "work")))
+    store = Storage.from_settings(app_settings(connection_string, unique_name,
+                                               tmp_path / "work",
+                                               inbox_container=unique_name + "-inbox"))
     store.ensure_resources()
     return store
 

@@ -12,12 +12,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from app_settings import app_settings
 from job_helpers import expand
 
 from batchfx.core.errors import InputError
 from batchfx.core.packing import ManifestLine, parse_manifest_line
 from batchfx.core.records import JobRecord, ManifestRef
-from batchfx.core.settings import Settings
 from batchfx.services.jobs import get_job, job_progress, submit_job, transition_job
 from batchfx.services.partitioner import partition_job
 from batchfx.storage import Storage
@@ -30,10 +30,7 @@ pytestmark = pytest.mark.azurite
 
 @pytest.fixture
 def storage(connection_string: str, unique_name: str, tmp_path: Path) -> Storage:
-    settings = Settings(connection_string=connection_string, jobs_container=unique_name,
-                        queue_name=unique_name, jobs_table=unique_name + "jobs",
-                        minibatches_table=unique_name + "mb", work_dir=str(tmp_path))
-    store = Storage.from_settings(settings)
+    store = Storage.from_settings(app_settings(connection_string, unique_name, tmp_path))
     store.ensure_resources()
     store.blobs.upload(unique_name, "code/score.py", b"def run(df):\n    return df\n")
     return store

@@ -5,6 +5,7 @@ no storage and no Azure SDK, and every Azure Storage SDK call in batchfx/storage
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -168,3 +169,29 @@ def test_the_checks_see_a_cycle_and_an_impure_import() -> None:
     # a service: what a pure module must not reach
     assert "batchfx.storage" in inner["batchfx.services.jobs"]
     assert _rank("batchfx.cli.main") > _rank("batchfx.services.jobs") > _rank("batchfx.core.spec")
+
+
+def test_the_readme_tree_places_every_module_in_its_layer() -> None:
+    """README's "How it is built" tree names each module under its package's line, with
+    the package's layer number, so a newcomer can tell any module's layer."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    tree = readme.split("## How it is built", 1)[1].split("```", 2)[1]
+    blocks: dict[str, tuple[int, str]] = {}
+    current = ""
+    for line in tree.splitlines():
+        head = re.match(r"^  (\w+)/\s+(\d)\s+(.*)$", line)
+        if head:
+            current = head.group(1)
+            blocks[current] = (int(head.group(2)), head.group(3))
+        elif current and line.startswith(" " * 16):
+            blocks[current] = (blocks[current][0], blocks[current][1] + " " + line)
+    assert {name: rank for name, (rank, _) in blocks.items()} == LAYERS
+    missing = []
+    for module in _modules():
+        parts = module.split(".")
+        if len(parts) != 3 or module in ENTRY:  # a subpackage is named by its folder
+            continue
+        words = set(re.findall(r"\w+/?", blocks[parts[1]][1]))
+        if parts[2] not in words and f"{parts[2]}/" not in words:
+            missing.append(module)
+    assert missing == []
