@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_script_worker import config, context
+from test_script_process import config, context
 
 from batchfx.core.script_contract import MiniBatchContext, ScriptConfig
 from batchfx.scoring.pool import PoolDraining, PoolRun, ScriptPool, slot_config

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_script_worker import config, context
+from test_script_process import config, context
 
 from batchfx.scoring import ScriptProcess, TryPhase
 from batchfx.tabular.batch import ReadSlice, TabularBatch
