@@ -1,6 +1,6 @@
 """Where a job's rows go besides the one append_row file: Hive-style partition folders
 (``partition_output``) and one output file per input file (``output_action:
-per_input_file``). Pure: names, segment bookkeeping and plans; ``output_files`` writes.
+per_input_file``). Pure: names, segment bookkeeping and plans; ``services.output_writer`` writes.
 
 A part's *segments* say which input each run of its rows came from: ``(position, rows,
 bytes)``, position being the file's index in the mini-batch's items (file inputs) or the
