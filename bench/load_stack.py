@@ -223,7 +223,7 @@ class LoadApp:
             for job_id in list(pending):
                 job = get_job(self.direct, job_id)
                 self.seen.setdefault(job_id, {}).setdefault(job.state.value, time.monotonic())
-                if job.state.value in FINAL and job.extra.get("outputs_ready"):
+                if job.state.value in FINAL and job.outcome.outputs_ready:
                     done[job_id] = job
                     pending.remove(job_id)
             if not pending:

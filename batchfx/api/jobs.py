@@ -71,7 +71,7 @@ def get_job_http(req: func.HttpRequest) -> func.HttpResponse:
         job = get_job(storage, job_id)
     except JobNotFoundError as exc:
         return problem(404, str(exc))
-    ended = job.state.is_final and job.extra.get("final")  # its counts are kept with it
+    ended = job.state.is_final and job.outcome.final  # its counts are kept with it
     return json_response(200, job_view(job, None if ended else job_progress(storage, job)))
 
 

@@ -60,7 +60,7 @@ def final_tally(job: JobRecord, records: Sequence[MiniBatchRecord],
     progress = summarize((r.to_entity() for r in ordered), items_total=job.items_total,
                          mini_batches_total=job.mini_batches_total,
                          partitioned=job.partitioned, elapsed_s=elapsed_s,
-                         items_estimated=bool(job.extra.get("items_estimated")))
+                         items_estimated=job.partitioning.items_estimated)
     never_run = {i: n for i, n in sorted(planned.items()) if i not in seen}
     return FinalTally(job.state, ordered, never_run, progress, rows_written)
 

@@ -36,7 +36,6 @@ __all__ = [
     "ModelReference",
     "ModelVersion",
     "build_layout",
-    "job_models",
     "layout_paths",
     "map_model_path",
     "parse_model_reference",
@@ -145,11 +144,6 @@ class ModelVersion:
         """The model as a job uses it (laid out as ``<name>/<version>/<asset>``)."""
         asset = self.path.rstrip("/").rsplit("/", 1)[-1]
         return JobModel(self.name, self.version, self.path, asset, registered=True)
-
-
-def job_models(extra: dict[str, Any]) -> list[JobModel]:
-    """The models a job was submitted with (stored by submit in its ``extra["models"]``)."""
-    return [JobModel.from_record(r) for r in extra.get("models", [])]
 
 
 def layout_paths(root: str, models: list[JobModel]) -> tuple[str, dict[tuple[str, int], str]]:

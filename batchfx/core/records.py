@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypedDict
 
+from batchfx.core.job_details import EXTRA_KEYS, Outcome, Partitioning, Reuse, Submission
+
 __all__ = [
     "PART_CHUNK",
     "PART_PROPERTIES",
@@ -253,16 +255,27 @@ class JobRecord:
     continuation: str = ""
     reason: str = ""
     error: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Kept together in the row's JSON ``extra`` column (batchfx.core.job_details).
+    submission: Submission = field(default_factory=Submission)
+    partitioning: Partitioning = field(default_factory=Partitioning)
+    reuse: Reuse = field(default_factory=Reuse)
+    outcome: Outcome = field(default_factory=Outcome)
+    # Keys of the ``extra`` column this version does not know (a newer version wrote
+    # them): never read, written back as they were.
+    unknown_extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     PARTITION = "job"
 
     def to_entity(self) -> dict[str, Any]:
-        """The table row (the spec is stored as JSON text)."""
-        values = {k: v for k, v in self.__dict__.items() if k not in ("job_id", "spec", "extra")}
+        """The table row (the spec and the ``extra`` values are stored as JSON text)."""
+        values = {k: v for k, v in self.__dict__.items()
+                  if k not in ("job_id", "spec", *_EXTRA_FIELDS)}
         values["state"] = self.state.value
         values["spec"] = json.dumps(self.spec, separators=(",", ":"))
-        values["extra"] = json.dumps(self.extra, separators=(",", ":"))
+        extra: dict[str, Any] = {**self.unknown_extra, **self.submission.to_extra(),
+                                 **self.partitioning.to_extra(), **self.reuse.to_extra(),
+                                 **self.outcome.to_extra()}
+        values["extra"] = json.dumps(extra, separators=(",", ":"))
         values["error"] = _tail(self.error, 24_000)
         values["PartitionKey"] = self.PARTITION
         values["RowKey"] = self.job_id
@@ -270,15 +283,22 @@ class JobRecord:
 
     @classmethod
     def from_entity(cls, row: dict[str, Any]) -> JobRecord:
-        """Read a table row back."""
-        known = {k: row[k] for k in cls.__dataclass_fields__ if k in row and k != "PARTITION"}
+        """Read a table row back (one written by any earlier version too)."""
+        known = {k: row[k] for k in cls.__dataclass_fields__
+                 if k in row and k not in ("PARTITION", *_EXTRA_FIELDS)}
         known["job_id"] = row["RowKey"]
         known["state"] = JobState(row["state"])
         known["spec"] = json.loads(row["spec"])
-        known["extra"] = json.loads(row.get("extra") or "{}")
-        return cls(**known)
+        extra = json.loads(row.get("extra") or "{}")
+        return cls(**known, submission=Submission.from_extra(extra),
+                   partitioning=Partitioning.from_extra(extra), reuse=Reuse.from_extra(extra),
+                   outcome=Outcome.from_extra(extra),
+                   unknown_extra={k: v for k, v in extra.items() if k not in EXTRA_KEYS})
 
     @property
     def output_location(self) -> str:
         """``container/prefix`` where the job writes its results and logs."""
         return f"{self.output_container}/{self.output_prefix}"
+
+
+_EXTRA_FIELDS = ("submission", "partitioning", "reuse", "outcome", "unknown_extra")

@@ -21,7 +21,8 @@ from batchfx.core.reports import (
 )
 from batchfx.core.spec import JobSpec
 from batchfx.services.isolation_runs import load_item_errors
-from batchfx.services.jobs import elapsed_seconds, get_job, job_progress, job_view, transition_job
+from batchfx.services.job_transitions import end_job, keep_outcome, start_finalizing
+from batchfx.services.jobs import elapsed_seconds, get_job, job_progress, job_view
 from batchfx.services.output_writer import write_job_outputs
 from batchfx.services.reuse import copy_outputs, remember_result
 from batchfx.services.run_metrics import write_metrics
@@ -51,7 +52,7 @@ def _manifest_lines(storage: Storage, job: JobRecord
     rows (estimated for text files cut by bytes).
     """
     container = storage.settings.jobs_container
-    for page in range(int(job.extra.get("pages", 0))):
+    for page in range(job.partitioning.pages):
         blob = f"jobs/{job.job_id}/manifests/page-{page:06d}.jsonl"
         if not storage.blobs.exists(container, blob):
             continue  # a page that listed no files
@@ -102,7 +103,7 @@ def write_progress_overview(storage: Storage, job: JobRecord,
     job's view shows its final tally)."""
     import json
 
-    if progress is None and not job.extra.get("final"):
+    if progress is None and not job.outcome.final:
         progress = job_progress(storage, job)
     view = job_view(job, progress)
     storage.blobs.upload(job.output_container, f"{job.output_prefix}/progress_overview.json",
@@ -112,20 +113,19 @@ def write_progress_overview(storage: Storage, job: JobRecord,
 
 def _finish_reused(storage: Storage, job: JobRecord) -> str:
     """Complete a job by copying the results of the earlier identical job it reuses."""
-    earlier = get_job(storage, str(job.extra["reused_from"]))
-    job = transition_job(storage, job.job_id, JobState.FINALIZING,
-                         allowed_from=[JobState.RUNNING])
+    earlier = get_job(storage, job.reuse.reused_from)
+    job = start_finalizing(storage, job.job_id, allowed_from=[JobState.RUNNING])
     copy_outputs(storage, earlier, job)
     reason = (f"reused the results of job {earlier.job_id}: same inputs (ETags), code, model "
               "and settings (allow_reuse)")
     try:
-        job = transition_job(storage, job.job_id, JobState.COMPLETED,
-                             allowed_from=[JobState.FINALIZING], reason=reason)
+        job = end_job(storage, job.job_id, JobState.COMPLETED, reason=reason,
+                      allowed_from=[JobState.FINALIZING])
     except JobStateError:
         job = get_job(storage, job.job_id)
     # The earlier job's tally: its reports were copied with its outputs.
     records = _records(storage, earlier.job_id)
-    earlier_final = earlier.extra.get("final") or {}
+    earlier_final = earlier.outcome.final or {}
     rows = int(earlier_final.get("rows_written", sum(r.rows for r in records)))
     return _end(storage, job, records, dict(_manifest_lines(storage, earlier)), rows)
 
@@ -144,26 +144,26 @@ def _end(storage: Storage, job: JobRecord, records: list[MiniBatchRecord],
     final = final_tally(job, records, {i: n for i, (_, n) in manifest.items()},
                         rows_written=rows_written, elapsed_s=elapsed_seconds(job))
     reason = final_reason(job, final)  # an abort's counts as the reports count them
-    changes: dict[str, Any] = {"reason": reason} if reason != job.reason else {}
-    extra = dict(job.extra, outputs_ready=True, final=final.counts())
-    extra.pop("counts", None)
+    changed = reason if reason != job.reason else None
+    outcome = dataclasses.replace(job.outcome, outputs_ready=True, final=final.counts())
     try:
-        ended = dataclasses.replace(job, extra=extra, **changes)
+        ended = dataclasses.replace(job, outcome=outcome, reason=reason)
         _write_reports(storage, ended, final, {i: names for i, (names, _) in manifest.items()})
         metrics = write_metrics(storage, job)
         if metrics:
-            extra["metrics"] = metrics
-        write_progress_overview(storage, dataclasses.replace(ended, extra=extra))
+            outcome = dataclasses.replace(outcome, metrics=metrics)
+        write_progress_overview(storage, dataclasses.replace(ended, outcome=outcome))
     except StorageError:
         raise  # storage unreachable: the activity is tried again
     except Exception as exc:  # a job must end even when its reports cannot be written
         logger.exception("job %s: writing the reports failed", job.job_id)
-        extra["reports_error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
-    # Clients wait for this flag, not only the state: the reports exist once it is set
+        outcome = dataclasses.replace(
+            outcome, reports_error=f"{type(exc).__name__}: {str(exc)[:500]}")
+    # Clients wait for outputs_ready, not only the state: the reports exist once it is set
     # (or reports_error says why they do not).
-    job = transition_job(storage, job.job_id, job.state, extra=extra, **changes)
-    if job.state is JobState.COMPLETED and job.extra.get("reuse_key"):
-        remember_result(storage, str(job.extra["reuse_key"]), job)
+    job = keep_outcome(storage, job.job_id, job.state, outcome, reason=changed)
+    if job.state is JobState.COMPLETED and job.reuse.key:
+        remember_result(storage, job.reuse.key, job)
     logger.info("job %s: ended as %s (%s)", job.job_id, job.state.value, job.reason)
     return job.state.value
 
@@ -177,11 +177,11 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
     """
     job = get_job(storage, job_id)
     active = [s for s in JobState if not s.is_final]
-    if outcome is JobState.COMPLETED and not job.state.is_final and job.extra.get("reused_from"):
+    if outcome is JobState.COMPLETED and not job.state.is_final and job.reuse.reused_from:
         return _finish_reused(storage, job)
     rows_written = 0
     if outcome is JobState.COMPLETED and not job.state.is_final:
-        job = transition_job(storage, job_id, JobState.FINALIZING, allowed_from=active)
+        job = start_finalizing(storage, job_id, allowed_from=active)
         spec = JobSpec.from_record(job.spec)
         records = _records(storage, job_id)
         try:
@@ -196,16 +196,16 @@ def finalize_job(storage: Storage, job_id: str, outcome: JobState, reason: str =
             final, why = JobState.FAILED, (f"assembling the output failed: "
                                            f"{type(exc).__name__}: {exc}")
         try:
-            job = transition_job(storage, job_id, final, allowed_from=[JobState.FINALIZING],
-                                 reason=why)
+            job = end_job(storage, job_id, final, reason=why,
+                          allowed_from=[JobState.FINALIZING])
         except JobStateError:
             job = get_job(storage, job_id)
         if final is JobState.FAILED:
             rows_written = 0  # what was written is not the job's output
     elif not job.state.is_final:
         try:
-            job = transition_job(storage, job_id, outcome, allowed_from=active, reason=reason,
-                                 error=reason if outcome is JobState.FAILED else job.error)
+            job = end_job(storage, job_id, outcome, reason=reason, allowed_from=active,
+                          error=reason if outcome is JobState.FAILED else None)
         except JobStateError:
             job = get_job(storage, job_id)
         records = _records(storage, job_id)

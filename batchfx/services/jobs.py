@@ -7,8 +7,6 @@ import hashlib
 import logging
 import re
 import secrets
-import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +17,13 @@ from batchfx.core.errors import (
     SpecError,
     StorageNotFoundError,
 )
+from batchfx.core.job_details import Submission
 from batchfx.core.progress import Progress, init_error_text
 from batchfx.core.progress_tally import ROW_COLUMNS, Tally
 from batchfx.core.records import JobRecord, JobState, mini_batch_key, utc_now
 from batchfx.core.spec import IGNORED_SETTINGS, parse_job_spec, split_storage_path
 from batchfx.services.job_models import resolve_models
+from batchfx.services.job_transitions import end_job
 from batchfx.services.submit_checks import local_pins, storage_path_problems
 from batchfx.storage import Storage
 
@@ -37,7 +37,6 @@ __all__ = [
     "prepare_job",
     "submit_job",
     "submit_job_once",
-    "transition_job",
     "utc_now",
 ]
 
@@ -80,8 +79,7 @@ def prepare_job(storage: Storage, data: object, *, client_request_id: str = "",
         output_container=container,
         output_prefix=f"{prefix}/{job_id}" if prefix else job_id,
         client_request_id=client_request_id,
-        extra={**({"tags": dict(tags)} if tags else {}), **({"pins": pins} if pins else {}),
-               **({"models": [m.to_record() for m in models]} if models else {})},
+        submission=Submission(tags=dict(tags or {}), pins=pins, models=tuple(models)),
     )
     size = len(record.to_entity()["spec"])
     if size > 30_000:
@@ -165,48 +163,12 @@ def list_jobs(storage: Storage, *, limit: int = 100) -> list[JobRecord]:
     return jobs[:limit]
 
 
-def transition_job(
-    storage: Storage,
-    job_id: str,
-    to: JobState,
-    *,
-    allowed_from: Iterable[JobState] | None = None,
-    **changes: Any,
-) -> JobRecord:
-    """Move a job to ``to`` (with other column changes) unless its state forbids it.
-
-    The write is conditional on the row's ETag, so a cancel and the orchestrator never
-    overwrite each other's decision; a lost race is read again and re-checked.
-    """
-    allowed = set(allowed_from) if allowed_from is not None else None
-    for _ in range(20):
-        found = storage.tables.get(storage.settings.jobs_table, JobRecord.PARTITION, job_id)
-        if found is None:
-            raise JobNotFoundError(f"no job with id {job_id!r}")
-        job = JobRecord.from_entity(found.values)
-        if job.state is to and not changes:
-            return job
-        if allowed is not None and job.state not in allowed:
-            raise JobStateError(f"job {job_id} is {job.state.value}; cannot become {to.value}")
-        job.state = to
-        for key, value in changes.items():
-            setattr(job, key, value)
-        if to.is_final and not job.ended:
-            job.ended = utc_now()
-        try:
-            storage.tables.replace(storage.settings.jobs_table, job.to_entity(), etag=found.etag)
-            return job
-        except ConflictError:
-            time.sleep(0.01)
-    raise ConflictError(f"job {job_id}: too many concurrent updates")
-
-
 def cancel_job(storage: Storage, job_id: str) -> JobRecord:
     """Cancel a job that has not ended; scorers stop taking its mini-batches."""
     active = [s for s in JobState if not s.is_final]
     try:
-        job = transition_job(storage, job_id, JobState.CANCELED, allowed_from=active,
-                             reason="canceled by request")
+        job = end_job(storage, job_id, JobState.CANCELED, reason="canceled by request",
+                      allowed_from=active)
     except JobStateError:
         job = get_job(storage, job_id)
         raise JobStateError(f"job {job_id} already ended as {job.state.value}; "
@@ -239,7 +201,7 @@ def job_progress(storage: Storage, job: JobRecord, *, keep: bool = False,
     read with ``keep``. Once a full read found every mini-batch finished, nothing more is
     read."""
     # A job that reuses an earlier one's results shows that job's counts.
-    source = str(job.extra.get("reused_from") or job.job_id)
+    source = job.reuse.reused_from or job.job_id
     container = storage.settings.jobs_container
     tally = Tally()
     if not full:
@@ -267,7 +229,7 @@ def job_progress(storage: Storage, job: JobRecord, *, keep: bool = False,
     return tally.progress(items_total=job.items_total,
                           mini_batches_total=job.mini_batches_total,
                           partitioned=job.partitioned, elapsed_s=elapsed_seconds(job),
-                          items_estimated=bool(job.extra.get("items_estimated")))
+                          items_estimated=job.partitioning.items_estimated)
 
 
 def _row_outputs(location: str, spec: dict[str, Any]) -> dict[str, str | None]:
@@ -299,22 +261,21 @@ def job_view(job: JobRecord, progress: Progress | None) -> dict[str, Any]:
         "ended": job.ended or None,
         "reason": job.reason or None,
         "error": job.error or None,
-        "outputs_ready": bool(job.extra.get("outputs_ready")),
-        **({"reports_error": job.extra["reports_error"]} if job.extra.get("reports_error")
-           else {}),
-        "reused_from": job.extra.get("reused_from"),
+        "outputs_ready": job.outcome.outputs_ready,
+        **({"reports_error": job.outcome.reports_error} if job.outcome.reports_error else {}),
+        "reused_from": job.reuse.reused_from or None,
         "ignored_settings": {k: why for k, why in IGNORED_SETTINGS.items()
                              if spec.get(k) is not None},
         # What the script logged with azureml.core's Run.log and Run.tag (metrics.json)
-        **({"metrics": job.extra["metrics"]} if job.extra.get("metrics") else {}),
-        "models": [f"{m['name']}:{m['version']}" for m in job.extra.get("models", [])],
+        **({"metrics": job.outcome.metrics} if job.outcome.metrics else {}),
+        "models": [f"{m.name}:{m.version}" for m in job.submission.models],
         "output": {
             "location": job.output_location,
             **_row_outputs(job.output_location, spec),
             "summary": f"{job.output_location}/job_result.txt",
         },
     }
-    final = job.extra.get("final") or job.extra.get("counts")
+    final = job.outcome.final
     if final and job.state.is_final:  # an ended job's one final tally, kept by finalize
         view.update(final)
         if job.state is not JobState.COMPLETED:  # only a completed job assembles its rows

@@ -7,13 +7,14 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from batchfx.core.errors import JobStateError
 from batchfx.core.packing import ManifestPage, message_groups
-from batchfx.core.records import JobRecord, JobState, ManifestRef, encode_message
+from batchfx.core.records import JobRecord, ManifestRef, encode_message
 from batchfx.core.spec import JobSpec
-from batchfx.services.jobs import get_job, transition_job
+from batchfx.services.job_transitions import end_partitioning, next_input
+from batchfx.services.jobs import get_job
 from batchfx.storage import Storage
 
 __all__ = ["Deadline", "PartitionResult", "finish_input", "finish_partitioning",
@@ -73,15 +74,13 @@ def partition_result(job: JobRecord) -> PartitionResult:
 def finish_input(storage: Storage, job: JobRecord, spec: JobSpec) -> PartitionResult:
     """The input being partitioned is listed: the next call goes on with the next input
     (from the start of its listing), or partitioning ends after the last."""
-    index = int(job.extra.get("input", 0))
+    index = job.partitioning.input_index
     if index + 1 >= len(spec.input_list):
         return finish_partitioning(storage, job)
-    extra = {k: v for k, v in job.extra.items() if k != "cursor"}
-    extra.update(input=index + 1, input_pages=int(job.extra.get("pages", 0)))
+    partitioning = replace(job.partitioning, input_index=index + 1,
+                           input_first_page=job.partitioning.pages, cursor=None)
     try:
-        job = transition_job(storage, job.job_id, job.state,
-                             allowed_from=[JobState.PARTITIONING, JobState.RUNNING],
-                             continuation="", extra=extra)
+        job = next_input(storage, job.job_id, job.state, partitioning)
     except JobStateError:  # ended meanwhile
         return partition_result(get_job(storage, job.job_id))
     logger.info("job %s: input %d of %d listed", job.job_id, index + 1, len(spec.input_list))
@@ -90,9 +89,7 @@ def finish_input(storage: Storage, job: JobRecord, spec: JobSpec) -> PartitionRe
 
 def finish_partitioning(storage: Storage, job: JobRecord) -> PartitionResult:
     try:
-        job = transition_job(storage, job.job_id, JobState.RUNNING,
-                             allowed_from=[JobState.PARTITIONING, JobState.RUNNING],
-                             partitioned=True)
+        job = end_partitioning(storage, job.job_id)
     except JobStateError:  # ended meanwhile
         return PartitionResult(True, job.mini_batches_total, job.items_total)
     logger.info("job %s: partitioned into %d mini-batches of %d items", job.job_id,

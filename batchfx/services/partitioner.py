@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
 
 from batchfx.core.errors import InputError, JobStateError
-from batchfx.core.models import job_models
 from batchfx.core.packing import (
     PER_PAGE,
     Packer,
@@ -16,9 +16,16 @@ from batchfx.core.packing import (
     pack_files,
     select_files,
 )
-from batchfx.core.records import JobRecord, JobState, utc_now
+from batchfx.core.records import JobRecord, JobState
 from batchfx.core.spec import InputSpec, JobSpec, split_source_path
-from batchfx.services.jobs import get_job, transition_job
+from batchfx.services.job_transitions import (
+    end_job,
+    keep_reuse_key,
+    reuse_earlier,
+    save_page,
+    start_partitioning,
+)
+from batchfx.services.jobs import get_job
 from batchfx.services.manifest_pages import (
     Deadline,
     PartitionResult,
@@ -55,17 +62,16 @@ def partition_job(storage: Storage, job_id: str, *, budget_s: float = 30.0,
         return PartitionResult(True, job.mini_batches_total, job.items_total)
     if job.state is JobState.QUEUED:
         try:
-            job = transition_job(storage, job_id, JobState.PARTITIONING,
-                                 allowed_from=[JobState.QUEUED], started=utc_now())
+            job = start_partitioning(storage, job_id)
         except JobStateError:  # canceled between the read and the write
             return PartitionResult(True, job.mini_batches_total, job.items_total)
     spec = JobSpec.from_record(job.spec)
-    index = int(job.extra.get("input", 0))
+    index = job.partitioning.input_index
     source = spec.input_list[index]  # several inputs are partitioned in turn
     container, prefix = split_source_path(f"{spec.input_field(index)}.path", source.path)
     try:
         single = _tabular_file(storage, source, container, prefix)
-        if spec.allow_reuse and "reuse_key" not in job.extra:
+        if spec.allow_reuse and not job.reuse.key:
             reused = _check_reuse(storage, job, spec, single)
             if reused is not None:
                 return reused
@@ -131,24 +137,16 @@ def _tabular_file(storage: Storage, source: InputSpec, container: str,
 def _check_reuse(storage: Storage, job: JobRecord, spec: JobSpec,
                  single: BlobRef | None) -> PartitionResult | None:
     """With allow_reuse, point the job at an earlier identical job's results, if any."""
-    key = reuse_key(storage, spec, job_models(job.extra))
+    key = reuse_key(storage, spec, list(job.submission.models))
     if single is not None:  # reuse_key lists folders; a one-file tabular path counts too
         version = single.content_md5 or single.etag
         key = hashlib.sha256(f"{key}\n{single.name}\t{version}".encode()).hexdigest()
     earlier = find_reusable(storage, key)
-    extra = dict(job.extra, reuse_key=key)
     try:
         if earlier is None:
-            transition_job(storage, job.job_id, JobState.PARTITIONING,
-                           allowed_from=[JobState.PARTITIONING], extra=extra)
+            keep_reuse_key(storage, job.job_id, key)
             return None
-        extra["reused_from"] = earlier.job_id
-        if earlier.extra.get("items_estimated"):
-            extra["items_estimated"] = True
-        transition_job(storage, job.job_id, JobState.RUNNING,
-                       allowed_from=[JobState.PARTITIONING], extra=extra, partitioned=True,
-                       items_total=earlier.items_total,
-                       mini_batches_total=earlier.mini_batches_total)
+        reuse_earlier(storage, job.job_id, key, earlier)
     except JobStateError:  # canceled meanwhile
         return PartitionResult(True, job.mini_batches_total, job.items_total)
     logger.info("job %s: same inputs, code, model and settings as job %s: reusing its results",
@@ -190,7 +188,7 @@ def _write_page(
     selected = list(select_files(refs, prefix, source.glob)) \
         if source.type != "uri_file" else refs
     mini_batches, groups = _file_batches(spec, prefix, selected)
-    page_number = int(job.extra.get("pages", 0))
+    page_number = job.partitioning.pages
     first = job.mini_batches_total
     if mini_batches:
         page = build_manifest_page(container, prefix, mini_batches, first, groups,
@@ -198,19 +196,14 @@ def _write_page(
         blob = manifest_blob(job.job_id, page_number)
         storage.blobs.upload(storage.settings.jobs_container, blob, page.body)
         send_page(storage, job.job_id, blob, page, spec)
-    extra = dict(job.extra, pages=page_number + 1)
+    partitioning = dataclasses.replace(job.partitioning, pages=page_number + 1)
     # Saved only after the page's messages are out: a retried call redoes at most one
     # page, and scorers drop a duplicate message of a mini-batch already scored.
     try:
-        job = transition_job(
-            storage, job.job_id,
-            JobState.RUNNING if mini_batches or job.mini_batches_total else JobState.PARTITIONING,
-            allowed_from=[JobState.PARTITIONING, JobState.RUNNING],
-            mini_batches_total=first + len(mini_batches),
-            items_total=job.items_total + sum(len(b) for b in mini_batches),
-            continuation=token or "",
-            extra=extra,
-        )
+        job = save_page(storage, job.job_id, partitioning,
+                        mini_batches_total=first + len(mini_batches),
+                        items_total=job.items_total + sum(len(b) for b in mini_batches),
+                        continuation=token or "")
     except JobStateError:  # canceled or aborted meanwhile: stop listing
         return get_job(storage, job.job_id)
     logger.info("job %s: page %d gave %d mini-batches (%d so far)", job.job_id, page_number,
@@ -222,9 +215,8 @@ def _fail(storage: Storage, job: JobRecord, reason: str) -> PartitionResult:
     """End the job as failed: its inputs cannot be partitioned as the spec says."""
     logger.error("job %s: %s", job.job_id, reason)
     try:
-        job = transition_job(storage, job.job_id, JobState.FAILED,
-                             allowed_from=[JobState.PARTITIONING, JobState.RUNNING],
-                             reason=reason, error=reason)
+        job = end_job(storage, job.job_id, JobState.FAILED, reason=reason, error=reason,
+                      allowed_from=[JobState.PARTITIONING, JobState.RUNNING])
     except JobStateError:
         job = get_job(storage, job.job_id)
     return partition_result(job)

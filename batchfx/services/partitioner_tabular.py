@@ -3,6 +3,7 @@ end inside a file (its cursor saved), write the page's state, manifest and messa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from contextlib import closing
@@ -10,9 +11,10 @@ from typing import Any
 
 from batchfx.core.errors import JobStateError
 from batchfx.core.packing import layout_manifest_page
-from batchfx.core.records import JobRecord, JobState, ManifestRef, encode_message
+from batchfx.core.records import JobRecord, ManifestRef, encode_message
 from batchfx.core.spec import InputSpec, JobSpec
-from batchfx.services.jobs import get_job, transition_job
+from batchfx.services.job_transitions import save_page
+from batchfx.services.jobs import get_job
 from batchfx.services.manifest_pages import (
     Deadline,
     PartitionResult,
@@ -44,7 +46,7 @@ def partition_tabular(storage: Storage, job: JobRecord, spec: JobSpec, source: I
         if job.state.is_final:
             return partition_result(job)
         return finish_input(storage, job, spec)
-    cursor = job.extra.get("cursor")
+    cursor = job.partitioning.cursor
     with closing(plan_pages(inputs, job.continuation, cursor, per_page=per_page)) as pages:
         for page in pages:
             job = _write_tabular_page(storage, job, spec, inputs, page,
@@ -61,8 +63,8 @@ def partition_tabular(storage: Storage, job: JobRecord, spec: JobSpec, source: I
 def _more(job: JobRecord) -> bool:
     """Whether listing of the input goes on after the last saved page (none saved yet for
     this input: it starts)."""
-    started = int(job.extra.get("pages", 0)) > int(job.extra.get("input_pages", 0))
-    return not started or bool(job.continuation or job.extra.get("cursor"))
+    started = job.partitioning.pages > job.partitioning.input_first_page
+    return not started or bool(job.continuation or job.partitioning.cursor)
 
 
 def _write_tabular_page(storage: Storage, job: JobRecord, spec: JobSpec,
@@ -74,7 +76,7 @@ def _write_tabular_page(storage: Storage, job: JobRecord, spec: JobSpec,
     it on the next call (``_recover_page``) and sends the same messages again, so the
     byte ranges in messages already sent always match the page.
     """
-    number = int(job.extra.get("pages", 0))
+    number = job.partitioning.pages
     lines = [line_body(inputs, batch) for batch in page.batches]
     if input_name:  # which of the job's several inputs
         for body, _ in lines:
@@ -85,7 +87,7 @@ def _write_tabular_page(storage: Storage, job: JobRecord, spec: JobSpec,
         "entries": [[e.index, e.offset, e.length] for e in layout.entries],
         "mini_batches_total": job.mini_batches_total + len(lines),
         "items_total": job.items_total + sum(rows for _, rows in lines),
-        "items_estimated": bool(job.extra.get("items_estimated")) or unknown,
+        "items_estimated": job.partitioning.items_estimated or unknown,
         "continuation": page.continuation,
         "cursor": page.cursor,
     }
@@ -100,7 +102,7 @@ def _write_tabular_page(storage: Storage, job: JobRecord, spec: JobSpec,
 
 def _recover_page(storage: Storage, job: JobRecord) -> JobRecord:
     """Finish a page an earlier call wrote but did not record (see _write_tabular_page)."""
-    number = int(job.extra.get("pages", 0))
+    number = job.partitioning.pages
     container = storage.settings.jobs_container
     if not storage.blobs.exists(container, manifest_blob(job.job_id, number)):
         return job
@@ -117,17 +119,14 @@ def _recover_page(storage: Storage, job: JobRecord) -> JobRecord:
 
 def _save_position(storage: Storage, job: JobRecord, number: int,
                    state: dict[str, Any]) -> JobRecord:
-    extra = dict(job.extra, pages=number + 1, items_estimated=state["items_estimated"])
-    extra.pop("cursor", None)
-    if state["cursor"] is not None:
-        extra["cursor"] = state["cursor"]
-    total = int(state["mini_batches_total"])
+    partitioning = dataclasses.replace(job.partitioning, pages=number + 1,
+                                       items_estimated=bool(state["items_estimated"]),
+                                       cursor=state["cursor"])
     try:
-        job = transition_job(
-            storage, job.job_id, JobState.RUNNING if total else JobState.PARTITIONING,
-            allowed_from=[JobState.PARTITIONING, JobState.RUNNING],
-            mini_batches_total=total, items_total=int(state["items_total"]),
-            continuation=state["continuation"], extra=extra)
+        job = save_page(storage, job.job_id, partitioning,
+                        mini_batches_total=int(state["mini_batches_total"]),
+                        items_total=int(state["items_total"]),
+                        continuation=state["continuation"])
     except JobStateError:  # canceled or aborted meanwhile: stop
         return get_job(storage, job.job_id)
     logger.info("job %s: page %d gave %d mini-batches (%d so far)", job.job_id, number,

@@ -91,7 +91,7 @@ def find_reusable(storage: Storage, key: str) -> JobRecord | None:
         job = get_job(storage, str(found.values["job_id"]))
     except JobNotFoundError:
         return None
-    if job.state is not JobState.COMPLETED or not job.extra.get("outputs_ready"):
+    if job.state is not JobState.COMPLETED or not job.outcome.outputs_ready:
         return None
     # Its outputs may have been deleted since: then its results are gone, not reusable.
     needed = ["job_result.txt"]

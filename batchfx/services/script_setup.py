@@ -11,7 +11,7 @@ import json
 import os
 
 from batchfx.core.environments import parse_environment
-from batchfx.core.models import JobModel, build_layout, job_models, layout_paths
+from batchfx.core.models import JobModel, build_layout, layout_paths
 from batchfx.core.packing import ManifestLine
 from batchfx.core.records import JobRecord
 from batchfx.core.script_contract import (
@@ -92,7 +92,7 @@ def _stage(storage: Storage, job: JobRecord, field: str, path: str) -> str:
     key = (job.job_id, path)
     if key not in _staged:
         container, prefix = split_source_path(field, path)
-        pinned = job.extra.get("pins", {}).get(field)
+        pinned = job.submission.pins.get(field)
         if container == LOCAL and field != "source_directory":
             _staged[key] = local_folder(storage, prefix, pinned)
         elif field == "source_directory":  # the job's own copy: no other job touches it
@@ -113,14 +113,14 @@ def _lay_out_models(storage: Storage, job: JobRecord, spec: JobSpec
                     ) -> tuple[str | None, tuple[tuple[str, int, str], ...]]:
     """AZUREML_MODEL_DIR and (name, version, path) of each model, laid out as Azure ML
     does (``batchfx.core.models``) once per worker machine and content version."""
-    models = job_models(job.extra) or [JobModel.for_path(v, spec.model_names.get(f))
-                                       for f, v in spec.model_entries]
+    models = list(job.submission.models) or [JobModel.for_path(v, spec.model_names.get(f))
+                                             for f, v in spec.model_entries]
     if not models:
         return None, ()
     fields = [field for field, _ in spec.model_entries]
     staged = [(m, _stage(storage, job, field, m.path)) for m, field in zip(models, fields,
                                                                            strict=True)]
-    pins = job.extra.get("pins", {})
+    pins = job.submission.pins
     key = json.dumps([[m.to_record(), local, pins.get(field)]
                       for (m, local), field in zip(staged, fields, strict=True)])
     entry = hashlib.sha256(key.encode()).hexdigest()[:24]
@@ -144,7 +144,7 @@ def prepare_script(storage: Storage, job: JobRecord,
             for name, path in spec.side_inputs.items()}
     name = worker_name().replace(":", "-")
     root = os.path.join(storage.settings.work_dir, "workers", job.job_id, name)
-    tags = job.extra.get("tags", {})
+    tags = job.submission.tags
     env = dict(spec.environment_variables)
     env.update({f"AZUREML_BI_SIDE_INPUT_{k.upper()}": v for k, v in side.items()})
     config = ScriptConfig(

@@ -147,7 +147,7 @@ def test_a_published_pipeline_runs_with_adf_parameter_assignments(app: App) -> N
     assert result_rows(app, body["Id"]) == [
         f"{i}.txt argv=--folder,{folder},--top_k,5 "
         f"env=BATCHFX_PARAM_FOLDER={folder},BATCHFX_PARAM_TOP_K=5" for i in range(2)]
-    assert get_job(app.storage, body["Id"]).extra["tags"]["experiment"] == "adf-nightly"
+    assert get_job(app.storage, body["Id"]).submission.tags["experiment"] == "adf-nightly"
 
 
 def test_an_unknown_parameter_assignment_is_a_400_naming_it(app: App) -> None:

@@ -149,7 +149,7 @@ class FaultApp:
     def wait(self, job_id: str, timeout: float) -> dict[str, Any]:
         """Poll until the job ended and its outputs are written; a hang fails loudly."""
         self.wait_until(job_id, timeout, lambda job: job.state.value in FINAL
-                        and bool(job.extra.get("outputs_ready")))
+                        and job.outcome.outputs_ready)
         return self.view(job_id)
 
     def wait_until(self, job_id: str, timeout: float, done: Callable[[JobRecord], bool],

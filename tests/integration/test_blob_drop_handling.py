@@ -75,7 +75,7 @@ def test_a_success_marker_submits_a_job_over_its_folder(storage: Storage, inbox:
     assert record is not None and record.state is DropState.SUBMITTED
     job = get_job(storage, record.job_id)
     assert job.spec["inputs"]["path"] == f"{inbox}/digits/2026-11-22"
-    assert job.extra["tags"] == {"trigger": "blob-drop", "blob": marker, "deployment": "digits"}
+    assert job.submission.tags == {"trigger": "blob-drop", "blob": marker, "deployment": "digits"}
 
 
 def test_the_same_event_twice_submits_one_job(storage: Storage, inbox: str) -> None:

@@ -40,7 +40,7 @@ def test_an_output_that_cannot_be_assembled_fails_the_job_with_the_reason(
     job = get_job(storage, job_id)
     assert job.reason == ("assembling the output failed: ValueError: a part of the rows is "
                           "not what was written")
-    assert job.extra["outputs_ready"] is True
+    assert job.outcome.outputs_ready is True
 
 
 def test_a_report_that_cannot_be_written_still_ends_the_job_and_says_so(
@@ -50,8 +50,8 @@ def test_a_report_that_cannot_be_written_still_ends_the_job_and_says_so(
            UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed"))
     assert finalize_job(storage, job_id, JobState.CANCELED, "canceled by the user") == "canceled"
     job = get_job(storage, job_id)
-    assert job.extra["outputs_ready"] is True
-    assert job.extra["reports_error"].startswith("UnicodeEncodeError:")
+    assert job.outcome.outputs_ready is True
+    assert job.outcome.reports_error.startswith("UnicodeEncodeError:")
 
 
 def test_a_manifest_that_cannot_be_read_still_ends_the_job_with_its_counts(
@@ -60,5 +60,6 @@ def test_a_manifest_that_cannot_be_read_still_ends_the_job_with_its_counts(
     _break(monkeypatch, "parse_manifest_line", ValueError("manifest line 3 is not JSON"))
     assert finalize_job(storage, job_id, JobState.CANCELED, "canceled by the user") == "canceled"
     job = get_job(storage, job_id)
-    assert job.extra["outputs_ready"] is True
-    assert job.extra["final"]["mini_batches"]["total"] == job.mini_batches_total
+    assert job.outcome.outputs_ready is True
+    assert job.outcome.final is not None
+    assert job.outcome.final["mini_batches"]["total"] == job.mini_batches_total

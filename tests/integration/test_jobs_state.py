@@ -9,11 +9,19 @@ import pytest
 from job_helpers import spec_for, upload_inputs
 
 from batchfx.core.errors import JobNotFoundError, JobStateError
-from batchfx.core.records import JobState
-from batchfx.services.jobs import cancel_job, get_job, submit_job, transition_job
+from batchfx.core.records import JobRecord, JobState
+from batchfx.services.job_transitions import Change, end_job, start_finalizing, transition_job
+from batchfx.services.jobs import cancel_job, get_job, submit_job
 from batchfx.storage import Storage
 
 pytestmark = pytest.mark.azurite
+
+
+def _reason(reason: str) -> Change:
+    def change(job: JobRecord) -> None:
+        job.reason = reason
+
+    return change
 
 
 def test_cancel_marks_the_job_canceled_with_a_reason_and_end_time(storage: Storage,
@@ -33,7 +41,7 @@ def test_cancel_of_a_finished_job_raises_job_state_error(storage: Storage, data:
                                                          end: JobState) -> None:
     upload_inputs(storage, data, [1])
     job = submit_job(storage, spec_for(data))
-    transition_job(storage, job.job_id, end, reason="done")
+    transition_job(storage, job.job_id, end, change=_reason("done"))
     with pytest.raises(JobStateError, match=f"already ended as {end.value}"):
         cancel_job(storage, job.job_id)
     assert get_job(storage, job.job_id).reason == "done"
@@ -68,7 +76,7 @@ def test_racing_transitions_let_exactly_one_win(storage: Storage, data: str) -> 
         barrier.wait()
         try:
             return transition_job(storage, job.job_id, end, allowed_from=[JobState.QUEUED],
-                                  reason=f"by {end.value}").state
+                                  change=_reason(f"by {end.value}")).state
         except JobStateError:
             return None
 
@@ -92,7 +100,8 @@ def test_racing_transitions_without_a_state_check_all_succeed_after_retries(
     def attempt(reason: str) -> str:
         barrier.wait()
         # a lost ETag race is read again and retried, never raised to the caller
-        return transition_job(storage, job.job_id, JobState.RUNNING, reason=reason).reason
+        return transition_job(storage, job.job_id, JobState.RUNNING,
+                              change=_reason(reason)).reason
 
     with ThreadPoolExecutor(len(reasons)) as pool:
         written = list(pool.map(attempt, reasons))
@@ -110,7 +119,10 @@ def test_transition_to_a_final_state_sets_ended(storage: Storage, data: str) -> 
 def test_transition_applies_column_changes(storage: Storage, data: str) -> None:
     upload_inputs(storage, data, [1])
     job = submit_job(storage, spec_for(data))
-    transition_job(storage, job.job_id, JobState.RUNNING, items_total=42, reason="why")
+    def change(record: JobRecord) -> None:
+        record.items_total, record.reason = 42, "why"
+
+    transition_job(storage, job.job_id, JobState.RUNNING, change=change)
     stored = get_job(storage, job.job_id)
     assert (stored.state, stored.items_total, stored.reason) == (JobState.RUNNING, 42, "why")
 
@@ -118,3 +130,29 @@ def test_transition_applies_column_changes(storage: Storage, data: str) -> None:
 def test_transition_of_an_unknown_job_raises_not_found(storage: Storage) -> None:
     with pytest.raises(JobNotFoundError):
         transition_job(storage, "nobody", JobState.RUNNING)
+
+
+def test_a_transition_to_the_state_the_job_is_in_without_changes_writes_nothing(
+        storage: Storage, data: str) -> None:
+    upload_inputs(storage, data, [1])
+    job = submit_job(storage, spec_for(data))
+    start_finalizing(storage, job.job_id, allowed_from=[JobState.QUEUED])
+    table = storage.settings.jobs_table
+    before = storage.tables.get(table, JobRecord.PARTITION, job.job_id)
+    again = start_finalizing(storage, job.job_id, allowed_from=[JobState.QUEUED])
+    after = storage.tables.get(table, JobRecord.PARTITION, job.job_id)
+    assert again.state is JobState.FINALIZING
+    assert before is not None and after is not None and before.etag == after.etag
+
+
+def test_ending_a_job_keeps_its_error_unless_given_one(storage: Storage, data: str) -> None:
+    upload_inputs(storage, data, [1])
+    first = submit_job(storage, spec_for(data))
+    second = submit_job(storage, spec_for(data))
+    end_job(storage, first.job_id, JobState.ABORTED, reason="too many failed",
+            allowed_from=[JobState.QUEUED])
+    end_job(storage, second.job_id, JobState.FAILED, reason="bad input", error="bad input",
+            allowed_from=[JobState.QUEUED])
+    aborted, failed = get_job(storage, first.job_id), get_job(storage, second.job_id)
+    assert (aborted.reason, aborted.error, bool(aborted.ended)) == ("too many failed", "", True)
+    assert (failed.reason, failed.error) == ("bad input", "bad input")

@@ -9,7 +9,6 @@ import pytest
 
 from batchfx.core.deployments import parse_deployment
 from batchfx.core.errors import NotRegisteredError, SpecError
-from batchfx.core.models import job_models
 from batchfx.core.records import JobRecord, JobState
 from batchfx.services.jobs import prepare_job
 from batchfx.services.registry import get_model, list_models, register_deployment, register_model
@@ -84,7 +83,7 @@ def test_a_job_pins_latest_at_submit_and_resolves_folders_by_their_names(
     register_model(storage, "clf", model_folder)
     record = prepare_job(storage, _spec(storage, models=[
         "clf@latest", model_folder, {"path": model_folder, "name": "again", "version": 3}]))
-    assert [(m.name, m.version, m.asset, m.registered) for m in job_models(record.extra)] == [
+    assert [(m.name, m.version, m.asset, m.registered) for m in record.submission.models] == [
         ("clf", 1, "model", True), ("model", 1, "model", False), ("again", 3, "model", False)]
 
 

@@ -178,7 +178,7 @@ def test_firing_starts_one_job_on_the_due_dates_partition(storage: Storage, data
     [firing] = fire(storage, NOW + timedelta(minutes=1))
     job = get_job(storage, firing.job_id)
     assert job.spec["inputs"]["path"] == f"{data}/in/{(NOW - DAY).strftime('%Y/%m/%d')}"
-    assert job.extra["tags"] == {"schedule": "nightly", "due": NOW.isoformat()}
+    assert job.submission.tags == {"schedule": "nightly", "due": NOW.isoformat()}
     assert get_schedule(storage, "nightly").last_due == NOW
 
 

@@ -13,7 +13,7 @@ from batchfx.core.errors import JobNotFoundError
 from batchfx.core.packing import build_manifest_page
 from batchfx.core.records import JobRecord, JobState, ManifestRef
 from batchfx.services import scorer_cache
-from batchfx.services.jobs import transition_job
+from batchfx.services.job_transitions import transition_job
 from batchfx.storage import Storage
 from batchfx.storage.blobs import BlobRef
 

@@ -3,6 +3,7 @@ activity on one large Parquet or CSV file (many mini-batches, resumable), ETag g
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -18,7 +19,8 @@ from job_helpers import expand
 from batchfx.core.errors import InputError
 from batchfx.core.packing import ManifestLine, parse_manifest_line
 from batchfx.core.records import JobRecord, ManifestRef
-from batchfx.services.jobs import get_job, job_progress, submit_job, transition_job
+from batchfx.services.job_transitions import transition_job
+from batchfx.services.jobs import get_job, job_progress, submit_job
 from batchfx.services.partitioner import partition_job
 from batchfx.storage import Storage
 from batchfx.tabular.fetch import fetch_batch
@@ -122,7 +124,7 @@ def test_one_large_parquet_file_becomes_many_mini_batches_with_exact_row_counts(
     job = get_job(storage, job.job_id)
     lines = lines_of(storage)
     assert len(lines) == job.mini_batches_total >= 20
-    assert job.items_total == 200_000 and not job.extra["items_estimated"]
+    assert job.items_total == 200_000 and not job.partitioning.items_estimated
     assert sum(line.item_count for line in lines) == 200_000
     covered = []
     for line in lines:
@@ -142,7 +144,7 @@ def test_one_large_csv_becomes_many_mini_batches_cut_at_line_starts(storage: Sto
     job = get_job(storage, job.job_id)
     lines = lines_of(storage)
     assert len(lines) == job.mini_batches_total >= 20
-    assert job.extra["items_estimated"] is True
+    assert job.partitioning.items_estimated is True
     assert job.items_total == pytest.approx(60_000, rel=0.1)
     assert job_progress(storage, job).items_estimated is True
     spans = [(s.start, s.stop) for line in lines for s in line.tabular.slices]  # type: ignore[union-attr]
@@ -172,10 +174,14 @@ def test_a_page_written_by_a_call_that_stopped_is_sent_again_not_cut_again(
                  mini_batch_size="1000 rows")
     partition_job(storage, job.job_id, budget_s=0.0, mini_batches_per_page=2)
     first = get_job(storage, job.job_id)
-    assert first.extra["pages"] == 1
-    # As if the call had stopped after writing page 0, before saving where it stood.
-    transition_job(storage, job.job_id, first.state, mini_batches_total=0, items_total=0,
-                   extra={k: v for k, v in first.extra.items() if k not in ("pages", "cursor")})
+    assert first.partitioning.pages == 1
+
+    def unsaved(job: JobRecord) -> None:
+        # As if the call had stopped after writing page 0, before saving where it stood.
+        job.mini_batches_total = job.items_total = 0
+        job.partitioning = dataclasses.replace(first.partitioning, pages=0, cursor=None)
+
+    transition_job(storage, job.job_id, first.state, change=unsaved)
     partition_all(storage, job.job_id, mini_batches_per_page=2)
     found = messages(storage)
     assert [index for _, index, _ in found] == [0, 0, 1, 1, 2, 3, 4]
@@ -217,7 +223,7 @@ def test_a_tabular_path_may_name_one_file_and_its_version_keys_reuse(storage: St
     put(storage, "in/one.jsonl", b'{"id": 1}\n')
     again = submit(storage, path, "jsonl", allow_reuse=True)
     partition_all(storage, again.job_id)
-    assert get_job(storage, again.job_id).extra["reuse_key"] != first.extra["reuse_key"]
+    assert get_job(storage, again.job_id).reuse.key != first.reuse.key
 
 
 # --- the scorer's side: fetching slices ---------------------------------------------------------

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from report_checks import check_reports
 
 from batchfx.core.final_tally import final_reason, final_tally
+from batchfx.core.job_details import Outcome
 from batchfx.core.progress import Thresholds
 from batchfx.core.records import JobRecord, JobState, MiniBatchRecord, MiniBatchStatus
 from batchfx.core.reports import errors_csv, job_result_text, processed_mini_batches_csv
@@ -86,7 +87,7 @@ def test_every_report_agrees_with_every_other(case: dict[str, Any]) -> None:
     written = rows if state is JobState.COMPLETED and case["action"] == "append_row" else 0
     final = final_tally(job, case["records"], planned, rows_written=written, elapsed_s=8.0)
     job.reason = final_reason(job, final)
-    job.extra = {"final": final.counts(), "outputs_ready": True}
+    job.outcome = Outcome(outputs_ready=True, final=final.counts())
     failures = [(r, [f"f{r.index}-{k}.txt" for k in range(r.items)])
                 for r in final.records if r.status.is_final and r.failed]
     files = {

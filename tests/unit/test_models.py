@@ -12,7 +12,6 @@ from batchfx.core.models import (
     JobModel,
     ModelReference,
     build_layout,
-    job_models,
     layout_paths,
     parse_model_reference,
 )
@@ -98,13 +97,6 @@ def test_record_round_trip() -> None:
 def test_record_without_registered_is_unregistered() -> None:
     model = JobModel.from_record({"name": "m", "version": "2", "path": "p/m", "asset": "m"})
     assert model == JobModel("m", 2, "p/m", "m", registered=False)
-
-
-def test_job_models_from_extra() -> None:
-    first, second = JobModel("a", 1, "c/a", "a"), JobModel("b", 3, "c/b", "b.pkl", True)
-    extra = {"models": [first.to_record(), second.to_record()], "pins": {}}
-    assert job_models(extra) == [first, second]
-    assert job_models({}) == []
 
 
 def test_layout_of_one_model() -> None:

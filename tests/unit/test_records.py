@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from batchfx.core.job_details import Partitioning
 from batchfx.core.records import (
     JobRecord,
     JobState,
@@ -136,7 +137,7 @@ def _job(**changes: object) -> JobRecord:
         "continuation": "token",
         "reason": "",
         "error": "",
-        "extra": {"pages": 2},
+        "partitioning": Partitioning(pages=2),
     }
     values.update(changes)
     return JobRecord(**values)  # type: ignore[arg-type]
