@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from batchfx.core.settings import Settings
 from batchfx.scoring.pool import ScriptPool
+from batchfx.services.work_folders import ended_jobs_of, sweep_ended_jobs
 from batchfx.storage import Storage
 
 __all__ = ["script_pool", "settings", "storage", "use_settings"]
@@ -58,8 +59,6 @@ def script_pool() -> ScriptPool:
 
 def _sweep_at_exit() -> None:
     """Remove the folders of jobs that have ended, as the process stops."""
-    from batchfx.services.work_folders import ended_jobs_of, sweep_ended_jobs
-
     with contextlib.suppress(Exception):  # stopping: never fail the exit over it
         sweep_ended_jobs(settings().work_dir, ended_jobs_of(storage()),
                          settings().work_dir_max_mb)

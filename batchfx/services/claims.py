@@ -24,6 +24,7 @@ from batchfx.core.records import (
 )
 from batchfx.core.script_contract import TryError, TryOutcome
 from batchfx.core.spec import JobSpec
+from batchfx.services.output_writer import store_segments
 from batchfx.services.result_parts import store_part
 from batchfx.storage import Storage
 
@@ -151,8 +152,6 @@ def finish(storage: Storage, record: MiniBatchRecord, etag: str | None,
             store_part(storage, record, outcome.part, spec.output_format,
                        inline=not outcome.segments)
             if outcome.segments:  # per_input_file: which input file each run of rows is from
-                from batchfx.services.output_writer import store_segments
-
                 record.segments = store_segments(storage, record.part, outcome.segments)
     table = storage.settings.minibatches_table
     if etag is None:

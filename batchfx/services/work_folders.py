@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from batchfx.core.records import JobRecord, JobState
 from batchfx.core.work_cache import evict
 
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ def job_folders(work_dir: str, job_id: str) -> list[str]:
 def ended_jobs_of(storage: Storage) -> Callable[[str], bool]:
     """Whether a job of ``storage`` has ended: the job records are listed once, on the
     first question (one query for the whole sweep, however many folders there are)."""
-    from batchfx.core.records import JobRecord, JobState
-
     states: dict[str, str] | None = None  # job id -> state, once listed
 
     def ended(job_id: str) -> bool:

@@ -12,6 +12,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
+from batchfx.core.errors import StorageNotFoundError
 from batchfx.core.settings import Settings
 from batchfx.storage.clients import (
     client_transport,
@@ -70,8 +71,6 @@ class TableStore:
 
     def get(self, table: str, partition: str, row: str) -> Entity | None:
         """One row, or None when it does not exist."""
-        from batchfx.core.errors import StorageNotFoundError
-
         try:
             with sdk_errors(f"reading {table}/{partition}/{row}"):
                 found = self._table(table).get_entity(partition, row)

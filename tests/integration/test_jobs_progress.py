@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from app_settings import app_settings
 from job_helpers import spec_for, upload_inputs
 
 from batchfx.core.records import JobRecord, JobState, MiniBatchRecord, MiniBatchStatus
-from batchfx.core.settings import Settings
 from batchfx.services.jobs import job_progress, list_jobs, submit_job
 from batchfx.services.partitioner import partition_job
 from batchfx.storage import Storage
@@ -98,9 +98,7 @@ def test_poison_function_records_the_mini_batch_as_failed(connection_string: str
     from batchfx.api.scoring import record_poison_mini_batch
     from batchfx.core.records import MiniBatchRecord, mini_batch_key
 
-    settings = Settings(connection_string=connection_string, jobs_container=unique_name,
-                        queue_name=unique_name, jobs_table=f"{unique_name}jobs",
-                        minibatches_table=f"{unique_name}mb", work_dir=str(tmp_path))
+    settings = app_settings(connection_string, unique_name, tmp_path)
     storage = Storage.from_settings(settings)
     storage.ensure_resources()
     storage.blobs.upload(unique_name, "code/score.py", b"def run(mb):\n    return mb\n")
