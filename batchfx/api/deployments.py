@@ -21,7 +21,7 @@ from batchfx.core.deployments import parse_deployment
 from batchfx.core.errors import SpecError
 from batchfx.core.pipelines import parse_pipeline
 from batchfx.core.records import JobRecord
-from batchfx.services.invocations import job_spec_for
+from batchfx.services.invocations import job_spec_for, pipeline_run
 from batchfx.services.registry import (
     NotRegisteredError,
     delete_deployment,
@@ -39,17 +39,6 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 _FUNCTION = func.AuthLevel.FUNCTION
-# The published-pipeline request body Azure ML documents (and Data Factory sends).
-_RUN_FIELDS = ("ExperimentName", "ParameterAssignments", "DataPathAssignments",
-               "DataSetDefinitionValueAssignments", "Description", "RunSource",
-               "ContinueOnStepFailure", "ContinueRunOnStepFailure", "ParentRunId")
-# Spellings seen in the wild for the same field (Azure ML's REST spells it "DataSet").
-_ALSO_SPELLED = {"DatasetDefinitionValueAssignments": "DataSetDefinitionValueAssignments"}
-_NO_DATASETS = ("registered datasets are not available in batchfx — declare a string "
-                "parameter for the data's path and pass it in ParameterAssignments, e.g. "
-                "{\"input_path\": \"data/2024-05-01\"}, or in DataPathAssignments as "
-                "{\"input_path\": {\"DataStoreName\": \"data\", \"RelativePath\": "
-                "\"2024-05-01\"}}")
 
 
 class _BadRequest(Exception):
@@ -225,53 +214,6 @@ def delete_pipeline_http(req: func.HttpRequest) -> func.HttpResponse:
                                 "deleted": True})
 
 
-def _data_paths(given: Any, problems: list[str]) -> dict[str, str]:
-    """DataPathAssignments ``{param: {DataStoreName, RelativePath}}`` as path parameters
-    ``container/prefix`` (a datastore is a container of the app's storage account)."""
-    if not given:
-        return {}
-    example = ('{"input_path": {"DataStoreName": "data", "RelativePath": "2024-05-01"}}')
-    if not isinstance(given, dict):
-        problems.append(f"DataPathAssignments: got {given!r:.60} — expected an object such "
-                        f"as {example}")
-        return {}
-    out = {}
-    for name, value in given.items():
-        store = value.get("DataStoreName") if isinstance(value, dict) else None
-        relative = value.get("RelativePath", "") if isinstance(value, dict) else None
-        if not isinstance(store, str) or not store or not isinstance(relative, str):
-            problems.append(f"DataPathAssignments.{name}: got {value!r:.80} — expected "
-                            "{\"DataStoreName\": CONTAINER, \"RelativePath\": PREFIX}, e.g. "
-                            f"{example}")
-            continue
-        out[str(name)] = "/".join(p for p in (store, relative.strip("/")) if p)
-    return out
-
-
-def _run_request(body: dict[str, Any], pipeline: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """(parameter assignments, job tags) from a published-pipeline request body."""
-    problems = [f"{k}: unknown field — allowed fields are: {', '.join(_RUN_FIELDS)}"
-                for k in body if k not in _RUN_FIELDS and k not in _ALSO_SPELLED]
-    problems += [f"{k}: {_NO_DATASETS}" for k in ("DataSetDefinitionValueAssignments",
-                                                  *_ALSO_SPELLED) if body.get(k)]
-    assignments = body.get("ParameterAssignments") or {}
-    if not isinstance(assignments, dict):
-        problems.append(f"ParameterAssignments: got {assignments!r:.60} — expected an object "
-                        "of parameter name to value")
-        assignments = {}
-    assignments = {**assignments, **_data_paths(body.get("DataPathAssignments"), problems)}
-    experiment = body.get("ExperimentName") or pipeline
-    if not isinstance(experiment, str) or len(experiment) > 256:
-        problems.append(f"ExperimentName: got {experiment!r:.60} — expected a string of at "
-                        "most 256 characters")
-    if problems:
-        raise SpecError(problems)
-    tags = {"pipeline": pipeline, "experiment": str(experiment)}
-    if isinstance(body.get("ParentRunId"), str) and body["ParentRunId"]:
-        tags["parent_run_id"] = body["ParentRunId"][:256]
-    return assignments, tags
-
-
 @bp.route(route="pipelines/{name}", methods=["POST"], auth_level=_FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def run_pipeline_http(req: func.HttpRequest, client: df.DurableOrchestrationClient
@@ -281,7 +223,7 @@ async def run_pipeline_http(req: func.HttpRequest, client: df.DurableOrchestrati
     try:
         body = _body(req, optional=True)
         request_id = _request_id(req)
-        assignments, tags = _run_request(body, name)
+        assignments, tags = pipeline_run(body, name)
         storage = app_context.storage()
         spec = job_spec_for(storage, {"pipeline": name}, assignments)
         job, created = await start_job(client, storage, spec, client_request_id=request_id,

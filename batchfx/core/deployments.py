@@ -2,40 +2,53 @@
 
 Two formats parse into one :class:`Deployment`: batchfx's own
 ``{name, source_directory, entry_script, model?, output?, settings: {...}}`` and an
-Azure ML v2 batch deployment YAML (``code_configuration``, ``resources``, ``settings``).
-Settings are validated by building a :class:`~batchfx.core.spec.JobSpec`, so a bad setting
-gets the same message as in a job spec.
+Azure ML v2 batch deployment YAML (``code_configuration``, ``resources``, ``settings``; read
+into the own format by :mod:`batchfx.core.azureml_deployment`). The code and settings are
+validated by building a :class:`~batchfx.core.spec.JobSpec`, so a bad setting gets the same
+message as in a job spec.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import pydantic
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SkipValidation
+from pydantic_core import PydanticCustomError
+
+from batchfx.core.azureml_deployment import REFUSED, from_azureml, is_azureml, model_path
 from batchfx.core.environments import read_environment_files
 from batchfx.core.errors import SpecError
 from batchfx.core.spec import V2_ALIASES, JobSpec, parse_job_spec
+from batchfx.core.spec_fields import (
+    NAME_RE,
+    Problems,
+    problem_messages,
+    rule,
+    short,
+    unknown_field,
+)
 from batchfx.core.spec_io import load_yaml, read_spec_document
+from batchfx.core.spec_items import ModelSpec
 
 __all__ = [
     "INVOCATION_FIELDS",
     "NAME_RE",
+    "NAME_RULE",
     "Deployment",
+    "DeploymentName",
     "check_name",
     "load_document",
     "normalise_settings",
     "parse_deployment",
+    "tags_value",
 ]
 
-# The job name rule (batchfx.core.spec), shared by deployments and pipelines.
-NAME_RE = re.compile(r"^(?=.{3,32}$)[a-z]([-a-z0-9]*[a-z0-9])?$")
-_NAME_RULE = ("expected 3 to 32 of a-z, 0-9 and '-', starting with a letter and not ending "
-              "with '-', e.g. digits-scoring")
+NAME_RULE = ("expected 3 to 32 of a-z, 0-9 and '-', starting with a letter and not ending "
+             "with '-', e.g. digits-scoring")
 
 _RETRY_KEYS = {"max_retries": "run_max_try", "timeout": "run_invocation_timeout"}
 _CODE_FIELDS = ("source_directory", "entry_script", "model")
@@ -51,46 +64,39 @@ _MISPLACED = {
     "entry_script": "give it at the top level of the deployment",
     "model": "give it at the top level of the deployment",
 }
-_METADATA = ("$schema", "name", "description", "tags", "endpoint_name")
-_OWN_FIELDS = (*_METADATA, "source_directory", "entry_script", "model", "output", "settings")
-_AZUREML_FIELDS = (*_METADATA, "type", "model", "code_configuration", "resources", "settings",
-                   "environment", "compute")
-# Settings older Azure ML YAMLs give at the top level instead of under settings:.
-_LEGACY_SETTINGS = ("mini_batch_size", "output_action", "output_file_name", "retry_settings",
-                    "error_threshold", "logging_level", "environment_variables",
-                    "max_concurrency_per_instance")
-_REFUSED = {
-    "properties": "not supported — batchfx has no deployment properties; put job settings "
-                  "under settings: and remove properties",
-    "job_definition": "not supported — pipeline component deployments are not; publish a "
-                      "batchfx pipeline (POST /api/pipelines) instead and remove job_definition",
-    "component": "not supported — pipeline component deployments are not; publish a batchfx "
-                 "pipeline (POST /api/pipelines) instead and remove component",
-}
-_AZUREML_HINTS = ("code_configuration", "endpoint_name", "type", "resources", "$schema")
-_RELABEL = {"entry_script:": "code_configuration.scoring_script:",
-            "source_directory:": "code_configuration.code:"}
+_OWN_FIELDS = ("$schema", "name", "description", "tags", "endpoint_name", "source_directory",
+               "entry_script", "model", "output", "settings")
+# A JobSpec problem of an Azure ML deployment names the field as the YAML gives it.
+_AZUREML_LABELS = {"entry_script:": "code_configuration.scoring_script:",
+                   "source_directory:": "code_configuration.code:",
+                   "node_count:": "resources.instance_count:"}
+_EXPECTED = {"name": NAME_RULE, "description": "expected a string",
+             "endpoint_name": "expected a string"}
+_NO_SCRIPT = ("code_configuration: missing — a deployment needs its scoring script "
+              "(code_configuration: {code, scoring_script}); MLflow models without a script "
+              "can be scored by a job spec with model and no entry_script")
 
 
-def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _given(value: Any) -> Any:
+    if value is None:  # a name given as null is a name not given
+        raise PydanticCustomError("missing", "Field required")
+    return value
 
 
-def _unknown(path: str, allowed: tuple[str, ...] | list[str], what: str) -> str:
-    key = path.rpartition(".")[2]
-    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"{path}: unknown field — {hint}allowed {what} are: {', '.join(allowed)}"
+# A deployment's or pipeline's name: the job name rule.
+DeploymentName = Annotated[str, BeforeValidator(_given),
+                           rule(lambda v: bool(NAME_RE.match(v)) or NAME_RULE)]
+_NAME = pydantic.TypeAdapter(DeploymentName, config=ConfigDict(strict=True))
 
 
 def check_name(field_name: str, value: object) -> str | None:
     """The problem with a deployment or pipeline name, or None when it is valid."""
-    if isinstance(value, str) and NAME_RE.match(value):
-        return None
-    if value is None:
-        return f"{field_name}: missing — required, {_NAME_RULE}"
-    return f"{field_name}: got {_short(value)} — {_NAME_RULE}"
+    try:
+        _NAME.validate_python(value)
+    except pydantic.ValidationError as exc:
+        return problem_messages(exc, unknown=str, expected={field_name: NAME_RULE},
+                                prefix=field_name)[0]
+    return None
 
 
 def normalise_settings(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,19 +116,87 @@ def normalise_settings(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class Deployment:
-    """A named scoring configuration; ``settings``: job settings, v1 names, defaults filled."""
+def _text(value: Any) -> Any:
+    return value or ""
 
-    name: str
-    source_directory: str
-    entry_script: str
-    model: str | dict[str, Any] | None = None  # a path or reference, or {path, name, version}
-    output: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
-    endpoint_name: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
+
+def tags_value(value: Any) -> Any:
+    """Tags: a mapping, its names and values as strings."""
+    tags = value or {}
+    if not isinstance(tags, Mapping):
+        raise ValueError("expected a mapping of name to string")
+    return {str(k): str(v) for k, v in tags.items()}
+
+
+def _model(value: Any) -> Any:
+    """A ``{path, name, version}`` model as the job spec records it (one with problems is left
+    for the job spec check to report)."""
+    if isinstance(value, Mapping):
+        try:
+            return ModelSpec.model_validate(dict(value)).model_dump(mode="json")
+        except pydantic.ValidationError:
+            pass
+    return value
+
+
+def _job_settings(value: Any, info: pydantic.ValidationInfo) -> Any:
+    """The settings, known names only, validated with the code as the job spec they make
+    (placeholder inputs): v1 names, defaults filled."""
+    settings = value or {}
+    problems: list[str] = []
+    if not isinstance(settings, Mapping):
+        problems.append(f"settings: got {short(settings)} — expected a mapping of job "
+                        f"settings such as {{mini_batch_size: 10}}")
+        settings = {}
+    settings = dict(settings)  # v2 names stay: parse_job_spec's messages name them
+    for key in [k for k in settings if k not in _SETTINGS_NAMES]:
+        problems.append(f"settings.{key}: {_MISPLACED[key]}" if key in _MISPLACED
+                        else unknown_field(f"settings.{key}", _SETTINGS_NAMES, "job settings",
+                                           fold_case=False))
+        del settings[key]
+    # The fields before settings, as validated (an invalid name is reported once, by itself).
+    given = info.data
+    candidate = {**settings, "inputs": "placeholder/inputs",
+                 "name": given.get("name") or "placeholder",
+                 "output": given.get("output") or "placeholder/out"}
+    candidate.update({k: given[k] for k in _CODE_FIELDS if given.get(k) is not None})
+    labels: Mapping[str, str] = (info.context or {}).get("labels", {})
+    try:
+        spec = parse_job_spec(candidate)
+    except SpecError as exc:
+        for message in exc.problems:
+            old = next((o for o in labels if message.startswith(o)), "")
+            problems.append(labels[old] + message[len(old):] if old else message)
+        raise Problems(problems) from None
+    if spec.entry_script is None or spec.source_directory is None:
+        problems.append(_NO_SCRIPT)
+    if problems:
+        raise Problems(problems)
+    record = spec.to_record()
+    return {k: record[k] for k in _SETTINGS_FIELDS}
+
+
+class Deployment(BaseModel):
+    """A named scoring configuration; ``settings``: job settings, v1 names, defaults filled.
+
+    The code, model and output are checked with the settings, as the job spec they make
+    (``settings`` is validated last, with them); :func:`parse_deployment` reads either format.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    name: DeploymentName
+    description: Annotated[str, BeforeValidator(_text)] = ""
+    endpoint_name: Annotated[str, BeforeValidator(_text)] = ""
+    tags: Annotated[dict[str, str], BeforeValidator(tags_value)] = Field(default_factory=dict)
+    # Checked by the settings' job spec, which refuses a deployment without them.
+    source_directory: SkipValidation[str | None] = None
+    entry_script: SkipValidation[str | None] = None
+    # a path or reference, or {path, name, version…}
+    model: Annotated[SkipValidation[str | dict[str, Any] | None], BeforeValidator(_model)] = None
+    output: Annotated[SkipValidation[str | None], BeforeValidator(lambda v: v or None)] = None
+    settings: Annotated[dict[str, Any], BeforeValidator(_job_settings)] = Field(
+        default_factory=dict, validate_default=True)
 
     def to_record(self) -> dict[str, Any]:
         """Canonical JSON-able dict in batchfx's own format."""
@@ -136,182 +210,54 @@ class Deployment:
         """Rebuild a deployment stored with :meth:`to_record` (validated again)."""
         return parse_deployment(record)
 
-
-def _is_azureml(data: Mapping[str, Any]) -> bool:
-    own = "source_directory" in data or "entry_script" in data
-    return not own and any(key in data for key in _AZUREML_HINTS)
-
-
-def _registry_reference(field_name: str, value: object) -> str | None:
-    if isinstance(value, str) and value.lower().startswith("azureml:"):
-        return (f"{field_name}: {value!r} is an Azure ML registry reference; give a folder "
-                "path (a local folder, or container/prefix in the app's storage)")
-    return None
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _own_format(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        own, problems = _document(data)
+        if problems:
+            raise Problems(problems)
+        return own
 
 
-def _model_path(value: object, problems: list[str]) -> object:
-    """An Azure ML ``model`` (a string, or ``{path, name, version…}``) → a folder path or a
-    registered model reference (``azureml:name:version`` is kept as it is)."""
-    if isinstance(value, Mapping):
-        allowed = ("path", "name", "version", "description", "tags", "type")
-        problems += [_unknown(f"model.{k}", allowed, "keys of model") for k in value
-                     if k not in allowed]
-        kind = value.get("type", "custom_model")
-        if kind not in ("custom_model", "mlflow_model"):
-            problems.append(f"model.type: got {_short(kind)} — expected custom_model or "
-                            "mlflow_model (a folder of files)")
-        if "path" in value and "name" in value:  # a folder named for Model.get_model_path
-            return {k: value[k] for k in ("path", "name", "version") if k in value}
-        if "path" in value:
-            return value.get("path")
-        if "name" in value and "version" in value:
-            return f"{value['name']}:{value['version']}"
-        problems.append("model.path: missing — give the model's folder, e.g. path: ./model, "
-                        "or a registered model as model: azureml:name:version")
-        return None
-    return value
+def _unknown(path: str) -> str:
+    if path in REFUSED:
+        return f"{path}: {REFUSED[path]}"
+    return unknown_field(path, _OWN_FIELDS, "fields of a deployment", fold_case=False)
 
 
-def _from_azureml(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
-    """Translate an Azure ML v2 batch deployment into batchfx's own format."""
-    own: dict[str, Any] = {k: data[k] for k in _METADATA if k in data}
-    if data.get("type", "model") != "model":
-        problems.append(f"type: got {_short(data['type'])} — only model deployments are "
-                        "supported; publish a batchfx pipeline for anything else")
-    if "model" in data:
-        own["model"] = _model_path(data["model"], problems)
-    code = data.get("code_configuration")
-    if not isinstance(code, Mapping):
-        problems.append(f"code_configuration: got {_short(code)} — batchfx needs a scoring "
-                        "script: code_configuration: {code: ./code, scoring_script: score.py}")
-        code = {}
-    problems += [_unknown(f"code_configuration.{k}", ("code", "scoring_script"),
-                          "keys of code_configuration") for k in code
-                 if k not in ("code", "scoring_script")]
-    reference = _registry_reference("code_configuration.code", code.get("code"))
-    if reference:
-        problems.append(reference)
-    own["source_directory"] = None if reference else code.get("code")
-    own["entry_script"] = code.get("scoring_script")
-    settings: dict[str, Any] = {}
-    # Accepted and reported as not applied (the job's ignored_settings), as Azure ML users
-    # give them: where and with what packages a job runs is the app's.
-    if data.get("environment") is not None:
-        settings["environment"] = data["environment"]
-    if data.get("compute") is not None:
-        settings["compute_target"] = data["compute"]
-    resources = data.get("resources", {})
-    if isinstance(resources, Mapping):
-        for key, value in resources.items():
-            if key == "instance_count":
-                settings["node_count"] = value
-            elif key == "instance_type":
-                problems.append("resources.instance_type: not supported — batchfx runs on the "
-                                "Functions app's instances; remove it")
-            else:
-                problems.append(_unknown(f"resources.{key}", ("instance_count",),
-                                         "keys of resources"))
+def _document(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Either format as batchfx's own (``$schema`` dropped, a ``model`` mapping read), and
+    the problems of reading it (those of an Azure ML document's own parts)."""
+    if is_azureml(data):
+        own, problems = from_azureml(data)
     else:
-        problems.append(f"resources: got {_short(resources)} — expected {{instance_count: 2}}")
-    legacy = {k: data[k] for k in _LEGACY_SETTINGS if k in data}
-    block = data.get("settings", {})
-    nested = dict(block) if isinstance(block, Mapping) else {}
-    for key in sorted(set(legacy) & set(nested)):
-        if legacy[key] != nested[key]:
-            problems.append(f"{key}: given at the top level ({_short(legacy[key])}) and under "
-                            f"settings ({_short(nested[key])}) — give it once, under settings")
-    own["settings"] = {**settings, **legacy, **nested} if isinstance(block, Mapping) else block
-    for key in data:
-        if key in _REFUSED:
-            problems.append(f"{key}: {_REFUSED[key]}")
-        elif key not in _AZUREML_FIELDS and key not in _LEGACY_SETTINGS:
-            problems.append(_unknown(key, _AZUREML_FIELDS, "fields of an Azure ML batch "
-                                                           "deployment"))
-    return own
-
-
-def _text(data: Mapping[str, Any], key: str, problems: list[str]) -> str:
-    value = data.get(key) or ""
-    if not isinstance(value, str):
-        problems.append(f"{key}: got {_short(value)} — expected a string")
-        return ""
-    return value
-
-
-def _tags(data: Mapping[str, Any], problems: list[str]) -> dict[str, str]:
-    tags = data.get("tags") or {}
-    if not isinstance(tags, Mapping):
-        problems.append(f"tags: got {_short(tags)} — expected a mapping of name to string")
-        return {}
-    return {str(k): str(v) for k, v in tags.items()}
+        own, problems = {str(k): v for k, v in data.items()}, []
+        own["model"] = None
+        if "model" in data:
+            own["model"], problems = model_path(data["model"])
+    own.pop("$schema", None)
+    return own, problems
 
 
 def parse_deployment(data: object) -> Deployment:
     """Validate a deployment (batchfx's format or Azure ML v2 YAML); SpecError lists problems."""
     if not isinstance(data, Mapping):
-        raise SpecError([f"deployment: got {type(data).__name__} {_short(data)} — expected a "
+        raise SpecError([f"deployment: got {type(data).__name__} {short(data)} — expected a "
                          "mapping such as {name: digits, source_directory: ./code, "
                          "entry_script: score.py}"])
-    problems: list[str] = []
-    azureml = _is_azureml(data)
-    own = _from_azureml(data, problems) if azureml else dict(data)
-    if not azureml:
-        own["model"] = _model_path(own.get("model"), problems) if "model" in own else None
-        for key in data:
-            if key in _REFUSED:
-                problems.append(f"{key}: {_REFUSED[key]}")
-            elif key not in _OWN_FIELDS:
-                problems.append(_unknown(key, _OWN_FIELDS, "fields of a deployment"))
-    name_problem = check_name("name", own.get("name"))
-    if name_problem:
-        problems.append(name_problem)
-    settings = own.get("settings") or {}
-    if not isinstance(settings, Mapping):
-        problems.append(f"settings: got {_short(settings)} — expected a mapping of job "
-                        f"settings such as {{mini_batch_size: 10}}")
-        settings = {}
-    settings = dict(settings)  # v2 names stay: parse_job_spec's messages name them
-    for key in [k for k in settings if k not in _SETTINGS_NAMES]:
-        problems.append(f"settings.{key}: {_MISPLACED[key]}" if key in _MISPLACED
-                        else _unknown(f"settings.{key}", _SETTINGS_NAMES, "job settings"))
-        del settings[key]
-    description = _text(own, "description", problems)
-    endpoint_name = _text(own, "endpoint_name", problems)
-    tags = _tags(own, problems)
-    relabel: dict[str, str] = {}
-    if azureml:
-        relabel = {**_RELABEL, "node_count:": "resources.instance_count:"}
-    spec = _validated_spec(own, settings, problems, relabel)
-    if spec is not None and (spec.entry_script is None or spec.source_directory is None):
-        problems.append("code_configuration: missing — a deployment needs its scoring script "
-                        "(code_configuration: {code, scoring_script}); MLflow models without "
-                        "a script can be scored by a job spec with model and no entry_script")
-    if problems or spec is None or spec.entry_script is None or spec.source_directory is None:
-        raise SpecError(list(dict.fromkeys(problems)))
-    record = spec.to_record()
-    return Deployment(
-        name=spec.name, source_directory=spec.source_directory, entry_script=spec.entry_script,
-        model=record["model"], output=spec.output if own.get("output") else None,
-        settings={k: record[k] for k in _SETTINGS_FIELDS}, description=description,
-        endpoint_name=endpoint_name, tags=tags)
-
-
-def _validated_spec(own: Mapping[str, Any], settings: Mapping[str, Any], problems: list[str],
-                    relabel: Mapping[str, str]) -> JobSpec | None:
-    """Build a JobSpec with placeholder inputs (and output) to validate code and settings."""
-    name = own.get("name")
-    candidate = {**settings, "inputs": "placeholder/inputs",
-                 # an invalid name is reported once, by check_name
-                 "name": name if isinstance(name, str) and NAME_RE.match(name) else "placeholder",
-                 "output": own.get("output") or "placeholder/out"}
-    candidate.update({k: own[k] for k in _CODE_FIELDS if own.get(k) is not None})
+    own, problems = _document(data)
+    # Read through (problems and all) so that every problem is reported at once.
+    context = {"labels": _AZUREML_LABELS if is_azureml(data) else {}}
     try:
-        return parse_job_spec(candidate)
-    except SpecError as exc:
-        for message in exc.problems:
-            old = next((o for o in relabel if message.startswith(o)), "")
-            problems.append(relabel[old] + message[len(old):] if old else message)
-    return None
+        deployment = Deployment.model_validate(own, context=context)
+    except pydantic.ValidationError as exc:
+        problems += problem_messages(exc, unknown=_unknown, expected=_EXPECTED,
+                                     unknown_first=True)
+    if problems:
+        raise SpecError(list(dict.fromkeys(problems)))
+    return deployment
 
 
 def load_document(path: str | os.PathLike[str], what: str = "deployment") -> object:

@@ -26,14 +26,19 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+import pydantic
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from batchfx.core.errors import SpecError
+from batchfx.core.spec_fields import Problems
 
 __all__ = [
     "MODEL_NAME_RE",
     "JobModel",
     "ModelReference",
+    "ModelRegistration",
     "ModelVersion",
     "build_layout",
     "layout_paths",
@@ -122,6 +127,52 @@ def map_model_path(value: Any, change: Callable[[str], Any]) -> Any:
     if isinstance(value, dict) and isinstance(value.get("path"), str):
         return {**value, "path": change(value["path"])}
     return value
+
+
+def _model_name(value: Any) -> Any:
+    if not isinstance(value, str) or not MODEL_NAME_RE.match(value):
+        raise Problems([f"name: got {value!r:.60} — expected 1 to 255 of letters, digits, "
+                        "'-', '_' and '.', starting with a letter or digit, e.g. digits-clf"])
+    return value
+
+
+def _description(value: Any) -> Any:
+    if not isinstance(value, str) or len(value) > 2000:
+        raise Problems(["description: expected text of at most 2,000 characters"])
+    return value
+
+
+def _stored_path(value: Any, info: pydantic.ValidationInfo) -> Any:
+    """A folder (or file) in the app's storage; ``stored`` in the validation context (a
+    function of the path) gives the problems of finding it there."""
+    if not isinstance(value, str) or not value.strip():
+        raise Problems(["path: missing — the model's folder in the app's storage, e.g. "
+                        "models/digits (`batchfx model create --path ./model` uploads it)"])
+    if value.startswith("/"):
+        raise Problems([f"path: got {value!r} — a registered model must not change: upload "
+                        "the folder (`batchfx model create --path` does) and give its "
+                        "container/prefix"])
+    stored: Callable[[str], list[str]] = (info.context or {}).get("stored", lambda _: [])
+    problems = stored(value)
+    if problems:
+        raise Problems(problems)
+    return value
+
+
+class ModelRegistration(BaseModel):
+    """A model to register as the next version of ``name``: a folder (or file) in the app's
+    storage, and a description."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    name: Annotated[str, BeforeValidator(_model_name)]
+    description: Annotated[str, BeforeValidator(_description)] = ""
+    path: Annotated[str, BeforeValidator(_stored_path)]
+
+    def to_record(self) -> dict[str, Any]:
+        """The version's record: the path without a trailing '/'."""
+        return {"name": self.name, "path": self.path.rstrip("/"),
+                "description": self.description}
 
 
 @dataclass(frozen=True)

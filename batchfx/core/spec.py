@@ -17,7 +17,6 @@ from batchfx.core.output_layout import REPORT_FILES
 from batchfx.core.sizes import MiniBatchSize, parse_mini_batch_size
 from batchfx.core.spec_fields import (
     ENVIRONMENT,
-    EXPECTED,
     FILE_NAME_RE,
     NAME_RE,
     OUTPUT_REQUIRED,
@@ -29,6 +28,7 @@ from batchfx.core.spec_fields import (
     nonblank,
     not_utf8,
     output_option_problems,
+    problem_messages,
     relative_script,
     rule,
     short,
@@ -276,26 +276,9 @@ def _normalise(data: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str], dict
     return out, problems, labels
 
 
-def _messages(exc: pydantic.ValidationError, labels: Mapping[str, str]) -> list[str]:
-    messages: list[str] = []
-    for err in exc.errors(include_url=False):
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        label = labels.get(path, path)
-        error = err.get("ctx", {}).get("error")
-        if isinstance(error, Problems):
-            messages.extend(error.problems)
-        elif err["type"] == "missing":
-            messages.append(f"{label}: missing — required, {EXPECTED.get(path, 'see the docs')}")
-        elif err["type"] == "extra_forbidden":
-            inner = path.startswith("inputs.")
-            allowed = list(InputSpec.model_fields) if inner else _TOP_FIELDS
-            messages.append(unknown_field(path, allowed))
-        elif not path:
-            messages.append(str(error or err["msg"]))
-        else:
-            detail = str(error) if error is not None else EXPECTED.get(path, err["msg"].lower())
-            messages.append(f"{label}: got {short(err['input'])} — {detail}")
-    return messages
+def _unknown(path: str) -> str:
+    inner = path.startswith("inputs.")
+    return unknown_field(path, list(InputSpec.model_fields) if inner else _TOP_FIELDS)
 
 
 def parse_job_spec(data: object) -> JobSpec:
@@ -313,7 +296,7 @@ def parse_job_spec(data: object) -> JobSpec:
     try:
         spec = JobSpec.model_validate(cleaned)
     except pydantic.ValidationError as exc:
-        problems.extend(_messages(exc, labels))
+        problems.extend(problem_messages(exc, unknown=_unknown, labels=labels))
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))
     return spec

@@ -7,9 +7,10 @@ import difflib
 import json
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, get_args
 
+import pydantic
 from pydantic import AfterValidator, BeforeValidator
 
 __all__ = [
@@ -23,11 +24,13 @@ __all__ = [
     "SIDE_INPUTS",
     "Level",
     "Problems",
+    "error_path",
     "folder_string",
     "key_list",
     "model_list",
     "nonblank",
     "output_option_problems",
+    "problem_messages",
     "relative_script",
     "rule",
     "short",
@@ -109,13 +112,61 @@ def short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def unknown_field(path: str, allowed: list[str]) -> str:
+def unknown_field(path: str, allowed: Sequence[str], what: str | None = None, *,
+                  fold_case: bool = True) -> str:
+    """``path: unknown field — did you mean …? allowed WHAT are: …`` (WHAT: the keys of the
+    parent, or the fields); ``fold_case`` False matches the closest name case-sensitively."""
     parent, _, key = path.rpartition(".")
-    lowered = {name.lower(): name for name in allowed}
-    close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6)
-    hint = f"did you mean {lowered[close[0]]!r}? " if close else ""
-    what = f"keys of {parent}" if parent else "fields"
+    names = {(name.lower() if fold_case else name): name for name in allowed}
+    close = difflib.get_close_matches(key.lower() if fold_case else key, list(names), n=1,
+                                      cutoff=0.6)
+    hint = f"did you mean {names[close[0]]!r}? " if close else ""
+    what = what or (f"keys of {parent}" if parent else "fields")
     return f"{path}: unknown field — {hint}allowed {what} are: {', '.join(allowed)}"
+
+
+def error_path(loc: Sequence[int | str], prefix: str = "") -> str:
+    """A pydantic error location as batchfx names fields: ``inputs[1].glob``, ``settings.x``."""
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    return f"{prefix}{path}" if prefix else path.lstrip(".")
+
+
+# The errors of a key that names no field (one not allowed, or not even a string).
+_NO_FIELD = ("extra_forbidden", "invalid_key")
+
+
+def problem_messages(exc: pydantic.ValidationError, *, unknown: Callable[[str], str],
+                     labels: Mapping[str, str] | None = None,
+                     expected: Mapping[str, str] = EXPECTED, prefix: str = "",
+                     unknown_first: bool = False) -> list[str]:
+    """One message per error of ``exc``, each naming the field, the value and what is allowed.
+
+    A :class:`Problems` raised in a validator gives its own messages; a field not allowed is
+    worded by ``unknown`` (given its path); a missing one, and one of the wrong type, by the
+    text ``expected`` has for its path. Paths are dotted (``prefix`` first), and a field is
+    named by its label where ``labels`` has one. ``unknown_first`` reports the fields not
+    allowed before the other problems (in the order they were given).
+    """
+    errors = exc.errors(include_url=False)
+    if unknown_first:
+        errors = sorted(errors, key=lambda err: err["type"] not in _NO_FIELD)
+    messages: list[str] = []
+    for err in errors:
+        path = error_path(err["loc"], prefix)
+        label = (labels or {}).get(path, path)
+        error = err.get("ctx", {}).get("error")
+        if isinstance(error, Problems):
+            messages.extend(error.problems)
+        elif err["type"] == "missing":
+            messages.append(f"{label}: missing — required, {expected.get(path, 'see the docs')}")
+        elif err["type"] in _NO_FIELD:
+            messages.append(unknown(path))
+        elif not path:
+            messages.append(str(error or err["msg"]))
+        else:
+            detail = str(error) if error is not None else expected.get(path, err["msg"].lower())
+            messages.append(f"{label}: got {short(err['input'])} — {detail}")
+    return messages
 
 
 def rule(ok: Callable[[Any], object], field: str = "") -> AfterValidator:

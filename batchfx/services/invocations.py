@@ -6,33 +6,40 @@ to ``start_job``. Targets::
     {"deployment": NAME, "version"?: N, "inputs": PATH | {path, type, glob},
      "output"?: PATH, "parameters"?: {..}, "settings"?: {..}}
     {"pipeline": NAME, "version"?: N, "parameters"?: {..}}
+
+They are pydantic models (:class:`DeploymentTarget`, :class:`PipelineTarget`), as is the body
+of Azure ML's published-pipeline endpoint (:class:`PipelineRunRequest`, read by
+:func:`pipeline_run`); their problems are worded by
+:func:`~batchfx.core.spec_fields.problem_messages`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from batchfx.core.deployments import INVOCATION_FIELDS, Deployment, normalise_settings
 from batchfx.core.errors import SpecError
 from batchfx.core.pipelines import render, validate_assignments
 from batchfx.core.spec import V2_ALIASES, parse_job_spec
+from batchfx.core.spec_fields import Problems, problem_messages, short
 from batchfx.services.registry import get_deployment, get_pipeline
 from batchfx.storage import Storage
 
-__all__ = ["AML_SETTINGS", "PARAMETER_ENV_PREFIX", "job_spec_for", "split_aml_settings"]
+__all__ = ["AML_SETTINGS", "PARAMETER_ENV_PREFIX", "DeploymentTarget", "PipelineRunRequest",
+           "PipelineTarget", "job_spec_for", "pipeline_run", "split_aml_settings"]
 
 PARAMETER_ENV_PREFIX = "BATCHFX_PARAM_"
 _DEPLOYMENT_KEYS = ("deployment", "version", "inputs", "output", "parameters", "settings")
 _PIPELINE_KEYS = ("pipeline", "version", "parameters")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NOT_SETTINGS = (*INVOCATION_FIELDS, "source_directory", "entry_script", "model")
-
-
-def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_EXPECTED = {"version": "expected a version number ≥ 1, or leave it out for the latest"}
+_T = TypeVar("_T", bound=BaseModel)
 
 
 def _text(value: Any) -> str:
@@ -41,54 +48,118 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _version(target: Mapping[str, Any], problems: list[str]) -> int | None:
-    version = target.get("version")
-    if version is None:
-        return None
-    if isinstance(version, str) and version.isdigit():
-        version = int(version)
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        problems.append(f"version: got {_short(version)} — expected a version number ≥ 1, or "
-                        "leave it out for the latest")
-        return None
-    return version
+def _version(value: Any) -> Any:
+    """A version given as text (a query string, a YAML file) is its number."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
-def _literal_parameters(given: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
-    """A deployment's parameters: names become ``--NAME`` and ``BATCHFX_PARAM_NAME``."""
+# A registered version: a number ≥ 1, or None for the latest.
+Version = Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_version)]
+
+
+def _literal_parameters(value: Any, info: pydantic.ValidationInfo) -> Any:
+    """A deployment's parameters, with the assignments (of a schedule or a blob drop, in the
+    validation context) over them: names become ``--NAME`` and ``BATCHFX_PARAM_NAME``."""
+    problems: list[str] = []
+    if value is not None and not isinstance(value, Mapping):
+        problems.append(f"parameters: got {short(value)} — expected a mapping such as "
+                        "{top_k: 5}")
+        value = None
     out: dict[str, Any] = {}
     seen: dict[str, str] = {}
-    for name, value in given.items():
+    for name, item in {**(value or {}), **(info.context or {}).get("assignments", {})}.items():
         if not isinstance(name, str) or not _IDENT.match(name):
-            problems.append(f"parameters: got name {_short(name)} — expected letters, digits "
+            problems.append(f"parameters: got name {short(name)} — expected letters, digits "
                             "and '_', not starting with a digit, e.g. top_k")
         elif name.upper() in seen:
             problems.append(f"parameters: {seen[name.upper()]!r} and {name!r} give the same "
                             f"environment variable {PARAMETER_ENV_PREFIX}{name.upper()}; "
                             "keep one")
-        elif not isinstance(value, str | int | float):
-            problems.append(f"parameters.{name}: got {_short(value)} — expected a string, "
+        elif not isinstance(item, str | int | float):
+            problems.append(f"parameters.{name}: got {short(item)} — expected a string, "
                             "number or boolean")
         else:
             seen[name.upper()] = name
-            out[name] = value
+            out[name] = item
+    if problems:
+        raise Problems(problems)
     return out
 
 
-def _settings(given: object, problems: list[str]) -> dict[str, Any]:
-    if given is None:
+def _inputs(value: Any) -> Any:
+    if value in (None, "", {}):
+        raise Problems(["inputs: missing — give the folder to score, as container/prefix in "
+                        "the app's storage or {path, type, glob}"])
+    return value
+
+
+class DeploymentTarget(BaseModel):
+    """A run of a deployment: ``{deployment, version?, inputs, output?, parameters?,
+    settings?}``; ``inputs``, ``output`` and ``settings`` may hold ``${{parameters.NAME}}``
+    placeholders (the settings are checked once they are filled: :data:`OVERRIDES`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    deployment: str
+    version: Version = None
+    parameters: Annotated[dict[str, Any], BeforeValidator(_literal_parameters)] = Field(
+        default_factory=dict, validate_default=True)
+    inputs: Annotated[Any, BeforeValidator(_inputs)] = Field(None, validate_default=True)
+    output: Any = None
+    settings: Any = None
+
+
+def _overridable(value: Any) -> Any:
+    """Job settings a run may override (v1 names): not the invocation's or the code's."""
+    if value is None:
         return {}
-    if not isinstance(given, Mapping):
-        problems.append(f"settings: got {_short(given)} — expected a mapping of job settings "
-                        "such as {mini_batch_size: 5}")
-        return {}
-    settings = normalise_settings(given)
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a mapping of job settings such as {mini_batch_size: 5}")
+    settings = normalise_settings(value)
+    problems = []
     for key in [k for k in settings if k in _NOT_SETTINGS]:
         where = "at the top level of the invocation" if key in INVOCATION_FIELDS \
             else "in the deployment (register a new version)"
         problems.append(f"settings.{key}: cannot be overridden here; give it {where}")
-        del settings[key]
+    if problems:
+        raise Problems(problems)
     return settings
+
+
+# A deployment run's settings, once its placeholders are filled.
+OVERRIDES = pydantic.TypeAdapter(Annotated[dict[str, Any], BeforeValidator(_overridable)],
+                                 config=ConfigDict(strict=True))
+
+
+def _mapping(value: Any) -> Any:
+    if not isinstance(value or {}, Mapping):
+        raise ValueError("expected a mapping such as {date: '2024-05-01'}")
+    return dict(value or {})
+
+
+class PipelineTarget(BaseModel):
+    """A run of a published pipeline: ``{pipeline, version?, parameters?}`` (assignments of
+    its declared parameters, checked against them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    pipeline: str
+    version: Version = None
+    parameters: Annotated[dict[str, Any], BeforeValidator(_mapping)] = Field(
+        default_factory=dict)
+
+
+def _target(model: type[_T], target: Mapping[str, Any],
+            context: Mapping[str, Any] | None = None) -> _T:
+    """``target`` validated as ``model``; SpecError lists one message per problem."""
+    keys = _DEPLOYMENT_KEYS if model is DeploymentTarget else _PIPELINE_KEYS
+    try:
+        return model.model_validate(dict(target), context=context)
+    except pydantic.ValidationError as exc:
+        raise SpecError(problem_messages(
+            exc, expected=_EXPECTED, unknown_first=True,
+            unknown=lambda k: f"{k}: unknown field of a {keys[0]} target — allowed: "
+                              f"{', '.join(keys)}")) from None
 
 
 def default_output(storage: Storage, deployment: Deployment) -> str:
@@ -100,32 +171,18 @@ def default_output(storage: Storage, deployment: Deployment) -> str:
     return "/".join([storage.settings.outputs_container, *folders])
 
 
-def _refuse_unknown(target: Mapping[str, Any], allowed: tuple[str, ...]) -> list[str]:
-    return [f"{k}: unknown field of a {allowed[0]} target — allowed: {', '.join(allowed)}"
-            for k in target if k not in allowed]
-
-
 def _deployment_spec(storage: Storage, target: Mapping[str, Any], extra: Mapping[str, Any],
                      job_name: str | None = None) -> dict[str, Any]:
-    problems = _refuse_unknown(target, _DEPLOYMENT_KEYS)
-    version = _version(target, problems)
-    given = target.get("parameters")
-    if given is not None and not isinstance(given, Mapping):
-        problems.append(f"parameters: got {_short(given)} — expected a mapping such as "
-                        "{top_k: 5}")
-        given = None
-    parameters = _literal_parameters({**(given or {}), **extra}, problems)
-    if target.get("inputs") in (None, "", {}):
-        problems.append("inputs: missing — give the folder to score, as container/prefix in "
-                        "the app's storage or {path, type, glob}")
-    if problems:
-        raise SpecError(problems)
+    run = _target(DeploymentTarget, target, {"assignments": extra})
+    parameters = run.parameters
     # Placeholders in a target (schedules, blob drops) are filled from its parameters.
-    fields = render({k: target.get(k) for k in ("inputs", "output", "settings")}, parameters)
-    overrides = _settings(fields["settings"], problems)
-    if problems:
-        raise SpecError(problems)
-    deployment = get_deployment(storage, str(target["deployment"]), version).deployment
+    fields = render({"inputs": run.inputs, "output": run.output, "settings": run.settings},
+                    parameters)
+    try:
+        overrides = OVERRIDES.validate_python(fields["settings"])
+    except pydantic.ValidationError as exc:
+        raise SpecError(problem_messages(exc, unknown=str, prefix="settings")) from None
+    deployment = get_deployment(storage, run.deployment, run.version).deployment
     settings = {**deployment.settings, **overrides}
     # As Azure ML writes a batch deployment's results to the workspace's default datastore
     # when a job names no output.
@@ -189,17 +246,9 @@ def _override(job: dict[str, Any], settings: Mapping[str, Any]) -> dict[str, Any
 
 def _pipeline_spec(storage: Storage, target: Mapping[str, Any], extra: Mapping[str, Any]
                    ) -> dict[str, Any]:
-    problems = _refuse_unknown(target, _PIPELINE_KEYS)
-    version = _version(target, problems)
-    given = target.get("parameters") or {}
-    if not isinstance(given, Mapping):
-        problems.append(f"parameters: got {_short(given)} — expected a mapping such as "
-                        "{date: '2024-05-01'}")
-        given = {}
-    if problems:
-        raise SpecError(problems)
-    pipeline = get_pipeline(storage, str(target["pipeline"]), version).pipeline
-    assigned, aml = split_aml_settings(pipeline.parameters, {**given, **extra})
+    run = _target(PipelineTarget, target)
+    pipeline = get_pipeline(storage, run.pipeline, run.version).pipeline
+    assigned, aml = split_aml_settings(pipeline.parameters, {**run.parameters, **extra})
     values = validate_assignments(pipeline.parameters, assigned)
     if pipeline.job is not None:
         job = render({"name": pipeline.name, **pipeline.job}, values)
@@ -209,6 +258,108 @@ def _pipeline_spec(storage: Storage, target: Mapping[str, Any], extra: Mapping[s
         "inputs": render(pipeline.inputs, values), "output": render(pipeline.output, values),
         "settings": {**render(pipeline.settings, values), **aml}, "parameters": values}
     return _deployment_spec(storage, deployment_target, {}, job_name=pipeline.name)
+
+
+# The body of Azure ML's published-pipeline endpoint (Data Factory's Machine Learning Execute
+# Pipeline activity sends it): these fields, and a spelling seen in the wild for one of them.
+_RUN_FIELDS = ("ExperimentName", "ParameterAssignments", "DataPathAssignments",
+               "DataSetDefinitionValueAssignments", "Description", "RunSource",
+               "ContinueOnStepFailure", "ContinueRunOnStepFailure", "ParentRunId")
+_NO_DATASETS = ("registered datasets are not available in batchfx — declare a string "
+                "parameter for the data's path and pass it in ParameterAssignments, e.g. "
+                "{\"input_path\": \"data/2024-05-01\"}, or in DataPathAssignments as "
+                "{\"input_path\": {\"DataStoreName\": \"data\", \"RelativePath\": "
+                "\"2024-05-01\"}}")
+_DATA_PATH = '{"input_path": {"DataStoreName": "data", "RelativePath": "2024-05-01"}}'
+
+
+def _no_datasets(field: str) -> BeforeValidator:
+    def refuse(value: Any) -> Any:
+        if value:
+            raise Problems([f"{field}: {_NO_DATASETS}"])
+        return value
+
+    return BeforeValidator(refuse)
+
+
+def _assignments(value: Any) -> Any:
+    if not isinstance(value or {}, dict):
+        raise Problems([f"ParameterAssignments: got {value!r:.60} — expected an object of "
+                        "parameter name to value"])
+    return value or {}
+
+
+def _data_paths(value: Any) -> Any:
+    """``{param: {DataStoreName, RelativePath}}`` as path parameters ``container/prefix`` (a
+    datastore is a container of the app's storage account)."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise Problems([f"DataPathAssignments: got {value!r:.60} — expected an object such "
+                        f"as {_DATA_PATH}"])
+    out, problems = {}, []
+    for name, given in value.items():
+        store = given.get("DataStoreName") if isinstance(given, dict) else None
+        relative = given.get("RelativePath", "") if isinstance(given, dict) else None
+        if not isinstance(store, str) or not store or not isinstance(relative, str):
+            problems.append(f"DataPathAssignments.{name}: got {given!r:.80} — expected "
+                            "{\"DataStoreName\": CONTAINER, \"RelativePath\": PREFIX}, e.g. "
+                            f"{_DATA_PATH}")
+            continue
+        out[str(name)] = "/".join(p for p in (store, relative.strip("/")) if p)
+    if problems:
+        raise Problems(problems)
+    return out
+
+
+def _experiment(value: Any, info: pydantic.ValidationInfo) -> Any:
+    """The experiment named, else the pipeline's name (in the validation context)."""
+    experiment = value or (info.context or {}).get("pipeline", "")
+    if not isinstance(experiment, str) or len(experiment) > 256:
+        raise Problems([f"ExperimentName: got {experiment!r:.60} — expected a string of at "
+                        "most 256 characters"])
+    return experiment
+
+
+class PipelineRunRequest(BaseModel):
+    """A published pipeline run as Azure ML's REST endpoint takes it: ``ExperimentName``,
+    ``ParameterAssignments`` and ``DataPathAssignments`` (paths as parameters); registered
+    datasets are refused, the other fields accepted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    datasets: Annotated[Any, _no_datasets("DataSetDefinitionValueAssignments")] = Field(
+        None, alias="DataSetDefinitionValueAssignments")
+    datasets_spelled: Annotated[Any, _no_datasets("DatasetDefinitionValueAssignments")] = (
+        Field(None, alias="DatasetDefinitionValueAssignments"))
+    parameter_assignments: Annotated[dict[str, Any], BeforeValidator(_assignments)] = Field(
+        default_factory=dict, alias="ParameterAssignments")
+    data_path_assignments: Annotated[dict[str, str], BeforeValidator(_data_paths)] = Field(
+        default_factory=dict, alias="DataPathAssignments")
+    experiment_name: Annotated[str, BeforeValidator(_experiment)] = Field(
+        "", alias="ExperimentName", validate_default=True)
+    description: Any = Field(None, alias="Description")
+    run_source: Any = Field(None, alias="RunSource")
+    continue_on_step_failure: Any = Field(None, alias="ContinueOnStepFailure")
+    continue_run_on_step_failure: Any = Field(None, alias="ContinueRunOnStepFailure")
+    parent_run_id: Any = Field(None, alias="ParentRunId")
+
+
+def pipeline_run(body: Mapping[str, Any], pipeline: str
+                 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """(parameter assignments, job tags) from a published-pipeline request body; SpecError
+    lists one message per problem."""
+    try:
+        run = PipelineRunRequest.model_validate(dict(body), context={"pipeline": pipeline})
+    except pydantic.ValidationError as exc:
+        raise SpecError(problem_messages(
+            exc, unknown_first=True,
+            unknown=lambda k: f"{k}: unknown field — allowed fields are: {', '.join(_RUN_FIELDS)}",
+        )) from None
+    tags = {"pipeline": pipeline, "experiment": run.experiment_name}
+    if isinstance(run.parent_run_id, str) and run.parent_run_id:
+        tags["parent_run_id"] = run.parent_run_id[:256]
+    return {**run.parameter_assignments, **run.data_path_assignments}, tags
 
 
 def job_spec_for(storage: Storage, target: Mapping[str, Any],
@@ -229,7 +380,7 @@ def job_spec_for(storage: Storage, target: Mapping[str, Any],
     deployment or pipeline.
     """
     if not isinstance(target, Mapping):
-        raise SpecError([f"target: got {_short(target)} — expected {{deployment: NAME, "
+        raise SpecError([f"target: got {short(target)} — expected {{deployment: NAME, "
                          "inputs: PATH}} or {pipeline: NAME, parameters: {...}}"])
     kinds = [k for k in ("deployment", "pipeline") if k in target]
     if len(kinds) != 1:
@@ -237,7 +388,7 @@ def job_spec_for(storage: Storage, target: Mapping[str, Any],
                          "name) or pipeline (a published pipeline's name)"])
     name = target[kinds[0]]
     if not isinstance(name, str) or not name:
-        raise SpecError([f"{kinds[0]}: got {_short(name)} — expected the name of a registered "
+        raise SpecError([f"{kinds[0]}: got {short(name)} — expected the name of a registered "
                          f"{kinds[0]}"])
     extra = dict(assignments or {})
     if kinds[0] == "deployment":

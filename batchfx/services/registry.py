@@ -19,12 +19,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
+
 from batchfx.core.deployments import Deployment
 from batchfx.core.errors import ConflictError, NotRegisteredError, SpecError
-from batchfx.core.models import MODEL_NAME_RE, ModelVersion, map_model_path, parse_model_reference
+from batchfx.core.models import (
+    ModelRegistration,
+    ModelVersion,
+    map_model_path,
+    parse_model_reference,
+)
 from batchfx.core.pipelines import Pipeline, placeholders
 from batchfx.core.records import utc_now
 from batchfx.core.spec import split_storage_path
+from batchfx.core.spec_fields import problem_messages
 from batchfx.storage import Storage
 
 __all__ = [
@@ -355,24 +363,16 @@ def register_model(storage: Storage, name: str, path: str, description: str = ""
                    ) -> tuple[ModelVersion, bool]:
     """Register the folder (or file) at ``path`` in the app's storage as the next version of
     ``name``; the same path and description as the latest version returns that version."""
-    problems = []
-    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
-        problems.append(f"name: got {name!r:.60} — expected 1 to 255 of letters, digits, "
-                        "'-', '_' and '.', starting with a letter or digit, e.g. digits-clf")
-    if not isinstance(description, str) or len(description) > 2000:
-        problems.append("description: expected text of at most 2,000 characters")
-    if not isinstance(path, str) or not path.strip():
-        problems.append("path: missing — the model's folder in the app's storage, e.g. "
-                        "models/digits (`batchfx model create --path ./model` uploads it)")
-    elif path.startswith("/"):
-        problems.append(f"path: got {path!r} — a registered model must not change: upload "
-                        "the folder (`batchfx model create --path` does) and give its "
-                        "container/prefix")
-    else:
-        problems += _path_problems(storage, "path", path, allow_file=True)
-    if problems:
-        raise SpecError(problems)
-    record = {"name": name, "path": path.rstrip("/"), "description": description}
+    def in_storage(found: str) -> list[str]:
+        return _path_problems(storage, "path", found, allow_file=True)
+
+    try:
+        registration = ModelRegistration.model_validate(
+            {"name": name, "path": path, "description": description},
+            context={"stored": in_storage})
+    except pydantic.ValidationError as exc:
+        raise SpecError(problem_messages(exc, unknown=str)) from None
+    record = registration.to_record()
     stored, created = _register(storage, MODEL_PARTITION, name, record)
     return _model(stored), created
 

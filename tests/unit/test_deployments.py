@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,43 @@ def test_load_document_names_the_line_of_a_yaml_error(tmp_path: Path) -> None:
     file.write_text("name: x\nsettings: [a\n")
     with pytest.raises(SpecError, match=r"bad\.yml:\d+:\d+: invalid YAML"):
         load_document(file)
+
+
+# A version as the registry stored it before deployments were pydantic models.
+STORED = (
+    '{"name":"mnist-torch-dpl","description":"A deployment using Torch to solve the MNIST '
+    'classification dataset.","tags":{},"endpoint_name":"mnist-batch","source_directory":'
+    '"code","entry_script":"batch_driver.py","model":{"path":"m","name":"clf","version":1,'
+    '"type":"custom_model","description":null,"tags":null},"output":null,"settings":'
+    '{"models":[],"side_inputs":{},"mini_batch_size":10,"error_threshold":-1,'
+    '"allowed_failed_count":-1,"allowed_failed_percent":100.0,"output_action":"append_row",'
+    '"append_row_file_name":"predictions.csv","output_format":"text","append_row_header":'
+    'false,"run_invocation_timeout":30,"run_max_try":3,"process_count_per_node":2,'
+    '"node_count":2,"arguments":[],"environment_variables":{},"logging_level":"INFO",'
+    '"allow_reuse":true,"join_input":false,"partition_keys":null,"partition_output":false,'
+    '"description":null,"compute_target":null,"environment":null}}')
+
+
+def test_a_stored_version_loads_and_is_stored_again_unchanged() -> None:
+    deployment = Deployment.from_record(json.loads(STORED))
+    assert json.dumps(deployment.to_record(), separators=(",", ":")) == STORED
+    assert deployment == parse_deployment(mnist(model={"path": "m", "name": "clf"}))
+
+
+def test_every_problem_of_both_parts_of_an_azureml_yaml_is_named_in_order() -> None:
+    assert problems_of(mnist(type="pipeline", colour=1, name="Bad",
+                             code_configuration={"code": "azureml:c:1", "cod": 1,
+                                                 "scoring_script": "s.py"})) == [
+        "type: got 'pipeline' — only model deployments are supported; publish a batchfx "
+        "pipeline for anything else",
+        "code_configuration.cod: unknown field — did you mean 'code'? allowed keys of "
+        "code_configuration are: code, scoring_script",
+        "code_configuration.code: 'azureml:c:1' is an Azure ML registry reference; give a "
+        "folder path (a local folder, or container/prefix in the app's storage)",
+        "colour: unknown field — allowed fields of an Azure ML batch deployment are: $schema, "
+        "name, description, tags, endpoint_name, type, model, code_configuration, resources, "
+        "settings, environment, compute",
+        "name: got 'Bad' — expected 3 to 32 of a-z, 0-9 and '-', starting with a letter and "
+        "not ending with '-', e.g. digits-scoring",
+        "code_configuration.code: missing — required with entry_script: the folder holding "
+        "the script, e.g. source_directory: ./src"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -180,3 +181,38 @@ def test_job_and_deployment_together_are_refused() -> None:
 def test_a_deployment_pipeline_needs_inputs() -> None:
     with pytest.raises(SpecError, match="inputs: got None"):
         parse_pipeline({"name": "nightly", "deployment": "digits"})
+
+
+# Versions as the registry stored them before pipelines were pydantic models.
+STORED_JOB = (
+    '{"name":"nightly","description":"d","tags":{},"parameters":{"date":{"type":"string"},'
+    '"top_k":{"type":"integer","default":5},"threshold":{"type":"number","default":0.5}},'
+    '"job":{"source_directory":"code/v1","entry_script":"score.py","inputs":'
+    '"data/${{parameters.date}}","output":"results/${{parameters.date}}","mini_batch_size":'
+    '"${{parameters.top_k}}","arguments":["--threshold","${{parameters.threshold}}"]}}')
+STORED_DEPLOYMENT = (
+    '{"name":"nightly","description":"d","tags":{},"parameters":{"date":{"type":"string"},'
+    '"top_k":{"type":"integer","default":2}},"deployment":"digits","deployment_version":null,'
+    '"inputs":"data/${{parameters.date}}","output":"res/out","settings":{"mini_batch_size":'
+    '"${{parameters.top_k}}"}}')
+
+
+@pytest.mark.parametrize("stored", [STORED_JOB, STORED_DEPLOYMENT])
+def test_a_stored_version_loads_and_is_stored_again_unchanged(stored: str) -> None:
+    pipeline = Pipeline.from_record(json.loads(stored))
+    assert json.dumps(pipeline.to_record(), separators=(",", ":")) == stored
+
+
+def test_a_declaration_with_an_unknown_key_still_declares_its_parameter() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_pipeline(pipeline(parameters={**pipeline()["parameters"],
+                                            "date": {"type": "string", "colour": 1}}))
+    assert info.value.problems == ["parameters.date.colour: unknown field — allowed: type, "
+                                   "default, description"]
+
+
+def test_parameters_named_like_model_attributes_are_assigned() -> None:
+    declared = {name: Parameter(name, "integer", 1, required=False)
+                for name in ("json", "copy", "model_config", "schema")}
+    assert validate_assignments(declared, {"json": "5", "model_config": 2}) == {
+        "json": 5, "copy": 1, "model_config": 2, "schema": 1}
