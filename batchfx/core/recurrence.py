@@ -6,18 +6,46 @@ optional ``hours``/``minutes``/``week_days``/``month_days`` pattern, as in Logic
 a five-field ``cron`` expression. Times are UTC. Parameter values may hold ``{date}``
 placeholders filled from the due time, so a nightly run reads last night's partition
 however late it starts.
+
+A recurrence's due times are a dateutil rrule (RFC 5545): FREQ and INTERVAL are the
+frequency and interval, BYHOUR/BYMINUTE/BYDAY/BYMONTHDAY the pattern (each the start
+time's when not given), weeks start on Monday, and DTSTART is the start time, before which
+nothing is due. Three things are not rrule's and are spelled out here:
+
+- Month ends (``_month_end_clamped``): Logic Apps runs a monthly recurrence from Jan 31 on
+  Feb 28 (29), Mar 31, Apr 30; rrule's BYMONTHDAY=31 skips the short months instead. The
+  rule is the day of the start together with the last day of the months that can be
+  shorter than it (an rruleset).
+- Where to read from (``_period``, ``_period_start``): rrule reads every occurrence from
+  DTSTART on, half a million a year for a schedule every minute, and the timer asks every
+  minute. The rule is begun at the period (minute, hour, day, Monday-based week or month)
+  that holds the time asked about, rounded to a multiple of the interval, as rrule counts
+  the interval from DTSTART.
+- Looking back (``_latest``): rrule reads forwards only, so the latest due time is read
+  from one period back, then 3, 7, 15 … until one is found.
+
+A pattern that occurs at all recurs within a few periods (Feb 29 alone: 8 years across
+2100); one that never occurs (days 30 and 31 of February alone) reads to year 9999, once
+per schedule (``_first_due`` keeps the first due time).
+
+Times are UTC only (schedule_spec refuses another time zone), so there is no daylight
+saving time to handle and rrule's time zone support is not used.
 """
 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator, Mapping
+import functools
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from croniter import croniter
+from dateutil import rrule as rr
+from dateutil.relativedelta import relativedelta
 
 from batchfx.core.errors import SpecError
 from batchfx.core.schedule_spec import (
@@ -41,11 +69,6 @@ __all__ = [
     "next_due",
     "parse_schedule",
 ]
-
-# Far enough for any pattern that can occur (Feb 29 every 4 years); a pattern that never
-# occurs in that many periods never will.
-_MAX_PERIODS = 400
-
 
 class Frequency(StrEnum):
     """The unit of a recurrence (Azure ML's names)."""
@@ -132,21 +155,21 @@ def whole_minute(moment: datetime) -> datetime:
 
 def parse_schedule(data: object, *, now: datetime) -> Schedule:
     """Validate a schedule; ``now`` is the default start time. ScheduleError lists problems."""
-    parts, problems = parse_parts(data)
-    if problems:
-        raise ScheduleError(problems)
+    parts = parse_parts(data)
     trigger: Recurrence | Cron
     if parts.cron is not None:
-        trigger = Cron(parts.cron)
+        trigger = Cron(parts.cron.expression)
     else:
-        assert parts.recurrence is not None
-        trigger = Recurrence(Frequency(parts.recurrence["frequency"]),
-                             **{k: v for k, v in parts.recurrence.items() if k != "frequency"})
+        r = parts.recurrence
+        assert r is not None
+        trigger = Recurrence(Frequency(r.frequency), r.interval, r.hours, r.minutes,
+                             r.week_days, r.month_days)
     # The default start is this minute (due at once, as before); a given one is kept or
     # rounded up, never started early.
     start = (whole_minute(parts.start_time) if parts.start_time
              else now.astimezone(UTC).replace(second=0, microsecond=0))
     target = dict(parts.target)
+    problems: list[str] = []
     if "job" in target:
         target["job"] = {"name": parts.name, **target["job"]}
         problems += _job_problems(target["job"], start)
@@ -189,16 +212,11 @@ def next_due(schedule: Schedule, after: datetime | None) -> datetime | None:
     if isinstance(trigger, Cron):
         base = start - timedelta(seconds=1) if after is None or after < start else after
         found = croniter(trigger.expression, base).get_next(datetime)
-    elif trigger.has_pattern:
-        found = _next_in_pattern(trigger, start, after)
-    elif after is None or after < start:
-        found = start
     else:
-        k = _steps_before(trigger, start, after) + 1
-        found = _step(trigger, start, k)
-        while found <= after:  # month lengths vary; at most one more step
-            k += 1
-            found = _step(trigger, start, k)
+        found = _first_due(trigger, start)
+        if found is not None and after is not None and after >= found:
+            k = _period(trigger, start, after)
+            found = _rule(trigger, start, k + -k % trigger.interval).after(after)
     end = schedule.end_time
     return None if found is None or (end is not None and found > end) else found
 
@@ -213,10 +231,9 @@ def latest_due(schedule: Schedule, after: datetime | None, now: datetime) -> dat
     if isinstance(trigger, Cron):
         base = bound.replace(microsecond=0) + timedelta(seconds=1)
         found = croniter(trigger.expression, base).get_prev(datetime)
-    elif trigger.has_pattern:
-        found = _latest_in_pattern(trigger, start, bound)
     else:
-        found = _step(trigger, start, _steps_before(trigger, start, bound))
+        first = _first_due(trigger, start)
+        found = None if first is None or bound < first else _latest(trigger, start, bound)
     if found is None or found < start or (after is not None and found <= after):
         return None
     return found
@@ -225,96 +242,114 @@ def latest_due(schedule: Schedule, after: datetime | None, now: datetime) -> dat
 def due_times(schedule: Schedule, after: datetime | None, until: datetime) -> Iterator[datetime]:
     """Every due time in (after, until], in order."""
     found = next_due(schedule, after)
-    while found is not None and found <= until:
-        yield found
-        found = next_due(schedule, found)
+    trigger, start = schedule.trigger, schedule.start_time
+    if isinstance(trigger, Cron):
+        while found is not None and found <= until:
+            yield found
+            found = next_due(schedule, found)
+    elif found is not None:  # one rule, read on from the first
+        k = _period(trigger, start, found)
+        rule = _rule(trigger, start, k - k % trigger.interval)
+        bound = until if schedule.end_time is None else min(until, schedule.end_time)
+        yield from itertools.takewhile(lambda due: due <= bound, rule.xafter(found, inc=True))
 
 
-_UNIT = {Frequency.MINUTE: timedelta(minutes=1), Frequency.HOUR: timedelta(hours=1),
-         Frequency.DAY: timedelta(days=1), Frequency.WEEK: timedelta(weeks=1)}
+_FREQ = {Frequency.MINUTE: rr.MINUTELY, Frequency.HOUR: rr.HOURLY, Frequency.DAY: rr.DAILY,
+         Frequency.WEEK: rr.WEEKLY, Frequency.MONTH: rr.MONTHLY}
+_UNIT = {Frequency.MINUTE: timedelta(minutes=1), Frequency.HOUR: timedelta(hours=1)}
 
 
-def _months_between(start: datetime | date, later: datetime | date) -> int:
-    return (later.year - start.year) * 12 + later.month - start.month
+@functools.lru_cache(maxsize=1024)
+def _rule(r: Recurrence, start: datetime, k: int) -> rr.rrulebase:
+    """The recurrence as an rrule from period ``k`` (a multiple of the interval) on.
+
+    Every BYxxx part is given from the start time: dateutil would take a missing one from
+    DTSTART, which is the start only for k = 0 (later, the period's beginning). Kept, as
+    the timer asks for the same period every minute (an rrule without a cache is not
+    changed by being read)."""
+    by: dict[str, Any] = {"bysecond": 0 if r.has_pattern else start.second}
+    if r.frequency is not Frequency.MINUTE:
+        by["byminute"] = r.minutes or start.minute
+    if r.frequency not in _UNIT:
+        by["byhour"] = r.hours or start.hour
+    if r.frequency is Frequency.WEEK or r.week_days:
+        by["byweekday"] = r.week_days or start.weekday()
+    elif r.month_days:
+        by["bymonthday"] = r.month_days
+    rule = functools.partial(rr.rrule, _FREQ[r.frequency], interval=r.interval, wkst=rr.MO,
+                             dtstart=_period_start(r, start, k), cache=False)
+    if r.frequency is Frequency.MONTH and "byweekday" not in by and "bymonthday" not in by:
+        return _month_end_clamped(rule, start.day, by)
+    return rule(**by)
 
 
-def _add_months(value: datetime, months: int) -> datetime:
-    # Jan 31 + 1 month is Feb 28 (or 29), as in Logic Apps; counted from the start each time.
-    index = value.month - 1 + months
-    year, month = value.year + index // 12, index % 12 + 1
-    return value.replace(year=year, month=month,
-                         day=min(value.day, calendar.monthrange(year, month)[1]))
+# The months that can be shorter than day 29, 30 and 31 (2001: February has 28 days).
+_SHORTER_MONTHS = {day: tuple(m for m in range(1, 13) if calendar.monthrange(2001, m)[1] < day)
+                   for day in (29, 30, 31)}
 
 
-def _step(r: Recurrence, start: datetime, k: int) -> datetime:
+def _month_end_clamped(rule: Callable[..., rr.rrule], day: int, by: dict[str, Any]
+                       ) -> rr.rrulebase:
+    """Month ends as in Logic Apps: monthly from the 31st is Jan 31, Feb 28, Mar 31, Apr 30.
+
+    rrule's BYMONTHDAY=31 skips the months without a 31st (RFC 5545), so the recurrence is
+    BYMONTHDAY=day together with BYMONTHDAY=-1 in the months that can be shorter than the
+    day. A leap year's February 29 for day 29 comes from both rules; the set gives it
+    once. (BYSETPOS=-1 over BYMONTHDAY=28..31 would keep one time a month, where hours and
+    minutes may give the day several.)"""
+    short = _SHORTER_MONTHS.get(day)
+    if short is None:
+        return rule(bymonthday=day, **by)
+    rules = rr.rruleset(cache=False)
+    rules.rrule(rule(bymonthday=day, **by))
+    rules.rrule(rule(bymonth=short, bymonthday=-1, **by))
+    return rules
+
+
+def _period(r: Recurrence, start: datetime, at: datetime) -> int:
+    """Which period after the start's holds ``at``: minutes and hours count from the start
+    time, days, Monday-based weeks and months from the calendar's."""
+    if r.frequency in _UNIT:
+        return (at - start) // _UNIT[r.frequency]
     if r.frequency is Frequency.MONTH:
-        return _add_months(start, k * r.interval)
-    return start + k * r.interval * _UNIT[r.frequency]
-
-
-def _steps_before(r: Recurrence, start: datetime, at: datetime) -> int:
-    """The largest k ≥ 0 whose step is at or before ``at`` (``at`` ≥ start)."""
-    if r.frequency is Frequency.MONTH:
-        k = max(_months_between(start, at) // r.interval, 0)
-        while k > 0 and _step(r, start, k) > at:
-            k -= 1
-        return k
-    return (at - start) // (r.interval * _UNIT[r.frequency])
-
-
-def _period_of(r: Recurrence, start: datetime, at: datetime) -> int:
-    """Which period (day, Monday-based week or month) after the start's holds ``at``."""
-    if r.frequency is Frequency.MONTH:
-        return _months_between(start, at)
+        return (at.year - start.year) * 12 + at.month - start.month
     days = (at.date() - start.date()).days
     return (days + start.weekday()) // 7 if r.frequency is Frequency.WEEK else days
 
 
-def _period_days(r: Recurrence, start: datetime, k: int) -> list[date]:
-    if r.frequency is Frequency.DAY:
-        return [start.date() + timedelta(days=k)]
-    if r.frequency is Frequency.WEEK:
-        monday = start.date() - timedelta(days=start.weekday()) + timedelta(weeks=k)
-        wanted = r.week_days or (start.weekday(),)
-        return [monday + timedelta(days=d) for d in sorted(wanted)]
-    first = _add_months(start.replace(day=1), k).date()
-    length = calendar.monthrange(first.year, first.month)[1]
-    days = [first.replace(day=d) for d in range(1, length + 1)]
-    if r.week_days:
-        return [d for d in days if d.weekday() in r.week_days]
-    if r.month_days:
-        return [d for d in days if d.day in r.month_days]
-    return [first.replace(day=min(start.day, length))]
+def _period_start(r: Recurrence, start: datetime, k: int) -> datetime:
+    """Where period ``k`` begins; period 0 at the start time, so nothing before it is due."""
+    if k == 0:
+        return start
+    if r.frequency in _UNIT:
+        return start + k * _UNIT[r.frequency]
+    midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    if r.frequency is Frequency.MONTH:
+        first: datetime = midnight.replace(day=1) + relativedelta(months=k)
+        return first
+    week = r.frequency is Frequency.WEEK
+    return midnight + timedelta(days=7 * k - start.weekday() if week else k)
 
 
-def _period_times(r: Recurrence, start: datetime, k: int) -> list[datetime]:
-    hours = r.hours or (start.hour,)
-    minutes = r.minutes or (start.minute,)
-    return sorted(datetime.combine(d, time(h, m), tzinfo=UTC)
-                  for d in _period_days(r, start, k) for h in hours for m in minutes)
+@functools.lru_cache(maxsize=1024)
+def _first_due(r: Recurrence, start: datetime) -> datetime | None:
+    """The first due time, None for a pattern that never occurs (month_days [30, 31] every
+    12 months from February). rrule finds that out only at year 9999, a tenth of a second,
+    so it is asked once; a pattern that occurs at all recurs within a few periods."""
+    found: datetime | None = _rule(r, start, 0).after(start, inc=True)
+    return found
 
 
-def _latest_in_pattern(r: Recurrence, start: datetime, bound: datetime) -> datetime | None:
-    k = _period_of(r, start, bound)
+def _latest(r: Recurrence, start: datetime, bound: datetime) -> datetime:
+    """The last due time at or before ``bound`` (which is at or after the first): from the
+    period before the one holding it, then from 3, 7, 15 … periods back until one is found."""
+    k = _period(r, start, bound)
     k -= k % r.interval
-    for _ in range(_MAX_PERIODS):
-        if k < 0:
-            return None
-        times = [t for t in _period_times(r, start, k) if start <= t <= bound]
-        if times:
-            return times[-1]
-        k -= r.interval
-    return None
-
-
-def _next_in_pattern(r: Recurrence, start: datetime, after: datetime | None) -> datetime | None:
-    lower = start if after is None or after < start else after
-    k = max(_period_of(r, start, lower), 0)
-    k += -k % r.interval
-    for _ in range(_MAX_PERIODS):
-        times = [t for t in _period_times(r, start, k)
-                 if t >= start and (after is None or t > after)]
-        if times:
-            return times[0]
-        k += r.interval
-    return None
+    back = 1
+    while True:
+        since = max(k - back * r.interval, 0)
+        found: datetime | None = _rule(r, start, since).before(bound, inc=True)
+        if found is not None or since == 0:
+            assert found is not None  # the first due time is at or before bound
+            return found
+        back = back * 2 + 1

@@ -1,22 +1,30 @@
-"""Checking a schedule mapping field by field, and filling ``{date}`` placeholders (pure)."""
+"""Checking a schedule mapping field by field, and filling ``{date}`` placeholders (pure).
+
+The mapping is validated by pydantic models, as the job spec is (batchfx.core.spec): each
+field's rule raises its message (a :class:`~batchfx.core.spec_fields.Problems`, or the
+"expected …" text after ``field: got VALUE —``) and
+:func:`~batchfx.core.spec_fields.problem_messages` words pydantic's errors, so every problem is
+reported at once, each naming the field, the value and the fix.
+"""
 
 from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
+import pydantic
 from croniter import croniter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 from batchfx.core.errors import ScheduleError
+from batchfx.core.spec_fields import NAME_RE, Problems, problem_messages, short
 
-__all__ = ["ScheduleError", "ScheduleParts", "check_placeholders", "fill_placeholders",
-           "parse_parts"]
+__all__ = ["CronFields", "RecurrenceFields", "ScheduleError", "ScheduleParts",
+           "check_placeholders", "fill_placeholders", "parse_parts"]
 
-NAME_RE = re.compile(r"^(?=.{3,32}$)[a-z]([-a-z0-9]*[a-z0-9])?$")
 FREQUENCIES = ("Minute", "Hour", "Day", "Week", "Month")
 TOP_FIELDS = ["name", "description", "target", "recurrence", "cron", "parameters", "enabled"]
 RECURRENCE_FIELDS = ["frequency", "interval", "start_time", "end_time", "time_zone", "hours",
@@ -31,84 +39,46 @@ PATTERNS = {"Minute": (), "Hour": (), "Day": ("hours", "minutes"),
 _RANGES = {"hours": (0, 23), "minutes": (0, 59), "month_days": (1, 31)}
 _DAY_NAMES = {name.lower(): i for i, name in enumerate(calendar.day_name)}
 _CRON_EXAMPLE = "e.g. '0 2 * * *' for 02:00 UTC every day"
-
-
-@dataclass
-class ScheduleParts:
-    """The checked fields of a schedule, before they are assembled."""
-
-    name: str = ""
-    description: str = ""
-    target: dict[str, Any] = field(default_factory=dict)
-    recurrence: dict[str, Any] | None = None
-    cron: str | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    enabled: bool = True
-
-
-def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_RECURRENCE_EXAMPLE = "{frequency: Day, interval: 1, hours: [2], minutes: [0]}"
+_TARGET_EXAMPLE = ("{pipeline: NAME}, {deployment: NAME, inputs: container/prefix} or "
+                   "{job: {...}}")
+# What a value of the wrong type is told (``field: got VALUE — …``).
+EXPECTED = {
+    "description": "expected text",
+    "enabled": "expected true or false",
+    "recurrence": f"expected a mapping like {_RECURRENCE_EXAMPLE}",
+    "recurrence.interval": "expected a whole number ≥ 1 (how many frequency units between "
+                           "runs)",
+}
 
 
 def _unknown(path: str, allowed: list[str]) -> str:
     return f"{path}: unknown field — allowed here: {', '.join(allowed)}"
 
 
-def parse_parts(data: object) -> tuple[ScheduleParts, list[str]]:
-    """Check every field of a schedule mapping; returns the parts and one message per problem."""
-    parts, problems = ScheduleParts(), []
-    if not isinstance(data, Mapping):
-        expected = "expected a mapping with name, target and recurrence or cron"
-        return parts, [f"schedule: got {type(data).__name__} {_short(data)} — {expected}"]
-    for key in data:
-        if key == "time_zone":
-            problems.append("time_zone: goes inside recurrence or cron, and only UTC is "
-                            "supported — remove it, or move it there as time_zone: UTC")
-        elif key not in TOP_FIELDS:
-            problems.append(_unknown(str(key), TOP_FIELDS))
-    name = data.get("name")
+def _text_keys(data: Any) -> Any:
+    # Keys are named as text in messages (a YAML key may be a number).
+    return {str(k): v for k, v in data.items()} if isinstance(data, Mapping) else data
+
+
+# --- field rules -----------------------------------------------------------------------
+
+def _name(name: Any) -> Any:
     if not isinstance(name, str) or not NAME_RE.match(name):
         rule = "3 to 32 of a-z, 0-9 and '-', starting with a letter, e.g. nightly-digits"
-        problems.append(f"name: {'missing' if name is None else f'got {_short(name)}'} — "
-                        f"expected {rule}")
-    else:
-        parts.name = name
-    description = data.get("description", "")
-    if isinstance(description, str):
-        parts.description = description
-    else:
-        problems.append(f"description: got {_short(description)} — expected text")
-    enabled = data.get("enabled", True)
-    if isinstance(enabled, bool):
-        parts.enabled = enabled
-    else:
-        problems.append(f"enabled: got {_short(enabled)} — expected true or false")
-    problems += _target(data.get("target"), parts)
-    problems += _parameters(data.get("parameters", {}), parts)
-    has_recurrence, has_cron = data.get("recurrence") is not None, data.get("cron") is not None
-    if has_recurrence == has_cron:
-        how = "both given — keep one" if has_cron else "neither given — add one"
-        problems.append(f"recurrence, cron: {how}; a schedule has exactly one, e.g. "
-                        "recurrence: {frequency: Day, interval: 1} or cron: '0 2 * * *'")
-    elif has_recurrence:
-        problems += _recurrence(data["recurrence"], parts)
-    else:
-        problems += _cron(data["cron"], parts)
-    return parts, problems
+        raise Problems([f"name: {'missing' if name is None else f'got {short(name)}'} — "
+                        f"expected {rule}"])
+    return name
 
 
-def _target(target: object, parts: ScheduleParts) -> list[str]:
-    example = "{pipeline: NAME}, {deployment: NAME, inputs: container/prefix} or {job: {...}}"
+def _target(target: Any) -> Any:
     if not isinstance(target, Mapping):
-        got = "missing" if target is None else f"got {_short(target)}"
-        return [f"target: {got} — expected {example}"]
+        got = "missing" if target is None else f"got {short(target)}"
+        raise Problems([f"target: {got} — expected {_TARGET_EXAMPLE}"])
     kinds = [k for k in TARGET_KINDS if k in target]
     if len(kinds) != 1:
-        got = f"{' and '.join(kinds)} both given" if kinds else f"got {_short(dict(target))}"
-        return [f"target: {got} — expected exactly one of {example}"]
+        got = f"{' and '.join(kinds)} both given" if kinds else f"got {short(dict(target))}"
+        raise Problems([f"target: {got} — expected exactly one of {_TARGET_EXAMPLE}"])
     kind, problems = kinds[0], []
     value = target[kind]
     if kind == "job":
@@ -116,32 +86,28 @@ def _target(target: object, parts: ScheduleParts) -> list[str]:
         # (batchfx.services.invocations) when the schedule is created.
         problems += [_unknown(f"target.{k}", ["job"]) for k in target if k != "job"]
         if not isinstance(value, Mapping):
-            problems.append(f"target.job: got {_short(value)} — expected a job spec mapping "
+            problems.append(f"target.job: got {short(value)} — expected a job spec mapping "
                             "(entry_script, source_directory, inputs, output, ...)")
     elif not isinstance(value, str) or not value.strip():
-        problems.append(f"target.{kind}: got {_short(value)} — expected the {kind}'s name")
-    if not problems:
-        parts.target = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in target.items()}
-    return problems
+        problems.append(f"target.{kind}: got {short(value)} — expected the {kind}'s name")
+    if problems:
+        raise Problems(problems)
+    return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in target.items()}
 
 
-def _is_parameter_map(value: object) -> bool:
-    return isinstance(value, Mapping) and all(isinstance(k, str) for k in value)
+def _parameters(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError("expected a mapping of parameter name to value, e.g. "
+                         "{input_day: '{date-1d:%Y/%m/%d}'}")
+    if value and "job" in info.data.get("target", {}):
+        raise Problems(["parameters: a job target takes no parameters — write the values "
+                        "(placeholders allowed) into target.job itself"])
+    return dict(value)
 
 
-def _parameters(value: object, parts: ScheduleParts) -> list[str]:
-    if not _is_parameter_map(value):
-        return [f"parameters: got {_short(value)} — expected a mapping of parameter name to "
-                "value, e.g. {input_day: '{date-1d:%Y/%m/%d}'}"]
-    assert isinstance(value, Mapping)
-    if value and "job" in parts.target:
-        return ["parameters: a job target takes no parameters — write the values "
-                "(placeholders allowed) into target.job itself"]
-    parts.parameters = dict(value)
-    return []
-
-
-def _time(path: str, value: object) -> tuple[datetime | None, list[str]]:
+def _time(value: Any) -> Any:
+    if value is None:
+        return None
     parsed: datetime | None = value if isinstance(value, datetime) else None
     if isinstance(value, str):
         try:
@@ -149,107 +115,210 @@ def _time(path: str, value: object) -> tuple[datetime | None, list[str]]:
         except ValueError:
             parsed = None
     if parsed is None:
-        return None, [f"{path}: got {_short(value)} — expected an ISO 8601 time in UTC, "
-                      "e.g. 2026-01-31T02:00:00Z"]
+        raise ValueError("expected an ISO 8601 time in UTC, e.g. 2026-01-31T02:00:00Z")
     # A time without an offset is UTC, the only time zone schedules use.
     parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    return parsed.replace(microsecond=0), []
+    return parsed.replace(microsecond=0)
 
 
-def _times(path: str, data: Mapping[str, Any], parts: ScheduleParts) -> list[str]:
-    problems: list[str] = []
-    zone = data.get("time_zone", "UTC")
+def _utc(zone: Any) -> Any:
     if not isinstance(zone, str) or zone.strip().upper() not in ("UTC", "Z", "ETC/UTC"):
-        problems.append(f"{path}.time_zone: got {_short(zone)} — only UTC is supported; give "
-                        "the times in UTC (09:00 Pacific Standard Time is 17:00 UTC) and "
-                        "remove time_zone or set it to UTC")
-    for key in ("start_time", "end_time"):
-        if data.get(key) is not None:
-            value, found = _time(f"{path}.{key}", data[key])
-            problems += found
-            setattr(parts, key, value)
-    return problems
+        raise ValueError("only UTC is supported; give the times in UTC (09:00 Pacific "
+                         "Standard Time is 17:00 UTC) and remove time_zone or set it to UTC")
+    return zone
 
 
-def _int_list(path: str, value: object, low: int, high: int) -> tuple[tuple[int, ...], str]:
+def _frequency(raw: Any) -> Any:
+    found = next((f for f in FREQUENCIES if isinstance(raw, str) and raw.lower() == f.lower()),
+                 None)
+    if found is None:
+        got = "missing" if raw is None else f"got {short(raw)}"
+        raise Problems([f"recurrence.frequency: {got} — expected one of "
+                        f"{', '.join(FREQUENCIES)}"])
+    return found
+
+
+def _int_list(value: Any, low: int, high: int) -> tuple[int, ...]:
     items = value if isinstance(value, list) else [value]
     if not items or any(isinstance(i, bool) or not isinstance(i, int) or not low <= i <= high
                         for i in items):
-        return (), f"{path}: got {_short(value)} — expected a whole number or a list of them " \
-                   f"from {low} to {high}"
-    return tuple(sorted(set(items))), ""
+        raise ValueError(f"expected a whole number or a list of them from {low} to {high}")
+    return tuple(sorted(set(items)))
 
 
-def _week_days(path: str, value: object) -> tuple[tuple[int, ...], str]:
+def _week_days(value: Any) -> tuple[int, ...]:
     items = value if isinstance(value, list) else [value]
     days = [_DAY_NAMES.get(i.strip().lower()) if isinstance(i, str) else None for i in items]
     if not items or None in days:
-        return (), f"{path}: got {_short(value)} — expected a day name or a list of them: " \
-                   f"{', '.join(calendar.day_name)}"
-    return tuple(sorted({d for d in days if d is not None})), ""
+        raise ValueError(f"expected a day name or a list of them: "
+                         f"{', '.join(calendar.day_name)}")
+    return tuple(sorted({d for d in days if d is not None}))
 
 
-def _recurrence(data: object, parts: ScheduleParts) -> list[str]:
-    example = "{frequency: Day, interval: 1, hours: [2], minutes: [0]}"
-    if not isinstance(data, Mapping):
-        return [f"recurrence: got {_short(data)} — expected a mapping like {example}"]
-    problems = [_unknown(f"recurrence.{k}", RECURRENCE_FIELDS) for k in data
-                if k not in RECURRENCE_FIELDS]
-    problems += _times("recurrence", data, parts)
-    raw = data.get("frequency")
-    frequency = next((f for f in FREQUENCIES if isinstance(raw, str) and raw.lower() == f.lower()),
-                     None)
-    if frequency is None:
-        got = "missing" if raw is None else f"got {_short(raw)}"
-        problems.append(f"recurrence.frequency: {got} — expected one of {', '.join(FREQUENCIES)}")
-    interval = data.get("interval", 1)
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-        problems.append(f"recurrence.interval: got {_short(interval)} — expected a whole number "
-                        "≥ 1 (how many frequency units between runs)")
-    values: dict[str, Any] = {"frequency": frequency, "interval": interval}
-    for key in ("hours", "minutes", "week_days", "month_days"):
-        if data.get(key) is None:
-            continue
+def _pattern(key: str) -> BeforeValidator:
+    """``hours``, ``minutes``, ``week_days`` or ``month_days`` of a recurrence."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return ()
+        frequency = info.data.get("frequency")
         if frequency is not None and key not in PATTERNS[frequency]:
             allowed = [f for f in FREQUENCIES if key in PATTERNS[f]]
-            problems.append(f"recurrence.{key}: not allowed with frequency {frequency} — it "
+            raise Problems([f"recurrence.{key}: not allowed with frequency {frequency} — it "
                             f"needs frequency {' or '.join(allowed)}; use cron for other "
-                            "patterns")
-            continue
-        path = f"recurrence.{key}"
-        found, problem = (_week_days(path, data[key]) if key == "week_days"
-                          else _int_list(path, data[key], *_RANGES[key]))
-        if problem:
-            problems.append(problem)
-        values[key] = found
-    if values.get("week_days") and values.get("month_days"):
-        problems.append("recurrence.week_days, recurrence.month_days: both given — a monthly "
-                        "recurrence runs on week days or on days of the month; keep one")
-    parts.recurrence = values
-    return problems
+                            "patterns"])
+        found = _week_days(value) if key == "week_days" else _int_list(value, *_RANGES[key])
+        if key == "month_days" and info.data.get("week_days"):
+            raise Problems(["recurrence.week_days, recurrence.month_days: both given — a "
+                            "monthly recurrence runs on week days or on days of the month; "
+                            "keep one"])
+        return found
+
+    return BeforeValidator(check)
 
 
-def _cron(data: object, parts: ScheduleParts) -> list[str]:
+def _expression(path: str) -> Callable[[Any], Any]:
+    def check(expression: Any) -> Any:
+        if not isinstance(expression, str):
+            got = "missing" if expression is None else f"got {short(expression)}"
+            raise Problems([f"{path}: {got} — expected a cron expression, {_CRON_EXAMPLE}"])
+        fields = expression.split()
+        if len(fields) != 5:
+            raise Problems([f"{path}: got {short(expression)} ({len(fields)} fields) — "
+                            "expected 5 fields: minute hour day-of-month month day-of-week, "
+                            f"in UTC, {_CRON_EXAMPLE}"])
+        if not croniter.is_valid(expression):
+            raise Problems([f"{path}: got {short(expression)} — not a valid cron expression "
+                            "(minute 0-59, hour 0-23, day 1-31, month 1-12, day of week 0-6 "
+                            f"or MON-SUN), {_CRON_EXAMPLE}"])
+        return " ".join(fields)
+
+    return check
+
+
+def _cron(value: Any) -> Any:
+    # The short form, cron: '0 2 * * *', is the expression alone.
+    if isinstance(value, Mapping) or value is None:
+        return value
+    return {"expression": _expression("cron")(value)}
+
+
+# --- the models ------------------------------------------------------------------------
+
+_Time = Annotated[datetime | None, BeforeValidator(_time)]
+_Zone = Annotated[str, BeforeValidator(_utc)]
+
+
+class RecurrenceFields(BaseModel):
+    """``recurrence``: Azure ML's frequency and interval, with an optional pattern."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    # In the order their problems are reported; frequency before the patterns it allows.
+    time_zone: _Zone = "UTC"
+    start_time: _Time = None
+    end_time: _Time = None
+    frequency: Annotated[str, BeforeValidator(_frequency)] = Field(None, validate_default=True)
+    interval: int = Field(1, ge=1)
+    hours: Annotated[tuple[int, ...], _pattern("hours")] = ()
+    minutes: Annotated[tuple[int, ...], _pattern("minutes")] = ()
+    week_days: Annotated[tuple[int, ...], _pattern("week_days")] = ()  # 0 = Monday
+    month_days: Annotated[tuple[int, ...], _pattern("month_days")] = ()
+
+    _keys = pydantic.model_validator(mode="before")(_text_keys)
+
+
+class CronFields(BaseModel):
+    """``cron``: a five-field expression (UTC), as a mapping or the expression alone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    time_zone: _Zone = "UTC"
+    start_time: _Time = None
+    end_time: _Time = None
+    expression: Annotated[str, BeforeValidator(_expression("cron.expression"))] = Field(
+        None, validate_default=True)
+
+    _keys = pydantic.model_validator(mode="before")(_text_keys)
+
+
+class ScheduleParts(BaseModel):
+    """The checked fields of a schedule, before they are assembled."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    name: Annotated[str, BeforeValidator(_name)] = Field(None, validate_default=True)
+    description: str = ""
+    enabled: bool = True
+    target: Annotated[dict[str, Any], BeforeValidator(_target)] = Field(
+        None, validate_default=True)
+    parameters: Annotated[dict[str, Any], BeforeValidator(_parameters)] = Field(
+        default_factory=dict)
+    recurrence: RecurrenceFields | None = None
+    cron: Annotated[CronFields | None, BeforeValidator(_cron)] = None
+
+    @property
+    def start_time(self) -> datetime | None:
+        """The start time given with the recurrence or cron, if any."""
+        given = self.recurrence or self.cron
+        return None if given is None else given.start_time
+
+    @property
+    def end_time(self) -> datetime | None:
+        """The end time given with the recurrence or cron, if any."""
+        given = self.recurrence or self.cron
+        return None if given is None else given.end_time
+
+
+def _unknown_key(path: str) -> str:
+    block = path.partition(".")[0]
+    return _unknown(path, RECURRENCE_FIELDS if block == "recurrence" else CRON_FIELDS)
+
+
+def parse_parts(data: object) -> ScheduleParts:
+    """Check every field of a schedule mapping; ScheduleError has one message per problem."""
+    if not isinstance(data, Mapping):
+        expected = "expected a mapping with name, target and recurrence or cron"
+        raise ScheduleError([f"schedule: got {type(data).__name__} {short(data)} — {expected}"])
     problems: list[str] = []
-    if isinstance(data, Mapping):
-        problems += [_unknown(f"cron.{k}", CRON_FIELDS) for k in data if k not in CRON_FIELDS]
-        problems += _times("cron", data, parts)
-        expression, path = data.get("expression"), "cron.expression"
-    else:
-        expression, path = data, "cron"
-    if not isinstance(expression, str):
-        got = "missing" if expression is None else f"got {_short(expression)}"
-        return [*problems, f"{path}: {got} — expected a cron expression, {_CRON_EXAMPLE}"]
-    fields = expression.split()
-    if len(fields) != 5:
-        return [*problems, f"{path}: got {_short(expression)} ({len(fields)} fields) — expected "
-                f"5 fields: minute hour day-of-month month day-of-week, in UTC, {_CRON_EXAMPLE}"]
-    if not croniter.is_valid(expression):
-        return [*problems, f"{path}: got {_short(expression)} — not a valid cron expression "
-                "(minute 0-59, hour 0-23, day 1-31, month 1-12, day of week 0-6 or MON-SUN), "
-                f"{_CRON_EXAMPLE}"]
-    parts.cron = " ".join(fields)
-    return problems
+    for key in data:
+        if key == "time_zone":
+            problems.append("time_zone: goes inside recurrence or cron, and only UTC is "
+                            "supported — remove it, or move it there as time_zone: UTC")
+        elif key not in TOP_FIELDS:
+            problems.append(_unknown(str(key), TOP_FIELDS))
+    fields = {k: v for k, v in data.items() if k in TOP_FIELDS}
+    has_recurrence, has_cron = data.get("recurrence") is not None, data.get("cron") is not None
+    one_of = []
+    if has_recurrence == has_cron:  # neither is checked: which one was meant is not known
+        fields.pop("recurrence", None)
+        fields.pop("cron", None)
+        how = "both given — keep one" if has_cron else "neither given — add one"
+        one_of.append(f"recurrence, cron: {how}; a schedule has exactly one, e.g. "
+                      "recurrence: {frequency: Day, interval: 1} or cron: '0 2 * * *'")
+    try:
+        parts = ScheduleParts.model_validate(fields)
+    except pydantic.ValidationError as exc:
+        problems += _in_order(exc)
+    if problems or one_of:
+        raise ScheduleError(problems + one_of)
+    return parts
+
+
+def _in_order(exc: pydantic.ValidationError) -> list[str]:
+    """The problems in the order of ScheduleParts' fields, with the keys that recurrence or
+    cron does not allow first in theirs (pydantic reports a model's unknown keys last)."""
+    unknown: list[str] = []
+
+    def word(path: str) -> str:
+        unknown.append(_unknown_key(path))
+        return unknown[-1]
+
+    def place(message: str) -> int:
+        trigger = message.startswith(("recurrence", "cron"))
+        return 0 if not trigger else 1 if message in unknown else 2
+
+    return sorted(problem_messages(exc, unknown=word, expected=EXPECTED), key=place)
 
 
 # --- placeholders ----------------------------------------------------------------------
@@ -265,7 +334,7 @@ _SAMPLE = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
 
 def _fill_text(text: str, due: datetime, path: str) -> str:
     def replace(match: re.Match[str]) -> str:
-        what = f"{path}: {_short(text)} has {match.group(0)!r}"
+        what = f"{path}: {short(text)} has {match.group(0)!r}"
         parsed = _DATE_SPEC.fullmatch(match.group(1))
         if parsed is None:
             raise ScheduleError([f"{what} — expected {{date}}, {{date:FORMAT}} or an offset "
