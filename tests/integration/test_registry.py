@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from app_settings import app_settings
 
 from batchfx.core.deployments import Deployment, parse_deployment
 from batchfx.core.errors import SpecError
 from batchfx.core.pipelines import parse_pipeline
-from batchfx.core.settings import Settings
 from batchfx.services.invocations import job_spec_for
 from batchfx.services.jobs import prepare_job
 from batchfx.services.registry import (
@@ -34,10 +34,8 @@ OUTPUT = "results/digits"
 
 @pytest.fixture
 def storage(connection_string: str, unique_name: str, tmp_path: Path) -> Storage:
-    store = Storage.from_settings(Settings(
-        connection_string=connection_string, jobs_container=unique_name,
-        queue_name=unique_name, jobs_table=unique_name + "jobs",
-        minibatches_table=unique_name + "mb", work_dir=str(tmp_path / "work")))
+    store = Storage.from_settings(app_settings(connection_string, unique_name,
+                                               tmp_path / "work"))
     store.ensure_resources()
     return store
 

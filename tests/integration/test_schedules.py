@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from app_settings import app_settings
 
 from batchfx.core.errors import ConflictError
 from batchfx.core.pipelines import parse_pipeline
 from batchfx.core.records import JobRecord
 from batchfx.core.recurrence import ScheduleError
-from batchfx.core.settings import Settings
 from batchfx.services.jobs import get_job, list_jobs, submit_job_once
 from batchfx.services.registry import delete_pipeline, publish_pipeline
 from batchfx.services.schedules import (
@@ -39,10 +39,7 @@ DAY = timedelta(days=1)
 
 @pytest.fixture
 def storage(connection_string: str, unique_name: str, tmp_path: Path) -> Storage:
-    settings = Settings(connection_string=connection_string, jobs_container=unique_name,
-                        queue_name=unique_name, jobs_table=unique_name + "jobs",
-                        minibatches_table=unique_name + "mb", work_dir=str(tmp_path))
-    store = Storage.from_settings(settings)
+    store = Storage.from_settings(app_settings(connection_string, unique_name, tmp_path))
     store.ensure_resources()
     return store
 
