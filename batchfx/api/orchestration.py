@@ -10,7 +10,13 @@ import azure.durable_functions as df
 from batchfx.api import context as app_context
 from batchfx.core.progress import Action, Thresholds, decide, next_check_s
 from batchfx.core.records import JobState
-from batchfx.core.watch_steps import CheckResult, PartitionStep, WatchState, next_step
+from batchfx.core.watch_steps import (
+    CheckResult,
+    EndRequest,
+    PartitionStep,
+    WatchState,
+    next_step,
+)
 from batchfx.services.finalize import finalize_job, write_progress_overview
 from batchfx.services.jobs import get_job, job_progress
 from batchfx.services.partitioner import partition_job
@@ -89,7 +95,7 @@ def check_job(jobid: str) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="request")
-def end_job(request: dict[str, Any]) -> str:
+def end_job(request: EndRequest) -> str:
     """Write the outputs and reports and set the job's final state."""
     return finalize_job(app_context.storage(), request["job_id"],
                         JobState(request["outcome"]), request.get("reason", ""))

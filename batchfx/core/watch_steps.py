@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from batchfx.core.progress import Action
 from batchfx.core.settings import Settings
 
-__all__ = ["QUEUE_WINDOW", "CheckResult", "Decision", "PartitionStep", "WatchState",
-           "next_step"]
+__all__ = ["QUEUE_WINDOW", "CheckResult", "Decision", "EndRequest", "PartitionStep",
+           "WatchState", "next_step"]
 
 # Mini-batches queued and not finished that make partitioning wait (the default of the
 # BATCHFX_QUEUE_WINDOW setting): a queue of tens of thousands of messages gains nothing
@@ -116,21 +116,29 @@ class WatchState:
                 and now < _parse(self.next_check))
 
 
+class EndRequest(TypedDict):
+    """The ``end_job`` activity's input: the job, the state it ends in, and why."""
+
+    job_id: str
+    outcome: str  # a final JobState's value
+    reason: str
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the generator does after a check: wait for a timer (or not) and go on as new,
     or end the job with ``end`` (the ``end_job`` activity's request)."""
 
     timer_at: datetime | None = None
-    end: dict[str, Any] | None = None
+    end: EndRequest | None = None
 
 
 def next_step(state: WatchState, check: CheckResult, now: datetime) -> Decision:
     """After a progress check: end the job, or wait — with a timer once partitioning is
     done or the queue is full, at once otherwise (the next execution partitions more)."""
     if check.action is not Action.WAIT:
-        return Decision(end={"job_id": state.job_id, "outcome": check.outcome,
-                             "reason": check.reason})
+        return Decision(end=EndRequest(job_id=state.job_id, outcome=check.outcome,
+                                       reason=check.reason))
     wait = timedelta(seconds=check.wait_s if check.wait_s else state.poll_s)
     state.next_check = (now + wait).isoformat()
     if check.backlog is not None:
