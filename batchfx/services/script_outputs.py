@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterable
 from stat import S_ISREG
 from typing import Any
@@ -35,6 +36,16 @@ _uploaded: dict[str, tuple[int, float]] = {}
 # (job id, relative name, worker) owned by this process's worker
 _owned: set[tuple[str, str, str]] = set()
 _MAX_LISTED = 10
+# One lock per folder: a folder's scan and uploads are one step, so a slow upload of a file
+# as it was can never land after a later thread's upload of it as it is now (the script
+# processes of one pool share their log folder, and their runs end in concurrent threads).
+_folder_locks: dict[str, threading.Lock] = {}
+_locks_lock = threading.Lock()
+
+
+def _folder_lock(folder: str) -> threading.Lock:
+    with _locks_lock:
+        return _folder_locks.setdefault(folder, threading.Lock())
 
 
 def _worker() -> str:
@@ -105,17 +116,19 @@ def sync_worker_outputs(storage: Storage, job: JobRecord, config: ScriptConfig,
     worker process)."""
     count = 0
     me = owner or _worker()
-    for path, relative in _changed_files(config.output_dir):
-        if _claim(storage, job, relative, me, mini_batch):
-            storage.blobs.upload_file(job.output_container, f"{job.output_prefix}/{relative}",
-                                      path)
-            count += 1
+    with _folder_lock(config.output_dir):
+        for path, relative in _changed_files(config.output_dir):
+            if _claim(storage, job, relative, me, mini_batch):
+                storage.blobs.upload_file(job.output_container,
+                                          f"{job.output_prefix}/{relative}", path)
+                count += 1
     if config.log_path and os.path.isfile(config.log_path):
         log_dir = os.path.dirname(config.log_path)
-        for path, relative in _changed_files(log_dir):
-            storage.blobs.upload_file(job.output_container,
-                                      f"{job.output_prefix}/logs/{relative}", path)
-            count += 1
+        with _folder_lock(log_dir):
+            for path, relative in _changed_files(log_dir):
+                storage.blobs.upload_file(job.output_container,
+                                          f"{job.output_prefix}/logs/{relative}", path)
+                count += 1
     if count:
         logger.debug("job %s: uploaded %d worker output files", job.job_id, count)
     return count

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from batchfx.core.records import JobRecord, JobState
 from batchfx.core.script_contract import ScriptConfig
@@ -63,3 +66,47 @@ def test_a_fifo_or_a_link_in_the_output_folder_is_skipped_not_waited_on(
     assert done == [1]
     names = [r.name for r in storage.blobs.list_names(job.output_container, "out/job-outputs-1/")]
     assert names == ["out/job-outputs-1/result.txt"]
+
+
+def test_a_slow_upload_of_a_shared_log_never_lands_after_a_newer_one(
+        storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two script processes of one pool share a log folder; their runs end in two threads.
+    The first thread's upload of the other process's metrics file, read before that
+    process logged its run, must not overwrite the second thread's upload of it."""
+    job = _job(storage)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    metrics = logs / "w-p1.metrics.jsonl"
+    metrics.write_text('{"name": "init_pid"}\n')
+    (logs / "w-p0.log").write_text("p0\n")
+    (logs / "w-p1.log").write_text("p1\n")
+    reading = threading.Event()
+    upload_file = storage.blobs.upload_file
+
+    def slow_snapshot_upload(container: str, name: str, path: str) -> None:
+        data = Path(path).read_bytes()  # the file as it is when its upload starts
+        if path == str(metrics) and not reading.is_set():
+            reading.set()
+            time.sleep(1.0)  # a slow upload, still sending the old content
+            storage.blobs.upload(container, name, data)
+            return
+        upload_file(container, name, path)
+
+    monkeypatch.setattr(storage.blobs, "upload_file", slow_snapshot_upload)
+
+    def sync(slot: str) -> None:
+        config = ScriptConfig(code_dir=str(tmp_path), entry_script="score.py", model_dir=None,
+                              output_dir=str(tmp_path / f"out-{slot}"),
+                              log_path=str(logs / f"w-{slot}.log"))
+        sync_worker_outputs(storage, job, config, "0000001", owner=f"w-{slot}")
+
+    first = threading.Thread(target=sync, args=("p0",))
+    first.start()
+    assert reading.wait(60)
+    with metrics.open("a") as stream:  # process p1 logs its run, then its own sync runs
+        stream.write('{"name": "items_scored"}\n')
+    sync("p1")
+    first.join(60)
+    uploaded = storage.blobs.download(job.output_container,
+                                      f"{job.output_prefix}/logs/w-p1.metrics.jsonl")
+    assert b"items_scored" in uploaded
