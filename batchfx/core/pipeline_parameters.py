@@ -27,6 +27,7 @@ __all__ = [
     "ParameterType",
     "coerce_parameter",
     "declared_parameters",
+    "parameter_text",
     "placeholders",
     "render",
     "validate_assignments",
@@ -223,7 +224,9 @@ def validate_assignments(declared: Mapping[str, Parameter],
             unknown_first=True)) from None
 
 
-def _text(value: Any) -> str:
+def parameter_text(value: Any) -> str:
+    """A parameter's value as text (a command-line argument, an environment variable, a
+    placeholder's replacement): booleans as YAML writes them."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -267,7 +270,7 @@ def _render(template: Any, values: Mapping[str, Any], path: str, problems: list[
         return template
     if len(matches) == 1 and matches[0].span() == (0, len(template)):
         return values[names[0]]
-    texts = iter(_text(values[n]) for n in names)
+    texts = iter(parameter_text(values[n]) for n in names)
     return _EXPRESSION.sub(lambda _: next(texts), template)
 
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from batchfx.core.deployments import INVOCATION_FIELDS, Deployment, normalise_settings
 from batchfx.core.errors import SpecError
+from batchfx.core.pipeline_parameters import parameter_text
 from batchfx.core.pipelines import render, validate_assignments
 from batchfx.core.spec import V2_ALIASES, parse_job_spec
 from batchfx.core.spec_fields import Problems, problem_messages, short
@@ -40,12 +41,6 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NOT_SETTINGS = (*INVOCATION_FIELDS, "source_directory", "entry_script", "model")
 _EXPECTED = {"version": "expected a version number ≥ 1, or leave it out for the latest"}
 _T = TypeVar("_T", bound=BaseModel)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _version(value: Any) -> Any:
@@ -194,8 +189,9 @@ def _deployment_spec(storage: Storage, target: Mapping[str, Any], extra: Mapping
         "inputs": fields["inputs"], "output": output}).to_record()
     for name, value in parameters.items():
         # After the deployment's own arguments, so argparse's last-wins gives the parameter.
-        base["arguments"] += [f"--{name}", _text(value)]
-        base["environment_variables"][f"{PARAMETER_ENV_PREFIX}{name.upper()}"] = _text(value)
+        text = parameter_text(value)
+        base["arguments"] += [f"--{name}", text]
+        base["environment_variables"][f"{PARAMETER_ENV_PREFIX}{name.upper()}"] = text
     return parse_job_spec(base).to_record()
 
 
